@@ -1,0 +1,1 @@
+"""SQLite storage via aiosqlite: implements the repositories that ``trader.ports`` declares."""

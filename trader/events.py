@@ -1,0 +1,116 @@
+"""Past-tense events the engine emits; the bot (and anything else) subscribes to them.
+
+Events are immutable facts. Subscribers must not block: a slow or failing subscriber never
+stops trading (``EventBus`` logs and swallows its errors).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from trader.models import ClosedTrade, Position, Signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStarted:
+    mode: str
+    at: datetime
+    open_positions: int
+    trading_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStopped:
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradingToggled:
+    enabled: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSkipped:
+    """A signal that will not be traded: filtered, rejected by risk, invalid, declined, expired."""
+
+    signal_id: str
+    symbol: str
+    outcome: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationRequested:
+    """Confirmation mode: the trader is asked before ``signal`` is traded."""
+
+    signal: Signal
+    margin: Decimal
+    leverage: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PositionOpened:
+    position: Position
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed:
+    trade: ClosedTrade
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFailed:
+    """An order the exchange rejected or that could not be sent; ``reason`` is the venue's."""
+
+    signal_id: str
+    symbol: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DailyLossLimitReached:
+    loss: Decimal
+    limit: Decimal
+    at: datetime
+
+
+Event = (
+    EngineStarted
+    | EngineStopped
+    | TradingToggled
+    | SignalSkipped
+    | ConfirmationRequested
+    | PositionOpened
+    | PositionClosed
+    | OrderFailed
+    | DailyLossLimitReached
+)
+
+Subscriber = Callable[[Event], Awaitable[None]]
+
+
+class EventBus:
+    """Fan-out of engine events to subscribers, in order, isolating their failures."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    async def publish(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                await subscriber(event)
+            except Exception:  # one failing frontend cannot break trading
+                log.exception("event subscriber failed on %s", type(event).__name__)

@@ -1,0 +1,1 @@
+"""Exchange adapters behind one ``Exchange`` protocol (see ``base``)."""

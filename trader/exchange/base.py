@@ -1,0 +1,89 @@
+"""The ports the engine uses to reach a venue: ``MarketData`` (public) and ``Exchange`` (trading).
+
+Adapters translate; the engine never sees a venue's own shapes. Listeners are called on the
+event loop's thread, never on an adapter's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from trader.models import CloseReason, EntryOrder, ExitOrder, Fill, Instrument, Position, Ticker
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdated:
+    """A new ticker for a watched symbol."""
+
+    ticker: Ticker
+
+
+@dataclass(frozen=True, slots=True)
+class PositionExited:
+    """The exchange closed a position by itself: its SL or TP triggered, or it vanished."""
+
+    symbol: str
+    fill: Fill
+    reason: CloseReason
+
+
+ExchangeEvent = PriceUpdated | PositionExited
+Listener = Callable[[ExchangeEvent], None]
+TickerListener = Callable[[Ticker], None]
+
+
+class MarketData(Protocol):
+    """Public market data of linear perpetuals: no keys needed."""
+
+    async def start(self, listener: TickerListener) -> None:
+        """Connect. ``listener`` gets every ticker of every watched symbol, on the loop."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def instrument(self, symbol: str) -> Instrument:
+        """Trading filters of ``symbol`` (cached). Raises ``ExchangeError`` if unknown."""
+        ...
+
+    async def ticker(self, symbol: str) -> Ticker:
+        """A current ticker: the stream's latest if fresh, else one REST call."""
+        ...
+
+    async def watch(self, symbol: str) -> None:
+        """Stream ``symbol``'s tickers to the listener from now on (idempotent)."""
+        ...
+
+
+class Exchange(Protocol):
+    """Trading on one venue, paper or live. Only the engine talks to it."""
+
+    mode: str  # "paper" or "live"
+
+    async def start(self, listener: Listener) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def adopt(self, positions: Sequence[Position]) -> None:
+        """Take over positions the database says are open (after a restart)."""
+        ...
+
+    async def instrument(self, symbol: str) -> Instrument: ...
+
+    async def ticker(self, symbol: str) -> Ticker: ...
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+
+    async def open(self, order: EntryOrder) -> Fill:
+        """A market order with SL/TP attached. Raises ``OrderRejected`` / ``ExchangeError``."""
+        ...
+
+    async def close(self, order: ExitOrder) -> Fill:
+        """A reduce-only market order for the whole position."""
+        ...
+
+    async def balance(self) -> Decimal:
+        """Wallet balance in USDT (realised, net of fees)."""
+        ...

@@ -1,0 +1,195 @@
+"""Value types of the engine: signals, instruments, prices, orders, fills, positions, trades.
+
+All money is ``Decimal``; all times are timezone-aware UTC ``datetime``s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    """Order or position side, spelled as Bybit spells it."""
+
+    BUY = "Buy"
+    SELL = "Sell"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long, -1 for a short: PnL is sign × (exit − entry) × qty."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def label(self) -> str:
+        return "LONG" if self is Side.BUY else "SHORT"
+
+
+VERDICT_SIDES: dict[str, Side] = {"BUY": Side.BUY, "SELL": Side.SELL}
+
+
+class CloseReason(StrEnum):
+    STOP_LOSS = "SL"
+    TAKE_PROFIT = "TP"
+    TTL = "TTL"
+    MANUAL = "manual"
+    DAILY_LOSS = "daily_loss"
+    EXTERNAL = "external"  # closed outside the bot (by hand on the exchange)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One parsed row of the signal log."""
+
+    id: str
+    timestamp: datetime
+    symbol: str
+    verdict: str
+    confidence: Decimal
+    entry_price: Decimal | None = None
+    ttl_minutes: int | None = None
+    target_min: Decimal | None = None
+    target_max: Decimal | None = None
+
+    @property
+    def side(self) -> Side | None:
+        """The side to open, or None for a verdict we do not trade."""
+        return VERDICT_SIDES.get(self.verdict)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidSignal:
+    """A row of the signal log that could not be parsed. It is recorded, never traded."""
+
+    id: str
+    reason: str
+    raw: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """The trading filters of one linear perpetual, from instruments-info."""
+
+    symbol: str
+    tick_size: Decimal
+    qty_step: Decimal
+    min_order_qty: Decimal
+    max_order_qty: Decimal
+    min_notional: Decimal
+    max_leverage: Decimal = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """Top of book and last trade of one symbol."""
+
+    symbol: str
+    last: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    at: datetime
+
+    def fill_price(self, side: Side) -> Decimal:
+        """Where a market order of ``side`` fills: a buy at the ask, a sell at the bid,
+        the last price when that side of the book is empty."""
+        price = self.ask if side is Side.BUY else self.bid
+        return price if price is not None and price > 0 else self.last
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOrder:
+    """A market order that opens a position, with SL/TP attached on the exchange."""
+
+    link_id: str
+    signal_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    leverage: int
+    stop_loss: Decimal
+    take_profit: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOrder:
+    """A reduce-only market order that closes (all of) a position."""
+
+    link_id: str
+    symbol: str
+    side: Side  # the order's side: the opposite of the position's
+    qty: Decimal
+    reason: CloseReason
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An execution: what was traded, at what price, for what fee (fee in USDT, ≥ 0 when paid)."""
+
+    link_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    at: datetime
+    exec_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open position as the engine knows it."""
+
+    signal_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry_price: Decimal
+    leverage: int
+    margin: Decimal
+    stop_loss: Decimal
+    take_profit: Decimal
+    entry_fee: Decimal
+    opened_at: datetime
+    expires_at: datetime
+    link_id: str = ""
+    id: int | None = None
+
+    @property
+    def notional(self) -> Decimal:
+        return self.qty * self.entry_price
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """A position after its exit: the unit of PnL, stats and ``trades_log.csv``."""
+
+    signal_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry_price: Decimal
+    exit_price: Decimal
+    leverage: int
+    margin: Decimal
+    entry_fee: Decimal
+    exit_fee: Decimal
+    gross_pnl: Decimal
+    net_pnl: Decimal
+    reason: CloseReason
+    opened_at: datetime
+    closed_at: datetime
+    id: int | None = None
+
+    @property
+    def fees(self) -> Decimal:
+        return self.entry_fee + self.exit_fee
+
+    @property
+    def is_win(self) -> bool:
+        return self.net_pnl > 0

@@ -1,0 +1,183 @@
+"""The storage the engine needs, declared as protocols; ``storage/`` implements them.
+
+The engine depends on these, never on SQLite. Every method is a short transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Side, Signal
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # recorded before it is sent: a crash leaves a trace
+    FILLED = "filled"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # sent, outcome not known yet
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    link_id: str
+    signal_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    reduce_only: bool
+    status: OrderStatus
+    created_at: datetime
+    error: str = ""
+    exchange_order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignal:
+    id: str
+    symbol: str
+    verdict: str
+    timestamp: datetime | None
+    seen_at: datetime
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    chat_id: int
+    kind: str  # "text" or "photo"
+    payload: str  # JSON, rendered by the bot
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    signal_id: str
+    chat_id: int
+    message_id: int | None
+    status: str  # "pending", "approved", "declined", "expired"
+    created_at: datetime
+    expires_at: datetime
+
+
+class SignalRepository(Protocol):
+    async def record_signal(self, signal: Signal | InvalidSignal, seen_at: datetime) -> bool:
+        """Store a signal on first sight. False if its id was already known (nothing changes)."""
+        ...
+
+    async def set_outcome(self, signal_id: str, outcome: str, at: datetime) -> None:
+        """Store the signal's outcome (``opened``, ``filtered:<reason>``, ...)."""
+        ...
+
+    async def get_signal(self, signal_id: str) -> StoredSignal | None: ...
+
+    async def signals_without_outcome(self) -> Sequence[StoredSignal]:
+        """Signals seen but never decided: what a crash interrupted."""
+        ...
+
+
+class OrderRepository(Protocol):
+    async def add_order(self, order: OrderRecord) -> None: ...
+
+    async def update_order(
+        self, link_id: str, status: OrderStatus, *, error: str = "", exchange_order_id: str = ""
+    ) -> None: ...
+
+    async def get_order(self, link_id: str) -> OrderRecord | None: ...
+
+    async def orders_with_status(self, *statuses: OrderStatus) -> Sequence[OrderRecord]: ...
+
+    async def add_fill(self, fill: Fill) -> bool:
+        """Store an execution; False if its ``exec_id`` (when set) was already stored."""
+        ...
+
+
+class PositionRepository(Protocol):
+    async def add_position(self, position: Position) -> Position:
+        """Store an open position; returns it with its ``id`` set."""
+        ...
+
+    async def open_positions(self) -> Sequence[Position]: ...
+
+    async def close_position(self, position_id: int, trade: ClosedTrade) -> ClosedTrade:
+        """In one transaction: remove the open position and store the closed trade.
+
+        Returns the trade with its ``id`` set.
+        """
+        ...
+
+
+class TradeRepository(Protocol):
+    async def recent_trades(self, limit: int) -> Sequence[ClosedTrade]:
+        """The last ``limit`` closed trades, newest first."""
+        ...
+
+    async def trades_closed_since(self, since: datetime) -> Sequence[ClosedTrade]:
+        """Trades closed at or after ``since``, oldest first."""
+        ...
+
+    async def all_trades(self) -> Sequence[ClosedTrade]:
+        """Every closed trade, oldest first (for stats and the equity curve)."""
+        ...
+
+    async def net_pnl_total(self) -> Decimal:
+        """Sum of ``net_pnl`` over every closed trade (exact, in Decimal)."""
+        ...
+
+
+class SettingsRepository(Protocol):
+    """Limits and switches changed from chat: they override the strategy file until reset."""
+
+    async def get_setting(self, key: str) -> str | None: ...
+
+    async def set_setting(self, key: str, value: str) -> None: ...
+
+    async def delete_setting(self, key: str) -> None: ...
+
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]: ...
+
+
+class OutboxRepository(Protocol):
+    async def enqueue(self, chat_id: int, kind: str, payload: str, at: datetime) -> int: ...
+
+    async def due_messages(self, now: datetime, limit: int) -> Sequence[OutboxMessage]:
+        """Unsent messages whose next attempt is due, oldest first."""
+        ...
+
+    async def mark_sent(self, message_id: int, at: datetime) -> None: ...
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None: ...
+
+
+class ConfirmationRepository(Protocol):
+    async def add_confirmation(self, confirmation: Confirmation) -> None: ...
+
+    async def get_confirmation(self, signal_id: str) -> Confirmation | None: ...
+
+    async def set_confirmation_message(self, signal_id: str, message_id: int) -> None: ...
+
+    async def resolve_confirmation(self, signal_id: str, status: str, at: datetime) -> bool:
+        """Move a pending confirmation to ``status``; False if it was no longer pending."""
+        ...
+
+    async def pending_confirmations(self) -> Sequence[Confirmation]: ...
+
+
+class Repositories(
+    SignalRepository,
+    OrderRepository,
+    PositionRepository,
+    TradeRepository,
+    SettingsRepository,
+    OutboxRepository,
+    ConfirmationRepository,
+    Protocol,
+):
+    """Everything the engine and bot store, behind one object."""
