@@ -1,0 +1,577 @@
+"""The SQLite implementation of ``trader.ports.Repositories``: every table behind one object.
+
+Decimals are stored as exact text, times as fixed-width UTC ISO-8601 text, enums as values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storage.db import Database, open_database
+from trader.models import ClosedTrade, CloseReason, Fill, InvalidSignal, Position, Side, Signal
+from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
+
+if TYPE_CHECKING:
+    from trader.ports import Repositories
+
+log = logging.getLogger(__name__)
+
+# Fixed width, always UTC: text order is then time order, so range queries use indexes.
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+CONFIRMATION_OUTCOMES = frozenset({"approved", "declined", "expired"})
+
+
+class PositionAlreadyOpen(ValueError):
+    """A position is already open for this symbol (one-way mode allows one per symbol)."""
+
+
+class PositionNotOpen(LookupError):
+    """No open position has this id: it was closed already, or never stored.
+
+    A ``LookupError`` so that the engine can catch it without importing ``storage``.
+    """
+
+
+def to_db_time(value: datetime) -> str:
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware UTC times")
+    return value.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def from_db_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _opt_time(text: str | None) -> datetime | None:
+    return None if text is None else from_db_time(text)
+
+
+def to_db_decimal(value: Decimal) -> str:
+    # A float here would store its binary noise; refuse it instead of rounding silently.
+    if not isinstance(value, Decimal):
+        raise TypeError(f"expected Decimal, got {type(value).__name__}")
+    return str(value)
+
+
+def _opt_decimal(value: Decimal | None) -> str | None:
+    return None if value is None else to_db_decimal(value)
+
+
+_SIGNAL_COLUMNS = "id, symbol, verdict, timestamp, seen_at, outcome"
+_ORDER_COLUMNS = (
+    "link_id, signal_id, symbol, side, qty, reduce_only, status, created_at, error,"
+    " exchange_order_id"
+)
+_POSITION_COLUMNS = (
+    "id, signal_id, symbol, side, qty, entry_price, leverage, margin, stop_loss, take_profit,"
+    " entry_fee, opened_at, expires_at, link_id"
+)
+_TRADE_COLUMNS = (
+    "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
+    " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at"
+)
+_OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at"
+_CONFIRMATION_COLUMNS = "signal_id, chat_id, message_id, status, created_at, expires_at"
+
+
+def _stored_signal(row: sqlite3.Row) -> StoredSignal:
+    return StoredSignal(
+        id=row["id"],
+        symbol=row["symbol"],
+        verdict=row["verdict"],
+        timestamp=_opt_time(row["timestamp"]),
+        seen_at=from_db_time(row["seen_at"]),
+        outcome=row["outcome"],
+    )
+
+
+def _order(row: sqlite3.Row) -> OrderRecord:
+    return OrderRecord(
+        link_id=row["link_id"],
+        signal_id=row["signal_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=Decimal(row["qty"]),
+        reduce_only=bool(row["reduce_only"]),
+        status=OrderStatus(row["status"]),
+        created_at=from_db_time(row["created_at"]),
+        error=row["error"],
+        exchange_order_id=row["exchange_order_id"],
+    )
+
+
+def _position(row: sqlite3.Row) -> Position:
+    return Position(
+        id=row["id"],
+        signal_id=row["signal_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=Decimal(row["qty"]),
+        entry_price=Decimal(row["entry_price"]),
+        leverage=row["leverage"],
+        margin=Decimal(row["margin"]),
+        stop_loss=Decimal(row["stop_loss"]),
+        take_profit=Decimal(row["take_profit"]),
+        entry_fee=Decimal(row["entry_fee"]),
+        opened_at=from_db_time(row["opened_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+        link_id=row["link_id"],
+    )
+
+
+def _trade(row: sqlite3.Row) -> ClosedTrade:
+    return ClosedTrade(
+        id=row["id"],
+        signal_id=row["signal_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=Decimal(row["qty"]),
+        entry_price=Decimal(row["entry_price"]),
+        exit_price=Decimal(row["exit_price"]),
+        leverage=row["leverage"],
+        margin=Decimal(row["margin"]),
+        entry_fee=Decimal(row["entry_fee"]),
+        exit_fee=Decimal(row["exit_fee"]),
+        gross_pnl=Decimal(row["gross_pnl"]),
+        net_pnl=Decimal(row["net_pnl"]),
+        reason=CloseReason(row["reason"]),
+        opened_at=from_db_time(row["opened_at"]),
+        closed_at=from_db_time(row["closed_at"]),
+    )
+
+
+def _outbox_message(row: sqlite3.Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        kind=row["kind"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        created_at=from_db_time(row["created_at"]),
+    )
+
+
+def _confirmation(row: sqlite3.Row) -> Confirmation:
+    return Confirmation(
+        signal_id=row["signal_id"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        status=row["status"],
+        created_at=from_db_time(row["created_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+    )
+
+
+def _signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[Any, ...]:
+    """The signals-table row of a signal: (id, symbol, verdict, timestamp, seen_at, confidence,
+    entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)."""
+    seen = to_db_time(seen_at)
+    if isinstance(signal, InvalidSignal):
+        raw = signal.raw
+        # An unparseable row is decided the moment it is seen: it is never traded.
+        return (
+            signal.id,
+            str(raw.get("symbol") or "").strip(),
+            str(raw.get("verdict") or "").strip(),
+            None,
+            seen,
+            None,
+            None,
+            None,
+            None,
+            None,
+            json.dumps(raw, ensure_ascii=False, default=str),
+            f"invalid:{signal.reason}",
+            seen,
+        )
+    return (
+        signal.id,
+        signal.symbol,
+        signal.verdict,
+        to_db_time(signal.timestamp),
+        seen,
+        to_db_decimal(signal.confidence),
+        _opt_decimal(signal.entry_price),
+        signal.ttl_minutes,
+        _opt_decimal(signal.target_min),
+        _opt_decimal(signal.target_max),
+        None,
+        None,
+        None,
+    )
+
+
+class SqliteRepositories:
+    """Implements ``trader.ports.Repositories`` over one ``Database``.
+
+    Every write method is one transaction, committed before it returns.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteRepositories:
+        """Open (creating and migrating if needed) the database file at ``path``."""
+        return cls(await open_database(path))
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._db.read() as conn, conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self._db.read() as conn, conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in its own transaction; returns the rows it changed."""
+        async with self._db.transaction() as conn, conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    # -- signals ------------------------------------------------------------------------
+
+    async def record_signal(self, signal: Signal | InvalidSignal, seen_at: datetime) -> bool:
+        changed = await self._write(
+            "INSERT INTO signals (id, symbol, verdict, timestamp, seen_at, confidence,"
+            " entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            _signal_values(signal, seen_at),
+        )
+        return changed == 1
+
+    async def set_outcome(self, signal_id: str, outcome: str, at: datetime) -> None:
+        changed = await self._write(
+            "UPDATE signals SET outcome = ?, outcome_at = ? WHERE id = ?",
+            (outcome, to_db_time(at), signal_id),
+        )
+        if changed == 0:
+            log.warning("outcome %r for unknown signal %s was not stored", outcome, signal_id)
+
+    async def get_signal(self, signal_id: str) -> StoredSignal | None:
+        row = await self._fetch_one(
+            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE id = ?", (signal_id,)
+        )
+        return None if row is None else _stored_signal(row)
+
+    async def signals_without_outcome(self) -> Sequence[StoredSignal]:
+        rows = await self._fetch_all(
+            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE outcome IS NULL ORDER BY seen_at, id"
+        )
+        return [_stored_signal(row) for row in rows]
+
+    # -- orders and fills ---------------------------------------------------------------
+
+    async def add_order(self, order: OrderRecord) -> None:
+        """Store a new order. A second order with the same ``link_id`` raises IntegrityError:
+        overwriting would hide what was actually sent."""
+        await self._write(
+            f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                order.link_id,
+                order.signal_id,
+                order.symbol,
+                order.side.value,
+                to_db_decimal(order.qty),
+                int(order.reduce_only),
+                order.status.value,
+                to_db_time(order.created_at),
+                order.error,
+                order.exchange_order_id,
+            ),
+        )
+
+    async def update_order(
+        self, link_id: str, status: OrderStatus, *, error: str = "", exchange_order_id: str = ""
+    ) -> None:
+        """Set the status and error; an empty ``exchange_order_id`` keeps the one known,
+        since the exchange's id never changes once it has been seen."""
+        changed = await self._write(
+            "UPDATE orders SET status = ?, error = ?,"
+            " exchange_order_id = CASE WHEN ? = '' THEN exchange_order_id ELSE ? END"
+            " WHERE link_id = ?",
+            (status.value, error, exchange_order_id, exchange_order_id, link_id),
+        )
+        if changed == 0:
+            log.warning("status %s for unknown order %s was not stored", status.value, link_id)
+
+    async def get_order(self, link_id: str) -> OrderRecord | None:
+        row = await self._fetch_one(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE link_id = ?", (link_id,)
+        )
+        return None if row is None else _order(row)
+
+    async def orders_with_status(self, *statuses: OrderStatus) -> Sequence[OrderRecord]:
+        if not statuses:
+            return []
+        marks = ", ".join("?" for _ in statuses)
+        rows = await self._fetch_all(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status IN ({marks})"
+            " ORDER BY created_at, link_id",
+            [status.value for status in statuses],
+        )
+        return [_order(row) for row in rows]
+
+    async def add_fill(self, fill: Fill) -> bool:
+        # DO NOTHING only covers uniqueness, unlike INSERT OR IGNORE, which would also
+        # swallow a CHECK failure and report it as a duplicate.
+        changed = await self._write(
+            "INSERT INTO fills (link_id, symbol, side, qty, price, fee, at, exec_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                fill.link_id,
+                fill.symbol,
+                fill.side.value,
+                to_db_decimal(fill.qty),
+                to_db_decimal(fill.price),
+                to_db_decimal(fill.fee),
+                to_db_time(fill.at),
+                fill.exec_id,
+            ),
+        )
+        return changed == 1
+
+    # -- positions and trades -----------------------------------------------------------
+
+    async def add_position(self, position: Position) -> Position:
+        try:
+            async with self._db.transaction() as conn:
+                cursor = await conn.execute(
+                    "INSERT INTO positions (signal_id, symbol, side, qty, entry_price, leverage,"
+                    " margin, stop_loss, take_profit, entry_fee, opened_at, expires_at, link_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        position.signal_id,
+                        position.symbol,
+                        position.side.value,
+                        to_db_decimal(position.qty),
+                        to_db_decimal(position.entry_price),
+                        position.leverage,
+                        to_db_decimal(position.margin),
+                        to_db_decimal(position.stop_loss),
+                        to_db_decimal(position.take_profit),
+                        to_db_decimal(position.entry_fee),
+                        to_db_time(position.opened_at),
+                        to_db_time(position.expires_at),
+                        position.link_id,
+                    ),
+                )
+                position_id = cursor.lastrowid
+                await cursor.close()
+        except sqlite3.IntegrityError as exc:
+            if "positions.symbol" in str(exc):
+                raise PositionAlreadyOpen(
+                    f"a position is already open for {position.symbol}"
+                ) from exc
+            raise
+        return replace(position, id=position_id)
+
+    async def open_positions(self) -> Sequence[Position]:
+        rows = await self._fetch_all(
+            f"SELECT {_POSITION_COLUMNS} FROM positions ORDER BY opened_at, id"
+        )
+        return [_position(row) for row in rows]
+
+    async def close_position(self, position_id: int, trade: ClosedTrade) -> ClosedTrade:
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT symbol FROM positions WHERE id = ?", (position_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                # Closed already (an SL fill racing a /close): a second trade would double
+                # count its PnL.
+                raise PositionNotOpen(f"position {position_id} is not open")
+            if row["symbol"] != trade.symbol:
+                raise ValueError(
+                    f"trade for {trade.symbol} cannot close position {position_id}"
+                    f" ({row['symbol']})"
+                )
+            await conn.execute("DELETE FROM positions WHERE id = ?", (position_id,))
+            cursor = await conn.execute(
+                "INSERT INTO trades (position_id, signal_id, symbol, side, qty, entry_price,"
+                " exit_price, leverage, margin, entry_fee, exit_fee, gross_pnl, net_pnl, reason,"
+                " opened_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    position_id,
+                    trade.signal_id,
+                    trade.symbol,
+                    trade.side.value,
+                    to_db_decimal(trade.qty),
+                    to_db_decimal(trade.entry_price),
+                    to_db_decimal(trade.exit_price),
+                    trade.leverage,
+                    to_db_decimal(trade.margin),
+                    to_db_decimal(trade.entry_fee),
+                    to_db_decimal(trade.exit_fee),
+                    to_db_decimal(trade.gross_pnl),
+                    to_db_decimal(trade.net_pnl),
+                    trade.reason.value,
+                    to_db_time(trade.opened_at),
+                    to_db_time(trade.closed_at),
+                ),
+            )
+            trade_id = cursor.lastrowid
+            await cursor.close()
+        return replace(trade, id=trade_id)
+
+    async def recent_trades(self, limit: int) -> Sequence[ClosedTrade]:
+        if limit <= 0:
+            return []
+        rows = await self._fetch_all(
+            f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY closed_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_trade(row) for row in rows]
+
+    async def trades_closed_since(self, since: datetime) -> Sequence[ClosedTrade]:
+        rows = await self._fetch_all(
+            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_at >= ? ORDER BY closed_at, id",
+            (to_db_time(since),),
+        )
+        return [_trade(row) for row in rows]
+
+    async def all_trades(self) -> Sequence[ClosedTrade]:
+        rows = await self._fetch_all(f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY closed_at, id")
+        return [_trade(row) for row in rows]
+
+    async def net_pnl_total(self) -> Decimal:
+        # Summed in Python: SQL SUM over text would go through floats and lose cents.
+        rows = await self._fetch_all("SELECT net_pnl FROM trades")
+        return sum((Decimal(row[0]) for row in rows), Decimal(0))
+
+    async def trade_count(self) -> int:
+        """How many trades have been closed, ever (without loading them)."""
+        row = await self._fetch_one("SELECT COUNT(*) FROM trades")
+        return 0 if row is None else int(row[0])
+
+    # -- settings -----------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        row = await self._fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_setting(self, key: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def delete_setting(self, key: str) -> None:
+        await self._write("DELETE FROM settings WHERE key = ?", (key,))
+
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        # substr rather than LIKE: LIKE is case-insensitive and treats '_' as a wildcard.
+        rows = await self._fetch_all(
+            "SELECT key, value FROM settings WHERE substr(key, 1, length(?)) = ? ORDER BY key",
+            (prefix, prefix),
+        )
+        return {str(row[0]): str(row[1]) for row in rows}
+
+    # -- notification outbox ------------------------------------------------------------
+
+    async def enqueue(self, chat_id: int, kind: str, payload: str, at: datetime) -> int:
+        stamp = to_db_time(at)
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (chat_id, kind, payload, stamp, stamp),
+            )
+            message_id = cursor.lastrowid
+            await cursor.close()
+        if message_id is None:  # pragma: no cover - an INSERT always sets it
+            raise RuntimeError("outbox insert returned no id")
+        return message_id
+
+    async def due_messages(self, now: datetime, limit: int) -> Sequence[OutboxMessage]:
+        # Ordered by id, not by due time: a chat reads notifications in the order they
+        # happened, even when an older one had to wait for a retry.
+        rows = await self._fetch_all(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+            " WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (to_db_time(now), limit),
+        )
+        return [_outbox_message(row) for row in rows]
+
+    async def mark_sent(self, message_id: int, at: datetime) -> None:
+        await self._write(
+            "UPDATE outbox SET sent_at = ? WHERE id = ?", (to_db_time(at), message_id)
+        )
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        await self._write(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            " WHERE id = ?",
+            (to_db_time(next_attempt_at), error, message_id),
+        )
+
+    # -- trade confirmations ------------------------------------------------------------
+
+    async def add_confirmation(self, confirmation: Confirmation) -> None:
+        await self._write(
+            f"INSERT INTO confirmations ({_CONFIRMATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                confirmation.signal_id,
+                confirmation.chat_id,
+                confirmation.message_id,
+                confirmation.status,
+                to_db_time(confirmation.created_at),
+                to_db_time(confirmation.expires_at),
+            ),
+        )
+
+    async def get_confirmation(self, signal_id: str) -> Confirmation | None:
+        row = await self._fetch_one(
+            f"SELECT {_CONFIRMATION_COLUMNS} FROM confirmations WHERE signal_id = ?",
+            (signal_id,),
+        )
+        return None if row is None else _confirmation(row)
+
+    async def set_confirmation_message(self, signal_id: str, message_id: int) -> None:
+        await self._write(
+            "UPDATE confirmations SET message_id = ? WHERE signal_id = ?",
+            (message_id, signal_id),
+        )
+
+    async def resolve_confirmation(self, signal_id: str, status: str, at: datetime) -> bool:
+        if status not in CONFIRMATION_OUTCOMES:
+            raise ValueError(f"a confirmation cannot be resolved as {status!r}")
+        # Compare-and-set: of a button press and the timeout racing, exactly one wins.
+        changed = await self._write(
+            "UPDATE confirmations SET status = ?, resolved_at = ?"
+            " WHERE signal_id = ? AND status = 'pending'",
+            (status, to_db_time(at), signal_id),
+        )
+        return changed == 1
+
+    async def pending_confirmations(self) -> Sequence[Confirmation]:
+        rows = await self._fetch_all(
+            f"SELECT {_CONFIRMATION_COLUMNS} FROM confirmations WHERE status = 'pending'"
+            " ORDER BY created_at, signal_id"
+        )
+        return [_confirmation(row) for row in rows]
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(repositories: SqliteRepositories) -> Repositories:
+        # mypy checks the structural match here, so a drift from trader.ports fails the build.
+        return repositories
