@@ -1,0 +1,285 @@
+"""Settings: the process environment (or ``.env``) and the strategy file.
+
+Both fail with one ``ConfigError`` line naming the bad key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from trader.errors import ConfigError
+
+NETWORK_URLS: dict[str, tuple[str, str, str]] = {
+    # network: (REST, public WebSocket, private WebSocket). Demo trading serves public data
+    # from mainnet's stream, as Bybit documents.
+    "mainnet": (
+        "https://api.bybit.com",
+        "wss://stream.bybit.com/v5/public/linear",
+        "wss://stream.bybit.com/v5/private",
+    ),
+    "testnet": (
+        "https://api-testnet.bybit.com",
+        "wss://stream-testnet.bybit.com/v5/public/linear",
+        "wss://stream-testnet.bybit.com/v5/private",
+    ),
+    "demo": (
+        "https://api-demo.bybit.com",
+        "wss://stream.bybit.com/v5/public/linear",
+        "wss://stream-demo.bybit.com/v5/private",
+    ),
+}
+
+
+class Settings(BaseSettings):
+    """Environment settings, named as in the spec (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # "KEY=" in .env.example style means unset
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    telegram_bot_token: SecretStr
+    telegram_allowed_chat_ids: Annotated[tuple[int, ...], NoDecode]
+    telegram_api_url: str = "https://api.telegram.org"
+    trading_mode: Literal["paper", "live"] = "paper"
+    bybit_api_key: SecretStr | None = None
+    bybit_api_secret: SecretStr | None = None
+    bybit_network: Literal["mainnet", "testnet", "demo"] = "mainnet"
+    bybit_rest_url: str | None = None
+    bybit_ws_public_url: str | None = None
+    bybit_ws_private_url: str | None = None
+    signals_path: Path = Path("signals_log.csv")
+    strategy_path: Path = Path("BYBIT_OPTIMAL_CONFIG.json")
+    data_dir: Path = Path("data")
+    report_interval_minutes: int = Field(default=60, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("telegram_allowed_chat_ids", mode="before")
+    @classmethod
+    def _split_chat_ids(cls, value: object) -> object:
+        if isinstance(value, int):
+            return (value,)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not parts:
+                raise ValueError("needs at least one chat id")
+            try:
+                return tuple(int(part) for part in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated integer chat ids") from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("trading_mode", "bybit_network", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("bybit_ws_public_url")
+    @classmethod
+    def _public_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.rstrip("/").endswith("/v5/public/linear"):
+            raise ValueError("must end with /v5/public/linear")
+        return value.rstrip("/") if value else value
+
+    @field_validator("bybit_ws_private_url")
+    @classmethod
+    def _private_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.rstrip("/").endswith("/v5/private"):
+            raise ValueError("must end with /v5/private")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _live_needs_keys(self) -> Settings:
+        if self.trading_mode == "live":
+            for name in ("bybit_api_key", "bybit_api_secret"):
+                secret = getattr(self, name)
+                if secret is None or not secret.get_secret_value().strip():
+                    raise ConfigError(f"{name.upper()} is required when TRADING_MODE=live")
+        return self
+
+    @property
+    def rest_url(self) -> str:
+        return (self.bybit_rest_url or NETWORK_URLS[self.bybit_network][0]).rstrip("/")
+
+    @property
+    def ws_public_url(self) -> str:
+        return self.bybit_ws_public_url or NETWORK_URLS[self.bybit_network][1]
+
+    @property
+    def ws_private_url(self) -> str:
+        return self.bybit_ws_private_url or NETWORK_URLS[self.bybit_network][2]
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / f"{self.trading_mode}.db"
+
+    @property
+    def trades_csv_path(self) -> Path:
+        return self.data_dir / "trades_log.csv"
+
+
+def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
+    """Read the settings; any problem becomes one ``ConfigError`` line naming the key."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_first_error_line(exc)) from None
+
+
+def _first_error_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+    if isinstance(error.get("ctx", {}).get("error"), ConfigError):
+        return str(error["ctx"]["error"])
+    if error["type"] == "missing":
+        return f"{key} is missing: set it in the environment or .env (see .env.example)"
+    return f"{key} is invalid: {error['msg']} (see .env.example)"
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    """The strategy file as the signal generator writes it, plus our optional keys."""
+
+    leverage: int = 10
+    sl_pct: Decimal = Decimal(20)  # percent of margin: the price move is sl_pct / leverage
+    tp_pct: Decimal = Decimal(40)
+    top_coins: frozenset[str] = frozenset()  # empty: any coin
+    excluded_coins: frozenset[str] = frozenset()
+    fee_rate: Decimal = Decimal("0.00055")
+    position_size_usdt: Decimal = Decimal(100)
+    min_confidence: Decimal = Decimal("0.5")
+    max_open_positions: int = 15
+    max_daily_loss_usdt: Decimal = Decimal(500)
+    max_position_size_usdt: Decimal = Decimal(100)
+    default_ttl_minutes: int = 30
+    max_signal_age_seconds: int = 120
+    confirm_timeout_seconds: int = 60
+    paper_balance_usdt: Decimal = Decimal(1000)
+
+
+_POSITIVE_DECIMALS = (
+    "position_size_usdt",
+    "max_daily_loss_usdt",
+    "max_position_size_usdt",
+    "paper_balance_usdt",
+)
+_POSITIVE_INTS = (
+    "max_open_positions",
+    "default_ttl_minutes",
+    "max_signal_age_seconds",
+    "confirm_timeout_seconds",
+)
+
+
+def load_strategy(path: Path | None) -> Strategy:
+    """Read a strategy file; built-in defaults when ``path`` is None or does not exist."""
+    if path is None or not path.exists():
+        return Strategy()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"strategy file {path}: cannot read it ({exc.strerror})") from None
+    try:
+        # parse_float keeps 0.00055 exact: money never passes through float.
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"strategy file {path}: not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"strategy file {path}: must be a JSON object")
+    try:
+        return parse_strategy(data)
+    except ConfigError as exc:
+        raise ConfigError(f"strategy file {path}: {exc}") from None
+
+
+def parse_strategy(data: Mapping[str, Any]) -> Strategy:
+    """Build a ``Strategy`` from the generator's JSON shape; unknown keys are ignored."""
+    defaults = Strategy()
+    params = data.get("parameters", {})
+    if not isinstance(params, Mapping):
+        raise ConfigError("parameters: must be an object")
+    leverage = _int(params, "leverage", defaults.leverage, "parameters.leverage")
+    if not 1 <= leverage <= 125:
+        raise ConfigError("parameters.leverage: must be between 1 and 125")
+    sl_pct = _decimal(params, "sl", defaults.sl_pct, "parameters.sl")
+    tp_pct = _decimal(params, "tp", defaults.tp_pct, "parameters.tp")
+    for key, pct in (("parameters.sl", sl_pct), ("parameters.tp", tp_pct)):
+        if pct <= 0:
+            raise ConfigError(f"{key}: must be a positive percent of margin")
+        if pct / leverage >= 100:
+            raise ConfigError(f"{key}: a {pct}% move of margin at {leverage}x exceeds the price")
+    values: dict[str, Any] = {
+        "leverage": leverage,
+        "sl_pct": sl_pct,
+        "tp_pct": tp_pct,
+        "top_coins": _coins(data, "top_coins"),
+        "excluded_coins": _coins(data, "excluded_coins"),
+    }
+    fee_rate = _decimal(data, "fee_rate", defaults.fee_rate, "fee_rate")
+    if not Decimal(0) <= fee_rate < Decimal("0.01"):
+        raise ConfigError("fee_rate: must be at least 0 and below 0.01")
+    values["fee_rate"] = fee_rate
+    for key in _POSITIVE_DECIMALS:
+        value = _decimal(data, key, getattr(defaults, key), key)
+        if value <= 0:
+            raise ConfigError(f"{key}: must be positive")
+        values[key] = value
+    for key in _POSITIVE_INTS:
+        number = _int(data, key, getattr(defaults, key), key)
+        if number <= 0:
+            raise ConfigError(f"{key}: must be a positive whole number")
+        values[key] = number
+    min_confidence = _decimal(data, "min_confidence", defaults.min_confidence, "min_confidence")
+    if not Decimal(0) <= min_confidence <= 1:
+        raise ConfigError("min_confidence: must be between 0 and 1")
+    values["min_confidence"] = min_confidence
+    return Strategy(**values)
+
+
+def _decimal(data: Mapping[str, Any], key: str, default: Decimal, name: str) -> Decimal:
+    raw = data.get(key)
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int | Decimal | str):
+        raise ConfigError(f"{name}: must be a number")
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise ConfigError(f"{name}: must be a number") from None
+    if not value.is_finite():
+        raise ConfigError(f"{name}: must be a finite number")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, default: int, name: str) -> int:
+    value = _decimal(data, key, Decimal(default), name)
+    if value != value.to_integral_value():
+        raise ConfigError(f"{name}: must be a whole number")
+    return int(value)
+
+
+def _coins(data: Mapping[str, Any], key: str) -> frozenset[str]:
+    raw = data.get(key)
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list) or not all(isinstance(coin, str) for coin in raw):
+        raise ConfigError(f'{key}: must be a list of symbols like "SOLUSDT"')
+    return frozenset(coin.strip().upper() for coin in raw if coin.strip())
