@@ -1,0 +1,122 @@
+"""Money: fees, PnL and trading statistics. Pure functions over ``Decimal``.
+
+The live engine, paper trading and replay all use these; there is no second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from trader.models import ClosedTrade, CloseReason, Fill, Position, Side
+
+FEE_QUANTUM = Decimal("0.00000001")  # Bybit reports execFee to 8 decimals
+
+
+def notional(qty: Decimal, price: Decimal) -> Decimal:
+    return qty * price
+
+
+def taker_fee(qty: Decimal, price: Decimal, fee_rate: Decimal) -> Decimal:
+    """The fee of one fill: the rate on the notional (qty × price), never on the margin."""
+    return (notional(qty, price) * fee_rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def gross_pnl(side: Side, qty: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
+    """Price PnL of a position before fees."""
+    return side.sign * (exit_price - entry) * qty
+
+
+def unrealised_pnl(position: Position, price: Decimal, fee_rate: Decimal) -> Decimal:
+    """What closing now at ``price`` would make, net of both fees."""
+    gross = gross_pnl(position.side, position.qty, position.entry_price, price)
+    return gross - position.entry_fee - taker_fee(position.qty, price, fee_rate)
+
+
+def close_trade(
+    position: Position, exit_fill: Fill, reason: CloseReason, closed_at: datetime | None = None
+) -> ClosedTrade:
+    """The closed trade of ``position`` exited by ``exit_fill``: PnL net of entry and exit fees."""
+    gross = gross_pnl(position.side, position.qty, position.entry_price, exit_fill.price)
+    return ClosedTrade(
+        signal_id=position.signal_id,
+        symbol=position.symbol,
+        side=position.side,
+        qty=position.qty,
+        entry_price=position.entry_price,
+        exit_price=exit_fill.price,
+        leverage=position.leverage,
+        margin=position.margin,
+        entry_fee=position.entry_fee,
+        exit_fee=exit_fill.fee,
+        gross_pnl=gross,
+        net_pnl=gross - position.entry_fee - exit_fill.fee,
+        reason=reason,
+        opened_at=position.opened_at,
+        closed_at=closed_at or exit_fill.at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    trades: int
+    wins: int
+    losses: int
+    net_pnl: Decimal
+    gross_profit: Decimal  # sum of winning trades' net PnL
+    gross_loss: Decimal  # sum of losing trades' net PnL (≤ 0)
+    fees: Decimal
+    max_drawdown: Decimal  # largest peak-to-trough fall of equity, ≥ 0
+    starting_balance: Decimal
+
+    @property
+    def win_rate(self) -> Decimal | None:
+        """Share of trades with a positive net PnL, 0..1; None with no trades."""
+        return Decimal(self.wins) / self.trades if self.trades else None
+
+    @property
+    def profit_factor(self) -> Decimal | None:
+        """Gross profit over gross loss; None when there is no loss to divide by."""
+        return self.gross_profit / -self.gross_loss if self.gross_loss < 0 else None
+
+    @property
+    def roi(self) -> Decimal | None:
+        """Net PnL as a share of the starting balance."""
+        return self.net_pnl / self.starting_balance if self.starting_balance > 0 else None
+
+
+def trade_stats(trades: Sequence[ClosedTrade], starting_balance: Decimal) -> Stats:
+    """Statistics of closed trades in the order they closed."""
+    wins = [t.net_pnl for t in trades if t.net_pnl > 0]
+    losses = [t.net_pnl for t in trades if t.net_pnl <= 0]
+    curve = equity_curve(trades, starting_balance)
+    peak = starting_balance
+    drawdown = Decimal(0)
+    for _, equity in curve:
+        peak = max(peak, equity)
+        drawdown = max(drawdown, peak - equity)
+    return Stats(
+        trades=len(trades),
+        wins=len(wins),
+        losses=len(losses),
+        net_pnl=sum((t.net_pnl for t in trades), Decimal(0)),
+        gross_profit=sum(wins, Decimal(0)),
+        gross_loss=sum(losses, Decimal(0)),
+        fees=sum((t.fees for t in trades), Decimal(0)),
+        max_drawdown=drawdown,
+        starting_balance=starting_balance,
+    )
+
+
+def equity_curve(
+    trades: Sequence[ClosedTrade], starting_balance: Decimal
+) -> list[tuple[datetime, Decimal]]:
+    """Balance after each closed trade, in close order."""
+    equity = starting_balance
+    curve: list[tuple[datetime, Decimal]] = []
+    for trade in sorted(trades, key=lambda t: t.closed_at):
+        equity += trade.net_pnl
+        curve.append((trade.closed_at, equity))
+    return curve

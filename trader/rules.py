@@ -1,0 +1,267 @@
+"""Trading rules: signal filters, risk limits and order sizing. Pure functions, ``Decimal``.
+
+The engine and replay call these same functions, in the same order: screen, risk, size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+
+from trader.models import CloseReason, Instrument, Side, Signal
+from trader.settings import Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits a trader may change from chat; they override the strategy file."""
+
+    max_open_positions: int
+    max_daily_loss_usdt: Decimal
+    max_position_size_usdt: Decimal
+    min_confidence: Decimal
+    leverage: int
+
+    @classmethod
+    def from_strategy(cls, strategy: Strategy) -> Limits:
+        return cls(
+            max_open_positions=strategy.max_open_positions,
+            max_daily_loss_usdt=strategy.max_daily_loss_usdt,
+            max_position_size_usdt=strategy.max_position_size_usdt,
+            min_confidence=strategy.min_confidence,
+            leverage=strategy.leverage,
+        )
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> Limits:
+        """Apply stored overrides (chat name → text); unknown or bad ones are ignored."""
+        changes: dict[str, int | Decimal] = {}
+        for name, raw in overrides.items():
+            if name in LIMIT_FIELDS:
+                try:
+                    changes[LIMIT_FIELDS[name]] = parse_limit(name, raw)
+                except ValueError:
+                    continue  # a stored value that no longer validates falls back to the file
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def as_chat_names(self) -> dict[str, int | Decimal]:
+        return {name: getattr(self, field) for name, field in LIMIT_FIELDS.items()}
+
+
+# The names used in chat (``/limits NAME VALUE``) and the field each one sets.
+LIMIT_FIELDS: dict[str, str] = {
+    "max_positions": "max_open_positions",
+    "daily_loss": "max_daily_loss_usdt",
+    "position_size": "max_position_size_usdt",
+    "min_confidence": "min_confidence",
+    "leverage": "leverage",
+}
+assert set(LIMIT_FIELDS.values()) == {f.name for f in fields(Limits)}
+
+
+def parse_limit(name: str, raw: str) -> int | Decimal:
+    """Validate a limit typed in chat; ``ValueError`` says what is wrong in plain words."""
+    if name not in LIMIT_FIELDS:
+        raise ValueError(f"unknown limit {name!r}; one of: {', '.join(LIMIT_FIELDS)}")
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ValueError(f"{name} needs a number, got {raw.strip()!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"{name} needs a finite number")
+    if name in ("max_positions", "leverage"):
+        if value != value.to_integral_value():
+            raise ValueError(f"{name} needs a whole number")
+        number = int(value)
+        upper = 125 if name == "leverage" else 1000
+        if not 1 <= number <= upper:
+            raise ValueError(f"{name} must be between 1 and {upper}")
+        return number
+    if name == "min_confidence":
+        if not Decimal(0) <= value <= 1:
+            raise ValueError("min_confidence must be between 0 and 1")
+        return value
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive amount of USDT")
+    return value
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+def signal_ttl(signal: Signal, strategy: Strategy) -> timedelta:
+    return timedelta(minutes=signal.ttl_minutes or strategy.default_ttl_minutes)
+
+
+def is_stale(signal: Signal, now: datetime, strategy: Strategy) -> bool:
+    """Too old on first sight: older than ``max_signal_age_seconds`` or past its TTL."""
+    age = now - signal.timestamp
+    return age > timedelta(seconds=strategy.max_signal_age_seconds) or age >= signal_ttl(
+        signal, strategy
+    )
+
+
+def screen(
+    signal: Signal,
+    *,
+    now: datetime,
+    strategy: Strategy,
+    limits: Limits,
+    open_symbols: Collection[str],
+) -> str | None:
+    """Why ``signal`` is filtered out, or None when it may be traded."""
+    if signal.side is None:
+        return "verdict"
+    if is_stale(signal, now, strategy):
+        return "stale"
+    if signal.symbol in strategy.excluded_coins:
+        return "excluded_coin"
+    if strategy.top_coins and signal.symbol not in strategy.top_coins:
+        return "not_in_top_coins"
+    if signal.confidence < limits.min_confidence:
+        return "low_confidence"
+    if signal.symbol in open_symbols:
+        return "already_open"
+    return None
+
+
+# --- risk ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RiskState:
+    """What risk is measured against at the moment of an entry."""
+
+    trading_enabled: bool
+    open_positions: int  # open plus in flight
+    daily_net_pnl: Decimal  # realised today (UTC), net of fees
+
+
+def entry_margin(strategy: Strategy, limits: Limits) -> Decimal:
+    """Margin of one trade: ``position_size_usdt`` capped by ``max_position_size_usdt``."""
+    return min(strategy.position_size_usdt, limits.max_position_size_usdt)
+
+
+def daily_loss(daily_net_pnl: Decimal) -> Decimal:
+    """Today's realised net loss as a positive amount (0 on a winning day)."""
+    return max(-daily_net_pnl, Decimal(0))
+
+
+def daily_loss_reached(daily_net_pnl: Decimal, limits: Limits) -> bool:
+    return daily_loss(daily_net_pnl) >= limits.max_daily_loss_usdt
+
+
+def risk_reason(margin: Decimal, state: RiskState, limits: Limits) -> str | None:
+    """Why an entry of ``margin`` would break a limit now, or None."""
+    if not state.trading_enabled:
+        return "trading_disabled"
+    if state.open_positions >= limits.max_open_positions:
+        return "max_open_positions"
+    if daily_loss_reached(state.daily_net_pnl, limits):
+        return "daily_loss_limit"
+    if margin > limits.max_position_size_usdt:
+        return "position_size"
+    return None
+
+
+# --- sizing --------------------------------------------------------------------------------
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Round down to a multiple of ``step``: an order never exceeds what was asked."""
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def round_to_tick(price: Decimal, tick: Decimal) -> Decimal:
+    return (price / tick).to_integral_value(rounding=ROUND_HALF_UP) * tick
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    qty: Decimal
+    price: Decimal  # the reference price the qty was sized at
+
+    @property
+    def notional(self) -> Decimal:
+        return self.qty * self.price
+
+
+def size_order(
+    margin: Decimal, leverage: int, price: Decimal, instrument: Instrument
+) -> Sizing | str:
+    """Qty for ``margin`` at ``leverage``: notional ÷ price, down to ``qty_step``.
+
+    Returns the rejection reason instead when the venue's minimums are not met.
+    """
+    if price <= 0:
+        return "bad_price"
+    qty = floor_to_step(margin * leverage / price, instrument.qty_step)
+    qty = min(qty, floor_to_step(instrument.max_order_qty, instrument.qty_step))
+    if qty < instrument.min_order_qty or qty <= 0:
+        return "below_min_qty"
+    if qty * price < instrument.min_notional:
+        return "below_min_notional"
+    return Sizing(qty=qty, price=price)
+
+
+def protective_prices(
+    side: Side,
+    entry: Decimal,
+    *,
+    sl_pct: Decimal,
+    tp_pct: Decimal,
+    leverage: int,
+    tick: Decimal,
+) -> tuple[Decimal, Decimal]:
+    """Stop-loss and take-profit prices from percent of margin (price move = pct ÷ leverage).
+
+    Rounded to the tick, and always strictly on the losing / winning side of ``entry``.
+    """
+    sl_move = sl_pct / Decimal(100) / leverage
+    tp_move = tp_pct / Decimal(100) / leverage
+    if side is Side.BUY:
+        stop = min(round_to_tick(entry * (1 - sl_move), tick), entry - tick)
+        take = max(round_to_tick(entry * (1 + tp_move), tick), entry + tick)
+        stop = max(stop, tick)  # a price is never zero or negative
+    else:
+        stop = max(round_to_tick(entry * (1 + sl_move), tick), entry + tick)
+        take = min(round_to_tick(entry * (1 - tp_move), tick), entry - tick)
+        take = max(take, tick)
+    return stop, take
+
+
+def balance_reason(required: Decimal, available: Decimal) -> str | None:
+    """A venue refuses an entry whose margin plus fee exceeds the free balance."""
+    return "insufficient_balance" if required > available else None
+
+
+def path_exit(
+    side: Side, *, high: Decimal, low: Decimal, final: Decimal, stop: Decimal, take: Decimal
+) -> tuple[CloseReason, Decimal]:
+    """Exit of a position over a price path known only by its extremes (replay).
+
+    The SL is checked before the TP: when both were reached, we cannot know which came first,
+    and assuming the loss is the honest choice. Neither reached: the TTL exit at ``final``.
+    """
+    adverse, favourable = (low, high) if side is Side.BUY else (high, low)
+    if exit_trigger(side, adverse, stop, take) is CloseReason.STOP_LOSS:
+        return CloseReason.STOP_LOSS, stop
+    if exit_trigger(side, favourable, stop, take) is CloseReason.TAKE_PROFIT:
+        return CloseReason.TAKE_PROFIT, take
+    return CloseReason.TTL, final
+
+
+def exit_trigger(side: Side, price: Decimal, stop: Decimal, take: Decimal) -> CloseReason | None:
+    """Which protective order ``price`` triggers, or None. The SL is checked first."""
+    if side is Side.BUY:
+        if price <= stop:
+            return CloseReason.STOP_LOSS
+        if price >= take:
+            return CloseReason.TAKE_PROFIT
+    else:
+        if price >= stop:
+            return CloseReason.STOP_LOSS
+        if price <= take:
+            return CloseReason.TAKE_PROFIT
+    return None
