@@ -1,0 +1,503 @@
+"""Bybit's public market data (``MarketData``) for linear perpetuals, over pybit 5.17.x:
+instruments and tickers by REST and the public stream, with a watchdog for a silent stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pybit.exceptions import FailedRequestError, InvalidRequestError
+from pybit.unified_trading import HTTP, WebSocket
+
+from trader.errors import ExchangeError, RateLimited
+from trader.exchange.base import TickerListener
+from trader.models import Instrument, Ticker
+
+logger = logging.getLogger(__name__)
+
+CATEGORY = "linear"
+TRADING = "Trading"
+RATE_LIMIT_CODES = frozenset({10006, 10018})  # Bybit: too many visits / IP rate limit
+_DETAIL_CHARS = 200  # cap on venue text quoted in our errors
+_CLOSE_TIMEOUT = 3.0  # seconds to wait for pybit's socket thread, or a connect, to end
+_CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
+_MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- parsing: Bybit's camelCase dicts stop here ----------------------------------------------
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    # Bybit sends numbers as strings; a float here would already have lost the exact value.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a decimal string")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a decimal") from None
+    if not number.is_finite():
+        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a finite decimal")
+    return number
+
+
+def _positive(value: Any, name: str) -> Decimal:
+    number = _decimal(value, name)
+    if number <= 0:
+        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a positive decimal")
+    return number
+
+
+def _optional_price(value: Any, name: str) -> Decimal | None:
+    # An empty side of the book comes as "" (or not at all).
+    if value is None or value == "":
+        return None
+    return _decimal(value, name)
+
+
+def parse_instrument(raw: Mapping[str, Any]) -> Instrument:
+    """One entry of ``/v5/market/instruments-info`` (linear) as an ``Instrument``.
+
+    ``max_order_qty`` is ``maxMktOrderQty`` when Bybit sends it: every order the engine sends
+    is a market order, and Bybit caps those below the limit-order ``maxOrderQty``.
+    """
+    try:
+        symbol = str(raw["symbol"])
+        price_filter = raw["priceFilter"]
+        lot = raw["lotSizeFilter"]
+        leverage = raw["leverageFilter"]
+        max_qty = lot.get("maxMktOrderQty") or lot["maxOrderQty"]
+        return Instrument(
+            symbol=symbol,
+            tick_size=_positive(price_filter["tickSize"], "tickSize"),
+            qty_step=_positive(lot["qtyStep"], "qtyStep"),
+            min_order_qty=_positive(lot["minOrderQty"], "minOrderQty"),
+            max_order_qty=_positive(max_qty, "maxOrderQty"),
+            min_notional=_decimal(lot["minNotionalValue"], "minNotionalValue"),
+            max_leverage=_positive(leverage["maxLeverage"], "maxLeverage"),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ExchangeError(f"Bybit sent an instrument without {exc!s:.40}") from None
+
+
+def parse_ticker(raw: Mapping[str, Any], at: datetime) -> Ticker:
+    """A REST ticker, or a stream ticker (snapshot merged with its deltas), as a ``Ticker``."""
+    try:
+        return Ticker(
+            symbol=str(raw["symbol"]),
+            last=_positive(raw["lastPrice"], "lastPrice"),
+            bid=_optional_price(raw.get("bid1Price"), "bid1Price"),
+            ask=_optional_price(raw.get("ask1Price"), "ask1Price"),
+            at=at,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ExchangeError(f"Bybit sent a ticker without {exc!s:.40}") from None
+
+
+def _first_of_list(response: Any, what: str) -> Mapping[str, Any] | None:
+    """``result.list[0]`` of a Bybit response, or ``None`` for an empty list."""
+    try:
+        rows = response["result"]["list"]
+    except (KeyError, TypeError):
+        raise ExchangeError(f"Bybit sent a {what} response without result.list") from None
+    if not isinstance(rows, list):
+        raise ExchangeError(f"Bybit sent a {what} response whose result.list is not a list")
+    if not rows:
+        return None
+    first = rows[0]
+    if not isinstance(first, Mapping):
+        raise ExchangeError(f"Bybit sent a {what} entry that is not an object")
+    return first
+
+
+# -- the stream: pybit's WebSocket, pointed at our URL ----------------------------------------
+
+
+class _PublicStream(WebSocket):  # type: ignore[misc]  # pybit is untyped
+    """pybit's public linear WebSocket at ``url``, which never reconnects by itself.
+
+    The adapter's watchdog is the one owner of reconnecting: pybit's own reconnect runs on its
+    socket thread, races ``exit()`` and can revive a socket we are closing.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url  # before super().__init__(), which connects through _connect()
+        self._raw_socket: socket.socket | None = None
+        # retries=3: pybit raises even when its last allowed attempt succeeds, so 3 means two.
+        super().__init__(channel_type=CATEGORY, testnet=False, restart_on_error=False, retries=3)
+
+    def _connect(self, url: str) -> None:
+        # pybit formats its own wss:// template here, on the first connect and on reconnects.
+        super()._connect(self._url)
+
+    def _on_open(self) -> None:
+        # When the connection drops, pybit's exit() forgets the socket without closing it;
+        # keep hold of it so that close() can.
+        with contextlib.suppress(Exception):
+            self._raw_socket = self.ws.sock.sock
+        super()._on_open()
+
+    def is_connected(self) -> bool:
+        # pybit's subscribe() waits for a connection with no deadline. This socket never
+        # reconnects, so once it has exited that wait would hang a worker thread forever:
+        # report "connected" then, and let the send fail fast instead.
+        return bool(self.exited) or bool(super().is_connected())
+
+    def is_live(self) -> bool:
+        return not self.exited and bool(super().is_connected())
+
+    def close(self) -> None:
+        """Close for good and wait (bounded) for pybit's socket thread to end. Blocking."""
+        self.handle_error = False
+        self.exited = True  # so pybit's error handler takes our own close for no error
+        thread = getattr(self, "wst", None)
+        if not isinstance(thread, threading.Thread) or thread is threading.current_thread():
+            thread = None
+        # Say goodbye and let the reader thread take the venue's close reply: it then ends
+        # by itself. pybit's exit() alone would close the socket under that thread, which
+        # sits in poll() and would not notice before its ping_timeout (10 s).
+        connection = getattr(getattr(self, "ws", None), "sock", None)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.send_close()
+        if thread is not None:
+            thread.join(_CLOSE_GRACE)
+        raw = self._raw_socket
+        if raw is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)  # no reply: wake the reader with an EOF
+        self.exit()
+        if thread is not None:
+            thread.join(_CLOSE_TIMEOUT)
+        if raw is not None:
+            raw.close()
+
+
+# -- the adapter ------------------------------------------------------------------------------
+
+
+class BybitMarketData:
+    """``MarketData`` for Bybit linear perpetuals; no keys needed.
+
+    Every pybit call runs in a worker thread (``asyncio.to_thread``); every stream message is
+    handed to the event loop, where the listener is called.
+    """
+
+    def __init__(
+        self,
+        rest_url: str,
+        ws_public_url: str,
+        *,
+        stale_after: float = 3.0,
+        watchdog_interval: float = 1.0,
+        reconnect_after: float | None = None,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """``stale_after``: seconds without a stream update after which a symbol's price comes
+        from REST. ``reconnect_after`` (default 3 × ``stale_after``): seconds of a silent
+        stream, while symbols are watched, after which the stream is rebuilt."""
+        self._http = HTTP(testnet=False)
+        self._http.endpoint = rest_url.rstrip("/")  # pybit's HTTP has no URL parameter
+        self._ws_url = ws_public_url
+        self._stale_after = stale_after
+        self._watchdog_interval = watchdog_interval
+        self._reconnect_after = 3 * stale_after if reconnect_after is None else reconnect_after
+        self._now = now
+
+        self._instruments: dict[str, Instrument] = {}
+        self._latest: dict[str, Ticker] = {}  # the stream's latest ticker per symbol
+        self._stream_seen: dict[str, float] = {}  # monotonic time of the last stream update
+        self._watched: dict[str, float] = {}  # symbol -> monotonic time watch() was called
+        self._listener: TickerListener | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._stopped = False  # read by pybit's thread too
+
+        # The stream and its subscriptions change only under _stream_lock.
+        self._stream_lock = asyncio.Lock()
+        self._stream: _PublicStream | None = None
+        self._subscribed: set[str] = set()
+        self._stream_heard = 0.0  # monotonic time of the last message, or of connecting
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Task[_PublicStream | None] | None = None
+        self._reconnect_delay = watchdog_interval
+        self._next_connect = 0.0  # monotonic time before which no new connect is tried
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, listener: TickerListener) -> None:
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        async with self._stream_lock:
+            await self._replace_stream("starting")
+        self._watchdog = asyncio.create_task(self._watch_streams(), name="market-data-watchdog")
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for task in (self._watchdog, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watchdog = self._reconnecting = None
+        async with self._stream_lock:
+            streams = [self._stream, await self._finish_connecting()]
+            self._stream = None
+            self._subscribed.clear()
+            for stream in {id(s): s for s in streams if s is not None}.values():
+                await self._close_stream(stream)
+        await asyncio.to_thread(self._http.client.close)  # pybit's requests.Session
+
+    async def _finish_connecting(self) -> _PublicStream | None:
+        """The socket of a connect cut short by stop(), once its thread is done with it."""
+        connecting, self._connecting = self._connecting, None
+        if connecting is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(connecting), _CLOSE_TIMEOUT)
+        except TimeoutError:
+            # _open_stream() sees _stopped when it gets through, and closes the socket itself.
+            logger.warning("public stream: stopped while still connecting")
+        except Exception:
+            pass  # the failure was logged by whoever awaited it
+        return None
+
+    # -- REST ------------------------------------------------------------------------------
+
+    async def instrument(self, symbol: str) -> Instrument:
+        cached = self._instruments.get(symbol)
+        if cached is not None:
+            return cached
+        response = await self._rest(
+            "instruments-info", self._http.get_instruments_info, category=CATEGORY, symbol=symbol
+        )
+        raw = _first_of_list(response, "instruments-info")
+        if raw is None:
+            raise ExchangeError(f"{symbol} is not a Bybit linear instrument")
+        status = raw.get("status")
+        if status != TRADING:
+            raise ExchangeError(f"{symbol} is not trading on Bybit (status {status!s:.20})")
+        instrument = parse_instrument(raw)
+        self._instruments[symbol] = instrument
+        return instrument
+
+    async def ticker(self, symbol: str) -> Ticker:
+        latest = self._latest.get(symbol)
+        seen = self._stream_seen.get(symbol)
+        if latest is not None and seen is not None and time.monotonic() - seen <= self._stale_after:
+            return latest
+        return await self._rest_ticker(symbol)
+
+    async def _rest_ticker(self, symbol: str) -> Ticker:
+        response = await self._rest(
+            "tickers", self._http.get_tickers, category=CATEGORY, symbol=symbol
+        )
+        raw = _first_of_list(response, "tickers")
+        if raw is None:
+            raise ExchangeError(f"Bybit has no ticker for {symbol}")
+        return parse_ticker(raw, self._now())
+
+    async def _rest(self, what: str, call: Callable[..., Any], **params: Any) -> Any:
+        """One blocking pybit call in a worker thread, its failures as ``ExchangeError``s.
+
+        Our messages quote Bybit's reason, capped, and never pybit's request line or headers.
+        """
+        try:
+            return await asyncio.to_thread(call, **params)
+        except InvalidRequestError as exc:
+            code = exc.status_code if isinstance(exc.status_code, int) else None
+            error = RateLimited if code in RATE_LIMIT_CODES else ExchangeError
+            detail = str(exc.message)[:_DETAIL_CHARS]
+            raise error(f"Bybit refused {what}: {detail} (retCode {code})", code=code) from None
+        except FailedRequestError as exc:
+            error = RateLimited if exc.status_code == 403 else ExchangeError
+            detail = str(exc.message)[:_DETAIL_CHARS]
+            raise error(f"Bybit {what} failed: {detail} (HTTP {exc.status_code})") from None
+        except OSError as exc:  # requests' errors are OSErrors: connection, timeout, TLS
+            raise ExchangeError(f"Bybit {what} unreachable: {type(exc).__name__}") from None
+
+    # -- the stream ------------------------------------------------------------------------
+
+    async def watch(self, symbol: str) -> None:
+        # A refused subscription kills pybit's socket thread (it indexes a string as the
+        # topic list), so only symbols Bybit lists ever reach the stream.
+        await self.instrument(symbol)
+        self._watched.setdefault(symbol, time.monotonic())
+        if self._reconnecting is not None and not self._reconnecting.done():
+            return  # the reconnect, or the watchdog after it, subscribes every watched symbol
+        async with self._stream_lock:
+            if self._stream is not None and self._stream.is_live():
+                await self._subscribe([symbol])
+        # Without a live stream, the watchdog subscribes it later; REST covers until then.
+
+    async def _subscribe(self, symbols: Iterable[str]) -> None:
+        """Subscribe the current stream to the tickers of ``symbols`` it does not have yet."""
+        stream = self._stream
+        missing = sorted(set(symbols) - self._subscribed)
+        if stream is None or not missing:
+            return
+        try:
+            # pybit raises if a topic is subscribed twice: _subscribed guards against that.
+            await asyncio.to_thread(stream.ticker_stream, missing, self._on_stream_message)
+        except Exception as exc:
+            logger.warning("public stream: subscribing %s failed: %r", missing, exc)
+            return
+        self._subscribed.update(missing)
+        # Silence is counted from the newest subscription: until then there was nothing to say.
+        self._stream_heard = max(self._stream_heard, time.monotonic())
+
+    async def _replace_stream(self, reason: str) -> None:
+        """Close the current stream and open a new one subscribed to every watched symbol.
+
+        Runs under ``_stream_lock``. A failure is logged; the watchdog tries again later.
+        """
+        old, self._stream = self._stream, None
+        self._subscribed.clear()
+        if old is not None:
+            logger.warning("public stream: %s; reconnecting", reason)
+            await self._close_stream(old)
+        self._stream_heard = time.monotonic()  # the new stream's grace period starts now
+        # Shielded: if we are cancelled (by stop()), the connect goes on in its thread, and
+        # stop() collects its socket from _connecting to close it.
+        self._connecting = asyncio.ensure_future(asyncio.to_thread(self._open_stream))
+        try:
+            stream = await asyncio.shield(self._connecting)
+        except Exception as exc:
+            self._connecting = None
+            self._next_connect = time.monotonic() + self._reconnect_delay
+            self._reconnect_delay = min(2 * self._reconnect_delay, _MAX_RECONNECT_DELAY)
+            logger.warning("public stream: cannot connect to %s: %r", self._ws_url, exc)
+            return
+        self._connecting = None
+        if stream is None:
+            return
+        self._stream = stream
+        self._reconnect_delay = self._watchdog_interval
+        logger.info("public stream: connected to %s", self._ws_url)
+        await self._subscribe(self._watched)
+
+    def _open_stream(self) -> _PublicStream | None:
+        """Connect a new stream. Blocking: runs in a worker thread."""
+        stream = _PublicStream(self._ws_url)
+        if self._stopped:  # stop() gave up waiting for us; nobody else would close it
+            stream.close()
+            return None
+        return stream
+
+    async def _close_stream(self, stream: _PublicStream) -> None:
+        try:
+            await asyncio.to_thread(stream.close)
+        except Exception as exc:
+            logger.warning("public stream: closing failed: %r", exc)
+
+    def _on_stream_message(self, message: Any) -> None:
+        """pybit's ticker callback, on pybit's socket thread. It must never raise: an exception
+        here ends pybit's socket thread for good."""
+        try:
+            loop = self._loop
+            if loop is None or self._stopped:
+                return
+            # pybit hands us its own ticker dict and updates it in place on the next delta.
+            raw = dict(message["data"])
+            loop.call_soon_threadsafe(self._on_stream_ticker, raw)
+        except Exception:
+            with contextlib.suppress(Exception):
+                logger.warning("public stream: message dropped", exc_info=True)
+
+    def _on_stream_ticker(self, raw: dict[str, Any]) -> None:
+        """A stream ticker, on the event loop."""
+        if self._stopped:
+            return
+        try:
+            ticker = parse_ticker(raw, self._now())
+        except ExchangeError as exc:
+            logger.warning("public stream: bad ticker dropped: %s", exc)
+            return
+        heard = time.monotonic()
+        self._stream_heard = heard
+        self._stream_seen[ticker.symbol] = heard
+        self._latest[ticker.symbol] = ticker
+        self._deliver(ticker)
+
+    def _deliver(self, ticker: Ticker) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._listener(ticker)
+        except Exception:
+            logger.exception("ticker listener failed on %s", ticker.symbol)
+
+    # -- the watchdog ----------------------------------------------------------------------
+
+    async def _watch_streams(self) -> None:
+        while True:
+            await asyncio.sleep(self._watchdog_interval)
+            try:
+                await self._check_streams()
+            except Exception:
+                logger.exception("market data watchdog: check failed")
+
+    async def _check_streams(self) -> None:
+        """Rebuild a dead or silent stream (in the background: a connect can take long), and
+        cover every watched symbol the stream has been quiet on with a REST ticker."""
+        if not self._watched:
+            return
+        now = time.monotonic()
+        problem = self._stream_problem(now)
+        reconnecting = self._reconnecting is not None and not self._reconnecting.done()
+        if problem is not None and not reconnecting and now >= self._next_connect:
+            self._reconnecting = asyncio.create_task(self._reconnect(problem))
+        elif problem is None and not self._stream_lock.locked():
+            async with self._stream_lock:  # symbols watched while the stream was down
+                await self._subscribe(self._watched)
+        stale = [
+            symbol
+            for symbol, since in self._watched.items()
+            if now - max(since, self._stream_seen.get(symbol, since)) > self._stale_after
+        ]
+        if stale:
+            await asyncio.gather(*(self._cover_with_rest(symbol) for symbol in stale))
+
+    async def _reconnect(self, reason: str) -> None:
+        try:
+            async with self._stream_lock:
+                await self._replace_stream(reason)
+        except Exception:
+            logger.exception("public stream: reconnect failed")
+
+    def _stream_problem(self, now: float) -> str | None:
+        """Why the stream needs rebuilding, or ``None`` if it looks healthy."""
+        stream = self._stream
+        if stream is None:
+            return "no stream"
+        if not stream.is_live():
+            return "disconnected"
+        silent = now - self._stream_heard
+        if silent > self._reconnect_after:
+            return f"silent for {silent:.1f}s"
+        return None
+
+    async def _cover_with_rest(self, symbol: str) -> None:
+        """Feed the listener a REST ticker for a symbol the stream has gone quiet on."""
+        asked = time.monotonic()
+        try:
+            ticker = await self._rest_ticker(symbol)
+        except ExchangeError as exc:
+            logger.warning("REST ticker for %s failed: %s", symbol, exc)
+            return
+        # The stream may have spoken while we waited; its ticker is the newer one then.
+        if self._stopped or self._stream_seen.get(symbol, asked - 1) >= asked:
+            return
+        self._deliver(ticker)
