@@ -1,0 +1,42 @@
+"""``python -m bot``: start the trader from the environment (or ``.env``).
+
+A missing or bad setting exits with code 2 and one line naming it; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from trader.errors import ConfigError
+from trader.settings import load_settings
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # pybit's and websocket-client's own chatter is noise at INFO.
+    logging.getLogger("pybit").setLevel(logging.WARNING)
+    logging.getLogger("websocket").setLevel(logging.WARNING)
+    from bot.app import run  # after logging is set up
+
+    try:
+        asyncio.run(run(settings))
+    except ConfigError as exc:
+        print(f"bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The paper engine end to end: a signal appended to the log is opened on the fake Bybit's
+prices and closed on TP, SL and TTL with the right net PnL; a restart never re-opens it.
+
+Real parts: pybit (REST and public WebSocket) against the loopback fake, SQLite, the file
+follower, and the same ``build_runtime`` wiring that ``python -m bot`` uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.app import Runtime, build_runtime
+from tests.fakes.bybit import FakeBybit
+from trader.clock import ManualClock
+from trader.events import Event, PositionClosed, PositionOpened, SignalSkipped
+from trader.models import CloseReason, Side
+from trader.ports import OrderStatus
+from trader.settings import Settings, load_settings
+
+RATE = Decimal("0.00055")
+HEADER = (
+    "timestamp,symbol,interval,verdict,confidence,score,min_score,max_score,entry_price,vwap,"
+    "oi,oi_change,volume_spike,liq_long,liq_short,components,ttl_minutes,target_min,target_max,"
+    "signal_id\n"
+)
+STRATEGY = {
+    "parameters": {"leverage": 50, "sl": 40, "tp": 75},
+    "top_coins": [],
+    "excluded_coins": ["YFIUSDT"],
+    "fee_rate": 0.00055,
+    "paper_balance_usdt": 1000,
+}
+
+
+class Events:
+    """Collects engine events; tests wait for the next one of a kind with a deadline."""
+
+    def __init__(self) -> None:
+        self.seen: list[Event] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: Event) -> None:
+        async with self._changed:
+            self.seen.append(event)
+            self._changed.notify_all()
+
+    async def next(self, kind: type, *, after: int = 0, timeout: float = 5.0) -> Event:  # noqa: ASYNC109
+        def found() -> Event | None:
+            return next((e for e in self.seen[after:] if isinstance(e, kind)), None)
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: found() is not None)
+        event = found()
+        assert event is not None
+        return event
+
+
+def fmt(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def append_signal(
+    path: Path,
+    when: datetime,
+    symbol: str,
+    verdict: str,
+    *,
+    confidence: str = "0.8",
+    ttl: int = 15,
+    signal_id: str = "",
+) -> None:
+    with path.open("a") as handle:
+        handle.write(
+            f"{fmt(when)},{symbol},,{verdict},{confidence},,,,100,,,,,,,,{ttl},,,{signal_id}\n"
+        )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "strategy.json").write_text(json.dumps(STRATEGY))
+    (tmp_path / "signals_log.csv").write_text(HEADER)
+    return tmp_path
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # Whole seconds, as the signal log writes them.
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def settings_for(workdir: Path, fake: FakeBybit) -> Settings:
+    return load_settings(
+        env_file=None,
+        telegram_bot_token="1:test",
+        telegram_allowed_chat_ids="1",
+        bybit_rest_url=fake.url,
+        bybit_ws_public_url=fake.ws_public_url,
+        signals_path=workdir / "signals_log.csv",
+        strategy_path=workdir / "strategy.json",
+        data_dir=workdir / "data",
+    )
+
+
+RuntimeFactory = Callable[[], Awaitable[tuple[Runtime, Events]]]
+
+
+@pytest.fixture
+async def runtimes(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock
+) -> AsyncIterator[RuntimeFactory]:
+    """Starts runtimes on one data directory; every one still running is stopped at the end."""
+    running: list[Runtime] = []
+
+    async def start() -> tuple[Runtime, Events]:
+        runtime = await build_runtime(settings_for(workdir, fake_bybit), clock=clock)
+        events = Events()
+        runtime.engine.bus.subscribe(events)
+        await runtime.start()
+        running.append(runtime)
+        return runtime, events
+
+    yield start
+    for runtime in running:
+        if runtime.engine._started:
+            await runtime.stop()
+
+
+async def test_long_opens_at_the_ask_and_closes_on_take_profit_net_of_fees(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
+    opened = await events.next(PositionOpened)
+    assert isinstance(opened, PositionOpened)
+    position = opened.position
+    assert position.side is Side.BUY
+    assert position.entry_price == Decimal("190.01")  # a market buy fills at the ask
+    assert position.qty == Decimal("26.3")  # 100 × 50 / 190.01 = 26.31… down to the 0.1 step
+    assert position.stop_loss == Decimal("188.49")  # 190.01 × (1 − 0.8%), on the 0.01 tick
+    assert position.take_profit == Decimal("192.86")  # 190.01 × (1 + 1.5%)
+    assert position.entry_fee == Decimal("26.3") * Decimal("190.01") * RATE
+
+    await fake_bybit.set_ticker("SOLUSDT", last="192.90", bid="192.88", ask="192.92")
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    trade = closed.trade
+    assert trade.reason is CloseReason.TAKE_PROFIT
+    assert trade.exit_price == Decimal("192.88")  # the closing sell fills at the bid
+    gross = (Decimal("192.88") - Decimal("190.01")) * Decimal("26.3")
+    fees = Decimal("26.3") * (Decimal("190.01") + Decimal("192.88")) * RATE
+    assert trade.net_pnl == gross - fees.quantize(Decimal("0.00000001"))
+    assert trade.net_pnl > 0
+
+    status = await runtime.engine.status()
+    assert status.positions == []
+    assert status.today_pnl == trade.net_pnl
+    assert status.balance == Decimal(1000) + trade.net_pnl
+    csv_rows = (workdir / "data" / "trades_log.csv").read_text().splitlines()
+    assert len(csv_rows) == 2 and "SOLUSDT" in csv_rows[1]
+
+
+async def test_short_closes_on_stop_loss_with_the_loss_and_both_fees(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    await fake_bybit.set_ticker("BTCUSDT", last="110000.0", bid="109999.9", ask="110000.1")
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+
+    append_signal(workdir / "signals_log.csv", clock.now(), "BTCUSDT", "SELL")
+    opened = await events.next(PositionOpened)
+    assert isinstance(opened, PositionOpened)
+    position = opened.position
+    assert (position.side, position.entry_price, position.qty) == (
+        Side.SELL,
+        Decimal("109999.9"),
+        Decimal("0.045"),
+    )
+    assert position.stop_loss == Decimal("110879.9")  # +0.8%, on the 0.1 tick
+
+    await fake_bybit.set_ticker("BTCUSDT", last="110900.0", bid="110899.9", ask="110900.1")
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    trade = closed.trade
+    assert trade.reason is CloseReason.STOP_LOSS
+    assert trade.exit_price == Decimal("110900.1")  # the closing buy fills at the ask
+    gross = (Decimal("109999.9") - Decimal("110900.1")) * Decimal("0.045")
+    assert trade.gross_pnl == gross
+    assert trade.net_pnl == gross - trade.entry_fee - trade.exit_fee
+    assert trade.net_pnl < gross < 0
+
+
+async def test_position_closes_at_market_when_its_ttl_passes(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    await fake_bybit.set_ticker("XRPUSDT", last="2.5000", bid="2.4999", ask="2.5001")
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+
+    append_signal(workdir / "signals_log.csv", clock.now(), "XRPUSDT", "BUY", ttl=15)
+    opened = await events.next(PositionOpened)
+    assert isinstance(opened, PositionOpened)
+    assert opened.position.expires_at == clock.now() + timedelta(minutes=15)
+
+    clock.advance(timedelta(minutes=14, seconds=59))
+    await fake_bybit.set_ticker("XRPUSDT", last="2.5010", bid="2.5009", ask="2.5011")
+    assert runtime.engine.open_positions()  # not yet
+
+    clock.advance(timedelta(seconds=1))
+    await fake_bybit.set_ticker("XRPUSDT", last="2.5020", bid="2.5019", ask="2.5021")
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.TTL
+    assert closed.trade.exit_price == Decimal("2.5019")
+    assert closed.trade.closed_at == clock.now()
+
+
+async def test_restart_never_reopens_a_signal_and_adopts_the_open_position(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    first, events = await runtimes()
+    await first.engine.start_trading()
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="sig-1")
+    await events.next(PositionOpened)
+    await first.stop()
+
+    clock.advance(timedelta(seconds=5))  # still fresh: a careless restart would trade it again
+    second, events2 = await runtimes()
+    assert second.engine.trading_enabled  # remembered
+    assert [p.symbol for p in second.engine.open_positions()] == ["SOLUSDT"]
+    # One more signal proves the follower is live and past the old row.
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "SELL", signal_id="sig-2")
+    skipped = await events2.next(SignalSkipped)
+    assert isinstance(skipped, SignalSkipped)
+    assert (skipped.signal_id, skipped.outcome) == ("sig-2", "filtered:already_open")
+    assert not [e for e in events2.seen if isinstance(e, PositionOpened)]
+    orders = await second.repo.orders_with_status(*OrderStatus)
+    assert len(orders) == 1
+
+    # The adopted position's TP still holds after the restart.
+    await fake_bybit.set_ticker("SOLUSDT", last="193.00", bid="192.99", ask="193.01")
+    closed = await events2.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.signal_id == "sig-1"
+    assert closed.trade.reason is CloseReason.TAKE_PROFIT
+
+
+async def test_rows_already_in_the_log_at_start_are_recorded_but_stale_ones_not_traded(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    log_path = workdir / "signals_log.csv"
+    append_signal(log_path, clock.now() - timedelta(minutes=10), "SOLUSDT", "BUY", signal_id="old")
+    append_signal(log_path, clock.now(), "DOGEUSDT", "BUY", confidence="0.2", signal_id="weak")
+    with log_path.open("a") as handle:
+        handle.write("garbage,row\n")
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+    await events.next(SignalSkipped)
+
+    async def outcomes() -> dict[str, str | None]:
+        result = {}
+        for signal_id in ("old", "weak"):
+            stored = await runtime.repo.get_signal(signal_id)
+            result[signal_id] = stored.outcome if stored else None
+        return result
+
+    async with asyncio.timeout(5):
+        while (await outcomes()) != {"old": "filtered:stale", "weak": "filtered:low_confidence"}:
+            await asyncio.sleep(0.01)
+    assert not runtime.engine.open_positions()

@@ -1,0 +1,106 @@
+"""Images: the equity curve as a PNG, readable on a phone. Used by replay and the reports.
+
+matplotlib with the non-interactive Agg backend: no display, safe in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything imports pyplot: no display here
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+GREEN = "#1a9850"
+RED = "#d73027"
+
+
+def equity_png(
+    curve: Sequence[tuple[datetime, Decimal]],
+    *,
+    starting_balance: Decimal,
+    title: str,
+    subtitle: str = "",
+) -> bytes:
+    """The equity curve (balance after each closed trade) as PNG bytes.
+
+    Built on a ``Figure`` object, not pyplot, so no global state is shared between threads.
+    """
+    fig = Figure(figsize=(8, 4.5), dpi=150)
+    ax = fig.add_subplot()
+    times = [_days(when) for when, _ in curve]
+    values = [float(equity) for _, equity in curve]
+    base = float(starting_balance)
+    if curve:
+        # Start the line at the first trade's time with the starting balance.
+        times = [times[0], *times]
+        values = [base, *values]
+    ax.plot(times, values, color="#2c3e50", linewidth=1.6, drawstyle="steps-post")
+    ax.axhline(base, color="#7f8c8d", linewidth=0.8, linestyle="--")
+    ax.fill_between(
+        times,
+        values,
+        base,
+        where=[v >= base for v in values],
+        color=GREEN,
+        alpha=0.25,
+        step="post",
+        interpolate=True,
+    )
+    ax.fill_between(
+        times,
+        values,
+        base,
+        where=[v < base for v in values],
+        color=RED,
+        alpha=0.25,
+        step="post",
+        interpolate=True,
+    )
+    ax.set_title(title, fontsize=13, loc="left", fontweight="bold")
+    if subtitle:
+        ax.text(
+            0.0, 1.01, subtitle, transform=ax.transAxes, fontsize=9, color="#555555", va="bottom"
+        )
+        ax.set_title(title, fontsize=13, loc="left", fontweight="bold", pad=18)
+    ax.set_ylabel("Balance, USDT", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=9)
+    if not curve:
+        ax.text(
+            0.5, 0.5, "no closed trades yet", transform=ax.transAxes, ha="center", color="#7f8c8d"
+        )
+    if curve:
+        _time_ticks(ax, curve[0][0], curve[-1][0])
+    fig.tight_layout()
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _days(when: datetime) -> float:
+    """Time as days since 1970 (matplotlib's own date axis unit)."""
+    return (when - _EPOCH).total_seconds() / 86400
+
+
+def _time_ticks(ax: Axes, first: datetime, last: datetime, count: int = 6) -> None:
+    """A handful of readable UTC time labels between the first and last trade."""
+    span = last - first
+    moments = [first + span * i / (count - 1) for i in range(count)] if span else [first]
+    fmt = "%H:%M" if span <= timedelta(days=1) else "%d %b %H:%M"
+    ax.set_xticks([_days(m) for m in moments], [m.strftime(fmt) for m in moments])
+    ax.set_xlabel("UTC", fontsize=9)
+
+
+def write_equity_png(path: Path, png: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)

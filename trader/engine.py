@@ -1,0 +1,531 @@
+"""The engine: the one place that sequences a signal's life, from first sight to closed trade.
+
+seen → filtered / rejected / failed / opened → closed (SL, TP, TTL, manual, daily loss).
+Commands from the bot arrive as method calls; what happened leaves as events on ``bus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from trader import orders, rules
+from trader.clock import Clock, utc_day_start
+from trader.errors import ExchangeError, OrderRejected
+from trader.events import (
+    DailyLossLimitReached,
+    EngineStarted,
+    EngineStopped,
+    Event,
+    EventBus,
+    OrderFailed,
+    PositionClosed,
+    PositionOpened,
+    SignalSkipped,
+    TradingToggled,
+)
+from trader.exchange.base import Exchange, ExchangeEvent, PositionExited, PriceUpdated
+from trader.models import (
+    ClosedTrade,
+    CloseReason,
+    EntryOrder,
+    ExitOrder,
+    Fill,
+    InvalidSignal,
+    Position,
+    Signal,
+    Ticker,
+)
+from trader.pnl import Stats, close_trade, trade_stats, unrealised_pnl
+from trader.ports import OrderRecord, OrderStatus, Repositories
+from trader.rules import Limits, RiskState
+from trader.settings import Strategy
+
+log = logging.getLogger(__name__)
+
+TRADING_ENABLED_KEY = "trading_enabled"
+LIMIT_PREFIX = "limit."
+LOSS_ANNOUNCED_KEY = "daily_loss_announced"
+CLOSE_RETRY_DELAY = timedelta(seconds=30)
+
+
+class SignalBatch(Protocol):
+    records: Sequence[Signal | InvalidSignal]
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """An open position with its unrealised PnL at the last known price."""
+
+    position: Position
+    price: Decimal | None
+    unrealised_pnl: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    mode: str
+    trading_enabled: bool
+    positions: list[PositionView]
+    today_pnl: Decimal
+    balance: Decimal
+    limits: Limits
+    daily_loss_reached: bool
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        strategy: Strategy,
+        exchange: Exchange,
+        repo: Repositories,
+        clock: Clock,
+        bus: EventBus | None = None,
+        ttl_sweep_seconds: float = 1.0,
+    ) -> None:
+        self.strategy = strategy
+        self.exchange = exchange
+        self.repo = repo
+        self.clock = clock
+        self.bus = bus or EventBus()
+        self._ttl_sweep_seconds = ttl_sweep_seconds
+        self.limits = Limits.from_strategy(strategy)
+        self.trading_enabled = False
+        self._positions: dict[str, Position] = {}
+        self._in_flight: dict[str, str] = {}  # symbol → signal id of an entry being placed
+        self._closing: set[str] = set()
+        # After a failed automatic close, wait before the next try rather than every ticker.
+        self._retry_close_at: dict[str, datetime] = {}
+        self._prices: dict[str, Ticker] = {}
+        self._day = utc_day_start(clock.now())
+        self._day_pnl = Decimal(0)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._started = False
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load state, take over open positions, resolve what a crash interrupted."""
+        overrides = await self.repo.settings_with_prefix(LIMIT_PREFIX)
+        self.limits = Limits.from_strategy(self.strategy).with_overrides(
+            {key.removeprefix(LIMIT_PREFIX): value for key, value in overrides.items()}
+        )
+        # Trading is off on the very first start; afterwards the trader's choice is remembered.
+        self.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
+        positions = await self.repo.open_positions()
+        self._positions = {p.symbol: p for p in positions}
+        await self._refresh_day()
+        await self.exchange.start(self._on_exchange_event)
+        await self.exchange.adopt(positions)
+        await self._resolve_interrupted()
+        self._sweeper = asyncio.create_task(self._sweep_ttl(), name="ttl-sweeper")
+        self._started = True
+        await self._publish(
+            EngineStarted(
+                mode=self.exchange.mode,
+                at=self.clock.now(),
+                open_positions=len(self._positions),
+                trading_enabled=self.trading_enabled,
+            )
+        )
+        # A position whose TTL passed while we were down is closed now.
+        await self.expire_due()
+
+    async def stop(self) -> None:
+        """Stop taking signals and let entries in flight finish; positions keep their SL/TP."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        await self.exchange.stop()
+        if self._started:
+            await self._publish(EngineStopped(at=self.clock.now()))
+        self._started = False
+
+    async def follow(self, batches: AsyncIterator[SignalBatch]) -> None:
+        """Act on every record of the signal log as it arrives (runs until cancelled)."""
+        async for batch in batches:
+            for record in batch.records:
+                await self.handle_record(record)
+
+    # --- a signal's life -------------------------------------------------------------------
+
+    async def handle_record(self, record: Signal | InvalidSignal) -> None:
+        """First sight of a row: record it once, then filter, check risk and enter.
+
+        The entry itself runs as a task so a slow venue never holds up the next signal;
+        the risk check and the slot it reserves happen here, with no await in between.
+        """
+        now = self.clock.now()
+        if not await self.repo.record_signal(record, now):
+            return  # acted on already (this run or a previous one)
+        if isinstance(record, InvalidSignal):
+            log.warning("invalid signal row %s: %s", record.id, record.reason)
+            await self._publish(SignalSkipped(record.id, "", f"invalid:{record.reason}", now))
+            return
+        signal = record
+        open_symbols = self._positions.keys() | self._in_flight.keys()
+        reason = rules.screen(
+            signal, now=now, strategy=self.strategy, limits=self.limits, open_symbols=open_symbols
+        )
+        if reason is not None:
+            await self._skip(signal, f"filtered:{reason}")
+            return
+        await self._refresh_day()
+        margin = rules.entry_margin(self.strategy, self.limits)
+        reason = rules.risk_reason(margin, self._risk_state(), self.limits)
+        if reason is not None:
+            await self._skip(signal, f"rejected:{reason}")
+            return
+        self._in_flight[signal.symbol] = signal.id  # the slot is taken before any await
+        task = asyncio.create_task(self._enter(signal, margin), name=f"enter-{signal.symbol}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _risk_state(self) -> RiskState:
+        return RiskState(
+            trading_enabled=self.trading_enabled,
+            open_positions=len(self._positions) + len(self._in_flight),
+            daily_net_pnl=self._day_pnl,
+        )
+
+    async def _enter(self, signal: Signal, margin: Decimal) -> None:
+        side = signal.side
+        assert side is not None  # screened
+        leverage = self.limits.leverage
+        link_id = orders.entry_link_id(signal.id)
+        try:
+            instrument = await self.exchange.instrument(signal.symbol)
+            ticker = await self.exchange.ticker(signal.symbol)
+            sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
+            if isinstance(sizing, str):
+                await self._skip(signal, f"rejected:{sizing}")
+                return
+            stop, take = rules.protective_prices(
+                side,
+                sizing.price,
+                sl_pct=self.strategy.sl_pct,
+                tp_pct=self.strategy.tp_pct,
+                leverage=leverage,
+                tick=instrument.tick_size,
+            )
+            order = EntryOrder(
+                link_id=link_id,
+                signal_id=signal.id,
+                symbol=signal.symbol,
+                side=side,
+                qty=sizing.qty,
+                leverage=leverage,
+                stop_loss=stop,
+                take_profit=take,
+            )
+            # Recorded before it is sent: after a crash the order is looked up, not re-sent.
+            await self.repo.add_order(
+                OrderRecord(
+                    link_id=link_id,
+                    signal_id=signal.id,
+                    symbol=signal.symbol,
+                    side=side,
+                    qty=sizing.qty,
+                    reduce_only=False,
+                    status=OrderStatus.PENDING,
+                    created_at=self.clock.now(),
+                )
+            )
+            await self.exchange.set_leverage(signal.symbol, leverage)
+            # Held until the position is stored, so an SL/TP fill that races in waits for it.
+            await self._lock(signal.symbol).acquire()
+            try:
+                fill = await self.exchange.open(order)
+            except BaseException:
+                self._lock(signal.symbol).release()
+                raise
+        except ExchangeError as exc:
+            await self._entry_failed(signal, link_id, exc)
+            return
+        except Exception as exc:  # never let one signal kill the engine
+            log.exception("entry for %s failed", signal.symbol)
+            await self._entry_failed(signal, link_id, exc)
+            return
+        finally:
+            self._in_flight.pop(signal.symbol, None)
+        position = Position(
+            signal_id=signal.id,
+            symbol=signal.symbol,
+            side=side,
+            qty=fill.qty,
+            entry_price=fill.price,
+            leverage=leverage,
+            margin=fill.qty * fill.price / leverage,
+            stop_loss=stop,
+            take_profit=take,
+            entry_fee=fill.fee,
+            opened_at=fill.at,
+            expires_at=signal.timestamp + rules.signal_ttl(signal, self.strategy),
+            link_id=link_id,
+        )
+        try:
+            stored = await self.repo.add_position(position)
+            self._positions[signal.symbol] = stored
+            await self.repo.add_fill(fill)
+            await self.repo.update_order(link_id, OrderStatus.FILLED)
+            await self.repo.set_outcome(signal.id, "opened", self.clock.now())
+        finally:
+            self._lock(signal.symbol).release()
+        await self._publish(PositionOpened(stored, self.clock.now()))
+
+    async def _entry_failed(self, signal: Signal, link_id: str, exc: BaseException) -> None:
+        reason = _short(str(exc) or type(exc).__name__)
+        status = OrderStatus.REJECTED if isinstance(exc, OrderRejected) else OrderStatus.FAILED
+        if await self.repo.get_order(link_id) is not None:
+            await self.repo.update_order(link_id, status, error=reason)
+        now = self.clock.now()
+        await self.repo.set_outcome(signal.id, f"failed:{reason}", now)
+        await self._publish(OrderFailed(signal.id, signal.symbol, reason, now))
+
+    async def _skip(self, signal: Signal, outcome: str) -> None:
+        now = self.clock.now()
+        await self.repo.set_outcome(signal.id, outcome, now)
+        await self._publish(SignalSkipped(signal.id, signal.symbol, outcome, now))
+
+    # --- exits -----------------------------------------------------------------------------
+
+    def _lock(self, symbol: str) -> asyncio.Lock:
+        """One lock per symbol: an entry being stored and an exit never interleave."""
+        return self._locks.setdefault(symbol, asyncio.Lock())
+
+    def _on_exchange_event(self, event: ExchangeEvent) -> None:
+        """Called on the loop by the adapter; the work runs as a tracked task."""
+        if isinstance(event, PriceUpdated):
+            self._prices[event.ticker.symbol] = event.ticker
+            position = self._positions.get(event.ticker.symbol)
+            if position is None or not self._close_due(position):
+                return
+            coro = self._close_symbol(position.symbol, CloseReason.TTL)
+        else:
+            coro = self._exchange_closed(event)
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _exchange_closed(self, event: PositionExited) -> None:
+        async with self._lock(event.symbol):
+            position = self._positions.get(event.symbol)
+            if position is None:
+                log.warning("exchange closed %s, which the engine does not hold", event.symbol)
+                return
+            await self._record_close(position, event.fill, event.reason)
+
+    async def _close_symbol(self, symbol: str, reason: CloseReason) -> ClosedTrade | None:
+        """Close one position with a reduce-only market order; None if it is already gone."""
+        if symbol in self._closing:
+            return None
+        self._closing.add(symbol)
+        try:
+            async with self._lock(symbol):
+                position = self._positions.get(symbol)
+                if position is None:
+                    return None
+                order = ExitOrder(
+                    link_id=orders.exit_link_id(position.signal_id),
+                    symbol=symbol,
+                    side=position.side.opposite,
+                    qty=position.qty,
+                    reason=reason,
+                )
+                try:
+                    fill = await self.exchange.close(order)
+                except ExchangeError as exc:
+                    self._retry_close_at[symbol] = self.clock.now() + CLOSE_RETRY_DELAY
+                    reason_text = _short(str(exc))
+                    log.error("closing %s failed: %s", symbol, reason_text)
+                    await self._publish(
+                        OrderFailed(position.signal_id, symbol, reason_text, self.clock.now())
+                    )
+                    raise
+                return await self._record_close(position, fill, reason)
+        finally:
+            self._closing.discard(symbol)
+
+    async def _record_close(
+        self, position: Position, fill: Fill, reason: CloseReason
+    ) -> ClosedTrade:
+        assert position.id is not None
+        await self._refresh_day()  # before the store, so the new trade is counted once
+        trade = close_trade(position, fill, reason)
+        trade = await self.repo.close_position(position.id, trade)
+        self._positions.pop(position.symbol, None)
+        self._retry_close_at.pop(position.symbol, None)
+        await self.repo.add_fill(fill)
+        if trade.closed_at >= self._day:
+            self._day_pnl += trade.net_pnl
+        await self._publish(PositionClosed(trade))
+        await self._check_daily_loss()
+        return trade
+
+    async def _check_daily_loss(self) -> None:
+        if not rules.daily_loss_reached(self._day_pnl, self.limits):
+            return
+        day = self._day.date().isoformat()
+        if await self.repo.get_setting(LOSS_ANNOUNCED_KEY) != day:
+            await self.repo.set_setting(LOSS_ANNOUNCED_KEY, day)
+            await self._publish(
+                DailyLossLimitReached(
+                    loss=rules.daily_loss(self._day_pnl),
+                    limit=self.limits.max_daily_loss_usdt,
+                    at=self.clock.now(),
+                )
+            )
+        # The daily-loss stop: what is still open is closed too, so the day's loss is capped.
+        for symbol in list(self._positions):
+            task = asyncio.create_task(self._close_quietly(symbol, CloseReason.DAILY_LOSS))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_quietly(self, symbol: str, reason: CloseReason) -> None:
+        with contextlib.suppress(ExchangeError):
+            await self._close_symbol(symbol, reason)
+
+    async def expire_due(self) -> None:
+        """Close every position whose TTL has passed."""
+        due = [p.symbol for p in self._positions.values() if self._close_due(p)]
+        for symbol in due:
+            await self._close_quietly(symbol, CloseReason.TTL)
+
+    def _close_due(self, position: Position) -> bool:
+        now = self.clock.now()
+        retry_at = self._retry_close_at.get(position.symbol)
+        return now >= position.expires_at and (retry_at is None or now >= retry_at)
+
+    async def _sweep_ttl(self) -> None:
+        # Tickers also check TTL as they arrive; this covers a symbol whose stream is quiet.
+        while True:
+            await asyncio.sleep(self._ttl_sweep_seconds)
+            try:
+                await self.expire_due()
+            except Exception:
+                log.exception("TTL sweep failed")
+
+    async def _resolve_interrupted(self) -> None:
+        """Signals a crash left undecided. Paper orders die with the process, so an order
+        still pending was never filled; the live adapter looks such orders up instead."""
+        for order in await self.repo.orders_with_status(OrderStatus.PENDING, OrderStatus.UNKNOWN):
+            if order.symbol in self._positions:
+                await self.repo.update_order(order.link_id, OrderStatus.FILLED)
+                continue
+            await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
+        now = self.clock.now()
+        for stored in await self.repo.signals_without_outcome():
+            await self.repo.set_outcome(stored.id, "failed:interrupted", now)
+
+    # --- the UTC day -------------------------------------------------------------------------
+
+    async def _refresh_day(self) -> None:
+        """Recompute today's realised PnL when the UTC day has changed (or at start)."""
+        today = utc_day_start(self.clock.now())
+        if today == self._day and self._started:
+            return
+        trades = await self.repo.trades_closed_since(today)
+        self._day = today
+        self._day_pnl = sum((t.net_pnl for t in trades), Decimal(0))
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def start_trading(self) -> None:
+        await self._set_trading(True)
+
+    async def stop_trading(self) -> None:
+        """Stop taking new signals; open positions keep their exchange-side SL/TP."""
+        await self._set_trading(False)
+
+    async def _set_trading(self, enabled: bool) -> None:
+        self.trading_enabled = enabled
+        await self.repo.set_setting(TRADING_ENABLED_KEY, "1" if enabled else "0")
+        await self._publish(TradingToggled(enabled, self.clock.now()))
+
+    async def close(self, symbol: str) -> ClosedTrade | None:
+        """Close ``symbol``'s position now (reduce-only market). None if there is none."""
+        return await self._close_symbol(symbol.strip().upper(), CloseReason.MANUAL)
+
+    async def close_all(self) -> list[ClosedTrade]:
+        results = await asyncio.gather(
+            *(self._close_symbol(symbol, CloseReason.MANUAL) for symbol in list(self._positions)),
+            return_exceptions=True,
+        )
+        return [r for r in results if isinstance(r, ClosedTrade)]
+
+    def open_positions(self) -> list[Position]:
+        return list(self._positions.values())
+
+    async def set_limit(self, name: str, raw: str) -> Limits:
+        """Set one limit from chat; ``ValueError`` with a clear message changes nothing."""
+        value = rules.parse_limit(name, raw)
+        await self.repo.set_setting(LIMIT_PREFIX + name, str(value))
+        self.limits = self.limits.with_overrides({name: str(value)})
+        return self.limits
+
+    async def reset_limit(self, name: str) -> Limits:
+        if name not in rules.LIMIT_FIELDS:
+            raise ValueError(f"unknown limit {name!r}; one of: {', '.join(rules.LIMIT_FIELDS)}")
+        await self.repo.delete_setting(LIMIT_PREFIX + name)
+        overrides = await self.repo.settings_with_prefix(LIMIT_PREFIX)
+        self.limits = Limits.from_strategy(self.strategy).with_overrides(
+            {key.removeprefix(LIMIT_PREFIX): value for key, value in overrides.items()}
+        )
+        return self.limits
+
+    async def status(self) -> Status:
+        await self._refresh_day()
+        views = []
+        for position in self._positions.values():
+            ticker = self._prices.get(position.symbol)
+            price = ticker.last if ticker else None
+            upnl = (
+                unrealised_pnl(position, price, self.strategy.fee_rate)
+                if price is not None
+                else None
+            )
+            views.append(PositionView(position, price, upnl))
+        return Status(
+            mode=self.exchange.mode,
+            trading_enabled=self.trading_enabled,
+            positions=views,
+            today_pnl=self._day_pnl,
+            balance=await self.exchange.balance(),
+            limits=self.limits,
+            daily_loss_reached=rules.daily_loss_reached(self._day_pnl, self.limits),
+        )
+
+    async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:
+        return await self.repo.recent_trades(limit)
+
+    async def stats(self) -> Stats:
+        trades = await self.repo.all_trades()
+        return trade_stats(trades, self.strategy.paper_balance_usdt)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _publish(self, event: Event) -> None:
+        await self.bus.publish(event)
+
+    async def wait_idle(self) -> None:
+        """Wait until every entry and exit in flight has finished (for shutdown and tests)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """An error message fit for an outcome column and a chat line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,208 @@
+"""Paper trading: simulated fills over Bybit's public market data, with real taker fees.
+
+Market orders fill at the ask (buy) or bid (sell); SL and TP are watched on every ticker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from trader.clock import Clock
+from trader.errors import OrderRejected
+from trader.exchange.base import (
+    Listener,
+    MarketData,
+    PositionExited,
+    PriceUpdated,
+)
+from trader.models import EntryOrder, ExitOrder, Fill, Instrument, Position, Side, Ticker
+from trader.pnl import gross_pnl, taker_fee
+from trader.rules import balance_reason, exit_trigger
+
+log = logging.getLogger(__name__)
+
+# Bybit's codes, so paper and live report the same failures the same way.
+INSUFFICIENT_BALANCE = 110007
+PARAMS_ERROR = 10001
+DUPLICATE_LINK_ID = 110072
+
+
+@dataclass(slots=True)
+class _BookEntry:
+    """A simulated position on the paper venue."""
+
+    link_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry_price: Decimal
+    leverage: int
+    stop_loss: Decimal
+    take_profit: Decimal
+
+    @property
+    def margin(self) -> Decimal:
+        return self.qty * self.entry_price / self.leverage
+
+
+class PaperExchange:
+    """The paper venue: one-way positions, one per symbol, exchange-side SL/TP simulated."""
+
+    mode = "paper"
+
+    def __init__(
+        self, market: MarketData, *, fee_rate: Decimal, wallet: Decimal, clock: Clock
+    ) -> None:
+        """``wallet`` is the realised balance now: the starting balance plus every closed
+        trade's net PnL, minus the entry fees of positions still open."""
+        self._market = market
+        self._fee_rate = fee_rate
+        self._wallet = wallet
+        self._clock = clock
+        self._book: dict[str, _BookEntry] = {}
+        self._link_ids: set[str] = set()
+        self._listener: Listener | None = None
+
+    async def start(self, listener: Listener) -> None:
+        self._listener = listener
+        await self._market.start(self._on_ticker)
+
+    async def stop(self) -> None:
+        await self._market.stop()
+
+    async def adopt(self, positions: Sequence[Position]) -> None:
+        for position in positions:
+            self._book[position.symbol] = _BookEntry(
+                link_id=position.link_id,
+                symbol=position.symbol,
+                side=position.side,
+                qty=position.qty,
+                entry_price=position.entry_price,
+                leverage=position.leverage,
+                stop_loss=position.stop_loss,
+                take_profit=position.take_profit,
+            )
+            self._link_ids.add(position.link_id)
+            await self._market.watch(position.symbol)
+
+    async def instrument(self, symbol: str) -> Instrument:
+        return await self._market.instrument(symbol)
+
+    async def ticker(self, symbol: str) -> Ticker:
+        return await self._market.ticker(symbol)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        instrument = await self._market.instrument(symbol)
+        if leverage > instrument.max_leverage:
+            raise OrderRejected(
+                f"leverage {leverage}x exceeds {symbol}'s maximum {instrument.max_leverage}x",
+                code=PARAMS_ERROR,
+            )
+
+    async def balance(self) -> Decimal:
+        return self._wallet
+
+    def available(self) -> Decimal:
+        """Wallet less the margin held by open positions."""
+        return self._wallet - sum((entry.margin for entry in self._book.values()), Decimal(0))
+
+    async def open(self, order: EntryOrder) -> Fill:
+        if order.link_id in self._link_ids:
+            raise OrderRejected("duplicate orderLinkId", code=DUPLICATE_LINK_ID)
+        if order.symbol in self._book:
+            raise OrderRejected(f"{order.symbol} already has a position", code=PARAMS_ERROR)
+        # Watch before the fill so no ticker after it is missed by SL/TP.
+        await self._market.watch(order.symbol)
+        ticker = await self._market.ticker(order.symbol)
+        price = ticker.fill_price(order.side)
+        _check_protection(order.side, price, order.stop_loss, order.take_profit)
+        fee = taker_fee(order.qty, price, self._fee_rate)
+        margin = order.qty * price / order.leverage
+        if balance_reason(margin + fee, self.available()) is not None:
+            raise OrderRejected(
+                f"insufficient balance: needs {margin + fee:.2f} USDT, "
+                f"available {self.available():.2f} USDT",
+                code=INSUFFICIENT_BALANCE,
+            )
+        self._link_ids.add(order.link_id)
+        self._book[order.symbol] = _BookEntry(
+            link_id=order.link_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            entry_price=price,
+            leverage=order.leverage,
+            stop_loss=order.stop_loss,
+            take_profit=order.take_profit,
+        )
+        self._wallet -= fee
+        return Fill(
+            link_id=order.link_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            price=price,
+            fee=fee,
+            at=self._clock.now(),
+        )
+
+    async def close(self, order: ExitOrder) -> Fill:
+        entry = self._book.get(order.symbol)
+        if entry is None or entry.side is not order.side.opposite:
+            raise OrderRejected(
+                f"no {order.side.opposite.label.lower()} position in {order.symbol} to reduce",
+                code=PARAMS_ERROR,
+            )
+        ticker = await self._market.ticker(order.symbol)
+        # A trigger may have closed it while we awaited the price.
+        if self._book.get(order.symbol) is not entry:
+            raise OrderRejected(f"{order.symbol} position already closed", code=PARAMS_ERROR)
+        return self._exit(entry, ticker)
+
+    def _exit(self, entry: _BookEntry, ticker: Ticker) -> Fill:
+        del self._book[entry.symbol]
+        exit_side = entry.side.opposite
+        price = ticker.fill_price(exit_side)
+        fee = taker_fee(entry.qty, price, self._fee_rate)
+        self._wallet += gross_pnl(entry.side, entry.qty, entry.entry_price, price) - fee
+        return Fill(
+            link_id=entry.link_id,
+            symbol=entry.symbol,
+            side=exit_side,
+            qty=entry.qty,
+            price=price,
+            fee=fee,
+            at=self._clock.now(),
+        )
+
+    def _on_ticker(self, ticker: Ticker) -> None:
+        """Every ticker: check the simulated SL/TP first, then pass the price on."""
+        entry = self._book.get(ticker.symbol)
+        if entry is not None:
+            # Bybit triggers SL/TP on the last price by default; the exit then fills at the book.
+            reason = exit_trigger(entry.side, ticker.last, entry.stop_loss, entry.take_profit)
+            if reason is not None:
+                fill = self._exit(entry, ticker)
+                self._emit(PositionExited(symbol=ticker.symbol, fill=fill, reason=reason))
+        self._emit(PriceUpdated(ticker))
+
+    def _emit(self, event: PriceUpdated | PositionExited) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._listener(event)
+        except Exception:
+            log.exception("exchange listener failed on %s", type(event).__name__)
+
+
+def _check_protection(side: Side, price: Decimal, stop: Decimal, take: Decimal) -> None:
+    """Bybit refuses SL/TP on the wrong side of the current price (10001); so do we."""
+    ok = stop < price < take if side is Side.BUY else take < price < stop
+    if not ok:
+        raise OrderRejected(
+            f"stop-loss {stop} / take-profit {take} are on the wrong side of the price {price}",
+            code=PARAMS_ERROR,
+        )
