@@ -51,12 +51,15 @@ class Events:
             self.seen.append(event)
             self._changed.notify_all()
 
+    async def wait(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(condition)
+
     async def next(self, kind: type, *, after: int = 0, timeout: float = 5.0) -> Event:  # noqa: ASYNC109
         def found() -> Event | None:
             return next((e for e in self.seen[after:] if isinstance(e, kind)), None)
 
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: found() is not None)
+        await self.wait(lambda: found() is not None, timeout)
         event = found()
         assert event is not None
         return event
@@ -166,7 +169,8 @@ async def test_long_opens_at_the_ask_and_closes_on_take_profit_net_of_fees(
     assert status.today_pnl == trade.net_pnl
     assert status.balance == Decimal(1000) + trade.net_pnl
     csv_rows = (workdir / "data" / "trades_log.csv").read_text().splitlines()
-    assert len(csv_rows) == 2 and "SOLUSDT" in csv_rows[1]
+    assert len(csv_rows) == 2
+    assert "SOLUSDT" in csv_rows[1]
 
 
 async def test_short_closes_on_stop_loss_with_the_loss_and_both_fees(
@@ -265,16 +269,18 @@ async def test_rows_already_in_the_log_at_start_are_recorded_but_stale_ones_not_
         handle.write("garbage,row\n")
     runtime, events = await runtimes()
     await runtime.engine.start_trading()
-    await events.next(SignalSkipped)
 
-    async def outcomes() -> dict[str, str | None]:
-        result = {}
-        for signal_id in ("old", "weak"):
-            stored = await runtime.repo.get_signal(signal_id)
-            result[signal_id] = stored.outcome if stored else None
-        return result
+    def skipped() -> dict[str, str]:
+        return {e.signal_id: e.outcome for e in events.seen if isinstance(e, SignalSkipped)}
 
-    async with asyncio.timeout(5):
-        while (await outcomes()) != {"old": "filtered:stale", "weak": "filtered:low_confidence"}:
-            await asyncio.sleep(0.01)
+    await events.wait(lambda: len(skipped()) == 3)
+    outcomes = skipped()
+    assert outcomes.pop("old") == "filtered:stale"
+    assert outcomes.pop("weak") == "filtered:low_confidence"
+    assert list(outcomes.values()) == ["invalid:bad_row"]
+    for signal_id in ("old", "weak"):
+        stored = await runtime.repo.get_signal(signal_id)
+        assert stored is not None
+        assert stored.outcome is not None
+        assert stored.outcome.startswith("filtered:")
     assert not runtime.engine.open_positions()

@@ -107,8 +107,10 @@ def test_stats_win_rate_profit_factor_roi_and_drawdown() -> None:
 
 def test_stats_of_nothing() -> None:
     stats = pnl.trade_stats([], Decimal(1000))
-    assert stats.win_rate is None and stats.profit_factor is None
-    assert stats.net_pnl == 0 and stats.max_drawdown == 0
+    assert stats.win_rate is None
+    assert stats.profit_factor is None
+    assert stats.net_pnl == 0
+    assert stats.max_drawdown == 0
 
 
 @settings(max_examples=300)

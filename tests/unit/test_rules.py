@@ -259,8 +259,10 @@ def test_stop_and_take_are_on_the_right_side_and_on_the_tick(
     stop, take = rules.protective_prices(
         side, entry, sl_pct=sl_pct, tp_pct=tp_pct, leverage=leverage, tick=tick
     )
-    assert stop % tick == 0 and take % tick == 0
-    assert stop > 0 and take > 0
+    assert stop % tick == 0
+    assert take % tick == 0
+    assert stop > 0
+    assert take > 0
     if side is Side.BUY:
         assert stop < entry < take
     else:

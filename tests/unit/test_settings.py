@@ -40,7 +40,8 @@ def test_sample_strategy_reads_as_the_generator_writes_it() -> None:
     assert strategy.top_coins == {"DOGEUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "BTCUSDT"}
     assert strategy.excluded_coins == {"YFIUSDT"}
     assert strategy.fee_rate == Decimal("0.00055")  # exact, never via float
-    assert strategy.max_open_positions == 15 and strategy.max_daily_loss_usdt == 500
+    assert strategy.max_open_positions == 15
+    assert strategy.max_daily_loss_usdt == 500
 
 
 def test_missing_strategy_file_gives_builtin_defaults(tmp_path: Path) -> None:
@@ -68,7 +69,8 @@ def test_invalid_strategy_value_names_the_key(data: dict[str, object], key: str)
 
 def test_unknown_strategy_keys_are_ignored_and_ours_are_read() -> None:
     strategy = parse_strategy({"whatever": 1, "position_size_usdt": "25", "paper_balance_usdt": 5})
-    assert strategy.position_size_usdt == 25 and strategy.paper_balance_usdt == 5
+    assert strategy.position_size_usdt == 25
+    assert strategy.paper_balance_usdt == 5
 
 
 def test_broken_json_is_one_line(tmp_path: Path) -> None:
@@ -150,7 +152,8 @@ def test_the_example_env_with_required_values_filled_in_loads(clean_env: Path) -
     )
     (clean_env / ".env").write_text(text)
     settings = load_settings(env_file=clean_env / ".env")
-    assert settings.bybit_api_key is None and settings.bybit_ws_public_url is None
+    assert settings.bybit_api_key is None
+    assert settings.bybit_ws_public_url is None
     assert settings.telegram_allowed_chat_ids == (42,)
 
 
