@@ -22,7 +22,7 @@ from trader.events import Event, PositionClosed
 from trader.exchange.market import BybitMarketData
 from trader.exchange.paper import PaperExchange
 from trader.settings import Settings, Strategy, load_strategy
-from trader.signals import FileOffset, SignalFollower
+from trader.signals import Batch, FileOffset, SignalFollower
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,17 @@ class Runtime:
         self._follow_task = asyncio.create_task(self._follow(), name="signal-follower")
 
     async def _follow(self) -> None:
-        async for batch in self.follower.batches():
-            for record in batch.records:
-                await self.engine.handle_record(record)
-            # Resume here after a restart; rows re-read before this point are deduplicated
-            # by their identity anyway, so a crash between the two is harmless.
-            await self.repo.set_setting(FOLLOWER_OFFSET_KEY, json.dumps(asdict(batch.offset)))
+        # aclosing: a cancelled follower closes its generator now, not at garbage collection.
+        async with contextlib.aclosing(self.follower.batches()) as batches:
+            async for batch in batches:
+                await self._act_on(batch)
+
+    async def _act_on(self, batch: Batch) -> None:
+        for record in batch.records:
+            await self.engine.handle_record(record)
+        # Resume here after a restart; rows re-read before this point are deduplicated
+        # by their identity anyway, so a crash between the two is harmless.
+        await self.repo.set_setting(FOLLOWER_OFFSET_KEY, json.dumps(asdict(batch.offset)))
 
     async def stop(self) -> None:
         if self._follow_task is not None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from trader import orders, rules
 from trader.clock import Clock, utc_day_start
@@ -53,10 +53,6 @@ TRADING_ENABLED_KEY = "trading_enabled"
 LIMIT_PREFIX = "limit."
 LOSS_ANNOUNCED_KEY = "daily_loss_announced"
 CLOSE_RETRY_DELAY = timedelta(seconds=30)
-
-
-class SignalBatch(Protocol):
-    records: Sequence[Signal | InvalidSignal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +148,6 @@ class Engine:
         if self._started:
             await self._publish(EngineStopped(at=self.clock.now()))
         self._started = False
-
-    async def follow(self, batches: AsyncIterator[SignalBatch]) -> None:
-        """Act on every record of the signal log as it arrives (runs until cancelled)."""
-        async for batch in batches:
-            for record in batch.records:
-                await self.handle_record(record)
 
     # --- a signal's life -------------------------------------------------------------------
 

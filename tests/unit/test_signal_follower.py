@@ -176,6 +176,23 @@ async def test_a_truncated_file_is_read_again_from_its_header(tmp_path: Path) ->
     assert isinstance(records[0], Signal)
 
 
+async def test_a_file_rewritten_in_place_longer_than_before_is_read_from_its_start(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "signals_log.csv"
+    log.write_text(f"{HEADER}\n{row('s1')}")
+
+    async with follow(log) as (_, stream):
+        await primed(stream)
+        inode = log.stat().st_ino
+        # Same inode, and longer: only the bytes already read tell that it changed.
+        log.write_text(f"{HEADER}\n{row('r1')}{row('r2')}{row('r3')}")
+        assert log.stat().st_ino == inode
+        records = await stream.records(3)
+
+    assert ids(records) == ["r1", "r2", "r3"]
+
+
 async def test_a_file_replaced_by_rename_is_read_from_its_start(tmp_path: Path) -> None:
     log = tmp_path / "signals_log.csv"
     log.write_text(f"{HEADER}\n{row('s1')}")
@@ -220,6 +237,23 @@ async def test_a_log_whose_directory_does_not_exist_yet_is_found_by_polling(
         # Once the directory exists, appends are seen by events as well.
         append(log, row("s2"))
         assert ids(await stream.records(1)) == ["s2"]
+
+
+async def test_a_log_whose_directory_is_removed_and_made_again_is_still_followed(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "logs" / "signals_log.csv"
+    log.parent.mkdir()
+    log.write_text(f"{HEADER}\n{row('s1')}")
+
+    async with follow(log, poll_interval=0.05) as (_, stream):
+        await primed(stream)
+        shutil.rmtree(log.parent)
+        log.parent.mkdir()
+        log.write_text(f"{HEADER}\n{row('s2')}")
+        assert ids(await stream.records(1)) == ["s2"]
+        append(log, row("s3"))
+        assert ids(await stream.records(1)) == ["s3"]
 
 
 async def test_bom_crlf_blank_lines_and_quoted_commas_are_read(tmp_path: Path) -> None:

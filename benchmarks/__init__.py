@@ -1,0 +1,1 @@
+"""Benchmarks run by ``make bench``: paper-engine latency on loopback, replay throughput."""
