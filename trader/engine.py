@@ -191,6 +191,14 @@ class Engine:
         )
 
     async def _enter(self, signal: Signal, margin: Decimal) -> None:
+        try:
+            await self._place_entry(signal, margin)
+        finally:
+            # Released only now, when the position is in the book or the entry has failed:
+            # until then the slot counts against the limits.
+            self._in_flight.pop(signal.symbol, None)
+
+    async def _place_entry(self, signal: Signal, margin: Decimal) -> None:
         side = signal.side
         assert side is not None  # screened
         leverage = self.limits.leverage
@@ -248,8 +256,6 @@ class Engine:
             log.exception("entry for %s failed", signal.symbol)
             await self._entry_failed(signal, link_id, exc)
             return
-        finally:
-            self._in_flight.pop(signal.symbol, None)
         position = Position(
             signal_id=signal.id,
             symbol=signal.symbol,

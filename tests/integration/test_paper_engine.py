@@ -19,7 +19,13 @@ import pytest
 from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit
 from trader.clock import ManualClock
-from trader.events import Event, PositionClosed, PositionOpened, SignalSkipped
+from trader.events import (
+    DailyLossLimitReached,
+    Event,
+    PositionClosed,
+    PositionOpened,
+    SignalSkipped,
+)
 from trader.models import CloseReason, Side
 from trader.ports import OrderStatus
 from trader.settings import Settings, load_settings
@@ -284,3 +290,100 @@ async def test_rows_already_in_the_log_at_start_are_recorded_but_stale_ones_not_
         assert stored.outcome is not None
         assert stored.outcome.startswith("filtered:")
     assert not runtime.engine.open_positions()
+
+
+async def test_a_burst_of_signals_never_passes_the_open_position_limit(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+    await runtime.engine.set_limit("max_positions", "3")
+    symbols = ["SOLUSDT", "BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "LINKUSDT"]
+    # One write: the whole burst arrives in one batch, before any entry has filled.
+    with (workdir / "signals_log.csv").open("a") as handle:
+        for symbol in symbols:
+            handle.write(f"{fmt(clock.now())},{symbol},,BUY,0.9,,,,,,,,,,,,15,,,burst-{symbol}\n")
+
+    def decided() -> int:
+        return sum(isinstance(e, PositionOpened | SignalSkipped) for e in events.seen)
+
+    await events.wait(lambda: decided() == len(symbols))
+    await runtime.engine.wait_idle()
+    opened = [e for e in events.seen if isinstance(e, PositionOpened)]
+    rejected = [e for e in events.seen if isinstance(e, SignalSkipped)]
+    assert len(opened) == 3
+    assert {e.outcome for e in rejected} == {"rejected:max_open_positions"}
+    assert len(runtime.engine.open_positions()) == 3
+
+
+async def test_daily_loss_limit_stops_entries_closes_what_is_open_and_says_so(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+    await runtime.engine.set_limit("daily_loss", "30")
+    log_path = workdir / "signals_log.csv"
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    await fake_bybit.set_ticker("ETHUSDT", last="4000.00", bid="3999.99", ask="4000.01")
+    append_signal(log_path, clock.now(), "SOLUSDT", "BUY", signal_id="a")
+    append_signal(log_path, clock.now(), "ETHUSDT", "BUY", signal_id="b")
+    await events.wait(lambda: len(runtime.engine.open_positions()) == 2)
+
+    # SOL falls through its stop: a loss of ~40 USDT plus fees, past the 30 USDT limit.
+    await fake_bybit.set_ticker("SOLUSDT", last="188.00", bid="187.99", ask="188.01")
+    limit = await events.next(DailyLossLimitReached)
+    assert isinstance(limit, DailyLossLimitReached)
+    assert limit.limit == Decimal(30)
+    assert limit.loss > Decimal(30)
+    await events.wait(lambda: not runtime.engine.open_positions())
+    reasons = {e.trade.symbol: e.trade.reason for e in events.seen if isinstance(e, PositionClosed)}
+    assert reasons == {"SOLUSDT": CloseReason.STOP_LOSS, "ETHUSDT": CloseReason.DAILY_LOSS}
+
+    before = len(events.seen)
+    append_signal(log_path, clock.now(), "XRPUSDT", "BUY", signal_id="c")
+    skipped = await events.next(SignalSkipped, after=before)
+    assert isinstance(skipped, SignalSkipped)
+    assert skipped.outcome == "rejected:daily_loss_limit"
+    status = await runtime.engine.status()
+    assert status.daily_loss_reached
+
+    # A new UTC day lifts the stop.
+    clock.set(clock.now().replace(hour=0, minute=0, second=1) + timedelta(days=1))
+    before = len(events.seen)
+    append_signal(log_path, clock.now(), "XRPUSDT", "BUY", signal_id="d")
+    assert isinstance(await events.next(PositionOpened, after=before), PositionOpened)
+
+
+async def test_manual_close_and_close_all(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+    log_path = workdir / "signals_log.csv"
+    for symbol in ("SOLUSDT", "BTCUSDT", "ETHUSDT"):
+        append_signal(log_path, clock.now(), symbol, "SELL", signal_id=f"m-{symbol}")
+    await events.wait(lambda: len(runtime.engine.open_positions()) == 3)
+
+    trade = await runtime.engine.close("solusdt")
+    assert trade is not None
+    assert trade.reason is CloseReason.MANUAL
+    assert await runtime.engine.close("SOLUSDT") is None  # nothing left to close
+    trades = await runtime.engine.close_all()
+    assert sorted(t.symbol for t in trades) == ["BTCUSDT", "ETHUSDT"]
+    assert not runtime.engine.open_positions()
+    recent = await runtime.engine.recent_trades(10)
+    assert len(recent) == 3
+    stats = await runtime.engine.stats()
+    assert stats.trades == 3
+    assert stats.net_pnl == sum((t.net_pnl for t in recent), Decimal(0))
+
+
+async def test_trading_is_off_on_the_very_first_start(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    runtime, events = await runtimes()
+    assert not runtime.engine.trading_enabled
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="off")
+    skipped = await events.next(SignalSkipped)
+    assert isinstance(skipped, SignalSkipped)
+    assert skipped.outcome == "rejected:trading_disabled"
