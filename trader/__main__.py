@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"replay: {exc}", file=sys.stderr)
         return 2
     print(format_report(result, strategy, args.signals, list_trades=args.trades))
-    assert result.stats is not None
     png = equity_png(
         equity_curve(result.trades, strategy.paper_balance_usdt),
         starting_balance=strategy.paper_balance_usdt,
@@ -101,7 +100,6 @@ def format_report(
     result: ReplayResult, strategy: Strategy, source: Path, *, list_trades: bool = False
 ) -> str:
     stats = result.stats
-    assert stats is not None
     sl_move = strategy.sl_pct / strategy.leverage
     tp_move = strategy.tp_pct / strategy.leverage
     lines = [

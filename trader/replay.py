@@ -10,7 +10,7 @@ import csv
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -105,13 +105,13 @@ class _Open:
     reason: CloseReason
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayResult:
-    signals: int
-    unique: int
-    outcomes: Counter[str] = field(default_factory=Counter)
-    trades: list[ClosedTrade] = field(default_factory=list)
-    stats: Stats | None = None
+    signals: int  # rows read
+    unique: int  # distinct signal identities
+    outcomes: Counter[str]
+    trades: list[ClosedTrade]  # in close order
+    stats: Stats
 
 
 def replay(
@@ -123,7 +123,7 @@ def replay(
     """Trade ``records`` in time order as the engine would, exiting along ``paths``."""
     records = list(records)
     limits = Limits.from_strategy(strategy)
-    result = ReplayResult(signals=len(records), unique=0)
+    outcomes: Counter[str] = Counter()
     seen: set[str] = set()
     wallet = strategy.paper_balance_usdt
     open_: dict[str, _Open] = {}
@@ -152,7 +152,7 @@ def replay(
     for invalid in records:
         if isinstance(invalid, InvalidSignal) and invalid.id not in seen:
             seen.add(invalid.id)
-            result.outcomes[f"invalid:{invalid.reason}"] += 1
+            outcomes[f"invalid:{invalid.reason}"] += 1
     signals = sorted((r for r in records if isinstance(r, Signal)), key=lambda s: s.timestamp)
     for signal in signals:
         if signal.id in seen:
@@ -162,16 +162,20 @@ def replay(
         close_until(now)
         outcome = _enter(signal, now, paths, strategy, limits, instruments, open_, closed, wallet)
         if isinstance(outcome, str):
-            result.outcomes[outcome] += 1
+            outcomes[outcome] += 1
             continue
         wallet -= outcome.position.entry_fee
         open_[signal.symbol] = outcome
-        result.outcomes["opened"] += 1
+        outcomes["opened"] += 1
     close_until(datetime.max.replace(tzinfo=UTC))
-    result.unique = len(seen)
-    result.trades = sorted(closed, key=lambda t: t.closed_at)
-    result.stats = trade_stats(result.trades, strategy.paper_balance_usdt)
-    return result
+    trades = sorted(closed, key=lambda t: t.closed_at)
+    return ReplayResult(
+        signals=len(records),
+        unique=len(seen),
+        outcomes=outcomes,
+        trades=trades,
+        stats=trade_stats(trades, strategy.paper_balance_usdt),
+    )
 
 
 def _enter(

@@ -26,8 +26,9 @@ from trader.events import (
     PositionOpened,
     SignalSkipped,
 )
-from trader.models import CloseReason, Side
+from trader.models import CloseReason, Side, Signal
 from trader.ports import OrderStatus
+from trader.replay import PricePath, replay
 from trader.settings import Settings, load_settings
 
 RATE = Decimal("0.00055")
@@ -387,3 +388,47 @@ async def test_trading_is_off_on_the_very_first_start(
     skipped = await events.next(SignalSkipped)
     assert isinstance(skipped, SignalSkipped)
     assert skipped.outcome == "rejected:trading_disabled"
+
+
+async def test_replay_and_the_paper_engine_make_the_same_trade_from_the_same_prices(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    """One implementation: with no spread, the engine's trade equals replay's to the satoshi."""
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="190.00", ask="190.00")
+    runtime, events = await runtimes()
+    await runtime.engine.start_trading()
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="same")
+    opened = await events.next(PositionOpened)
+    assert isinstance(opened, PositionOpened)
+    take = opened.position.take_profit
+    await fake_bybit.set_ticker("SOLUSDT", last=str(take), bid=str(take), ask=str(take))
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    live = closed.trade
+
+    instruments = {"SOLUSDT": await runtime.engine.exchange.instrument("SOLUSDT")}
+    signal = Signal(
+        id="same",
+        timestamp=clock.now(),
+        symbol="SOLUSDT",
+        verdict="BUY",
+        confidence=Decimal("0.8"),
+        entry_price=Decimal("190.00"),
+        ttl_minutes=15,
+    )
+    path = PricePath(high=take, low=Decimal("189.50"), final=Decimal(190))
+    result = replay(
+        [signal], {(signal.timestamp, "SOLUSDT", "BUY"): path}, runtime.strategy, instruments
+    )
+    (replayed,) = result.trades
+    for name in (
+        "qty",
+        "entry_price",
+        "exit_price",
+        "entry_fee",
+        "exit_fee",
+        "gross_pnl",
+        "net_pnl",
+        "reason",
+    ):
+        assert getattr(replayed, name) == getattr(live, name), name
