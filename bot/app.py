@@ -27,6 +27,7 @@ from trader.signals import Batch, FileOffset, SignalFollower
 log = logging.getLogger(__name__)
 
 FOLLOWER_OFFSET_KEY = "follower_offset"
+FOLLOW_RETRY = 1.0  # seconds
 
 
 @dataclass
@@ -45,10 +46,21 @@ class Runtime:
         self._follow_task = asyncio.create_task(self._follow(), name="signal-follower")
 
     async def _follow(self) -> None:
-        # aclosing: a cancelled follower closes its generator now, not at garbage collection.
-        async with contextlib.aclosing(self.follower.batches()) as batches:
-            async for batch in batches:
-                await self._act_on(batch)
+        while True:
+            try:
+                # aclosing: a cancelled follower closes its generator now, not at GC time.
+                async with contextlib.aclosing(self.follower.batches()) as batches:
+                    async for batch in batches:
+                        await self._act_on(batch)
+            except Exception:
+                # A failure here (a locked database, say) must not silently end trading:
+                # start over from the stored offset; rows already seen are deduplicated.
+                log.exception("signal follower failed; restarting it in %s s", FOLLOW_RETRY)
+                await asyncio.sleep(FOLLOW_RETRY)
+                self.follower = SignalFollower(
+                    self.settings.signals_path,
+                    start_offset=_stored_offset(await self.repo.get_setting(FOLLOWER_OFFSET_KEY)),
+                )
 
     async def _act_on(self, batch: Batch) -> None:
         for record in batch.records:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiosqlite
+
 from storage.db import Database, open_database
 from trader.models import ClosedTrade, CloseReason, Fill, InvalidSignal, Position, Side, Signal
 from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
@@ -329,57 +331,29 @@ class SqliteRepositories:
         return [_order(row) for row in rows]
 
     async def add_fill(self, fill: Fill) -> bool:
-        # DO NOTHING only covers uniqueness, unlike INSERT OR IGNORE, which would also
-        # swallow a CHECK failure and report it as a duplicate.
-        changed = await self._write(
-            "INSERT INTO fills (link_id, symbol, side, qty, price, fee, at, exec_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                fill.link_id,
-                fill.symbol,
-                fill.side.value,
-                to_db_decimal(fill.qty),
-                to_db_decimal(fill.price),
-                to_db_decimal(fill.fee),
-                to_db_time(fill.at),
-                fill.exec_id,
-            ),
-        )
-        return changed == 1
+        async with self._db.transaction() as conn:
+            return await _insert_fill(conn, fill)
 
     # -- positions and trades -----------------------------------------------------------
 
     async def add_position(self, position: Position) -> Position:
-        try:
-            async with self._db.transaction() as conn:
-                cursor = await conn.execute(
-                    "INSERT INTO positions (signal_id, symbol, side, qty, entry_price, leverage,"
-                    " margin, stop_loss, take_profit, entry_fee, opened_at, expires_at, link_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        position.signal_id,
-                        position.symbol,
-                        position.side.value,
-                        to_db_decimal(position.qty),
-                        to_db_decimal(position.entry_price),
-                        position.leverage,
-                        to_db_decimal(position.margin),
-                        to_db_decimal(position.stop_loss),
-                        to_db_decimal(position.take_profit),
-                        to_db_decimal(position.entry_fee),
-                        to_db_time(position.opened_at),
-                        to_db_time(position.expires_at),
-                        position.link_id,
-                    ),
-                )
-                position_id = cursor.lastrowid
-                await cursor.close()
-        except sqlite3.IntegrityError as exc:
-            if "positions.symbol" in str(exc):
-                raise PositionAlreadyOpen(
-                    f"a position is already open for {position.symbol}"
-                ) from exc
-            raise
+        async with self._db.transaction() as conn:
+            position_id = await _insert_position(conn, position)
+        return replace(position, id=position_id)
+
+    async def record_entry(self, position: Position, fill: Fill, at: datetime) -> Position:
+        # One transaction: a crash leaves either all of the entry's records or none.
+        async with self._db.transaction() as conn:
+            position_id = await _insert_position(conn, position)
+            await _insert_fill(conn, fill)
+            await conn.execute(
+                "UPDATE orders SET status = ?, error = '' WHERE link_id = ?",
+                (OrderStatus.FILLED.value, fill.link_id),
+            )
+            await conn.execute(
+                "UPDATE signals SET outcome = 'opened', outcome_at = ? WHERE id = ?",
+                (to_db_time(at), position.signal_id),
+            )
         return replace(position, id=position_id)
 
     async def open_positions(self) -> Sequence[Position]:
@@ -388,7 +362,9 @@ class SqliteRepositories:
         )
         return [_position(row) for row in rows]
 
-    async def close_position(self, position_id: int, trade: ClosedTrade) -> ClosedTrade:
+    async def close_position(
+        self, position_id: int, trade: ClosedTrade, exit_fill: Fill | None = None
+    ) -> ClosedTrade:
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "SELECT symbol FROM positions WHERE id = ?", (position_id,)
@@ -429,6 +405,8 @@ class SqliteRepositories:
             )
             trade_id = cursor.lastrowid
             await cursor.close()
+            if exit_fill is not None:
+                await _insert_fill(conn, exit_fill)
         return replace(trade, id=trade_id)
 
     async def recent_trades(self, limit: int) -> Sequence[ClosedTrade]:
@@ -575,3 +553,58 @@ if TYPE_CHECKING:
     def _implements_the_port(repositories: SqliteRepositories) -> Repositories:
         # mypy checks the structural match here, so a drift from trader.ports fails the build.
         return repositories
+
+
+async def _insert_fill(conn: aiosqlite.Connection, fill: Fill) -> bool:
+    # DO NOTHING only covers uniqueness, unlike INSERT OR IGNORE, which would also
+    # swallow a CHECK failure and report it as a duplicate.
+    cursor = await conn.execute(
+        "INSERT INTO fills (link_id, symbol, side, qty, price, fee, at, exec_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (
+            fill.link_id,
+            fill.symbol,
+            fill.side.value,
+            to_db_decimal(fill.qty),
+            to_db_decimal(fill.price),
+            to_db_decimal(fill.fee),
+            to_db_time(fill.at),
+            fill.exec_id,
+        ),
+    )
+    changed = cursor.rowcount
+    await cursor.close()
+    return changed == 1
+
+
+async def _insert_position(conn: aiosqlite.Connection, position: Position) -> int:
+    try:
+        cursor = await conn.execute(
+            "INSERT INTO positions (signal_id, symbol, side, qty, entry_price, leverage,"
+            " margin, stop_loss, take_profit, entry_fee, opened_at, expires_at, link_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                position.signal_id,
+                position.symbol,
+                position.side.value,
+                to_db_decimal(position.qty),
+                to_db_decimal(position.entry_price),
+                position.leverage,
+                to_db_decimal(position.margin),
+                to_db_decimal(position.stop_loss),
+                to_db_decimal(position.take_profit),
+                to_db_decimal(position.entry_fee),
+                to_db_time(position.opened_at),
+                to_db_time(position.expires_at),
+                position.link_id,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if "positions.symbol" in str(exc):
+            raise PositionAlreadyOpen(f"a position is already open for {position.symbol}") from exc
+        raise
+    position_id = cursor.lastrowid
+    await cursor.close()
+    if position_id is None:
+        raise RuntimeError("SQLite returned no id for the new position")
+    return int(position_id)

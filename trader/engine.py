@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,7 +17,7 @@ from typing import Any
 
 from trader import orders, rules
 from trader.clock import Clock, utc_day_start
-from trader.errors import ExchangeError, OrderRejected
+from trader.errors import ExchangeError, NoPosition, OrderRejected
 from trader.events import (
     DailyLossLimitReached,
     EngineStarted,
@@ -102,6 +102,7 @@ class Engine:
         self._prices: dict[str, Ticker] = {}
         self._day = utc_day_start(clock.now())
         self._day_pnl = Decimal(0)
+        self._day_loaded = False
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -144,6 +145,10 @@ class Engine:
                 await self._sweeper
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
+        leftovers = list(self._tasks)
+        for task in leftovers:  # never let work outlive the database it writes to
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         await self.exchange.stop()
         if self._started:
             await self._publish(EngineStopped(at=self.clock.now()))
@@ -179,14 +184,13 @@ class Engine:
             await self._skip(signal, f"rejected:{reason}")
             return
         self._in_flight[signal.symbol] = signal.id  # the slot is taken before any await
-        task = asyncio.create_task(self._enter(signal, margin), name=f"enter-{signal.symbol}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._enter(signal, margin), f"enter-{signal.symbol}")
 
-    def _risk_state(self) -> RiskState:
+    def _risk_state(self, *, own_slot: bool = False) -> RiskState:
+        """Risk now; ``own_slot``: for an entry in flight, whose own slot is not counted."""
         return RiskState(
             trading_enabled=self.trading_enabled,
-            open_positions=len(self._positions) + len(self._in_flight),
+            open_positions=len(self._positions) + len(self._in_flight) - int(own_slot),
             daily_net_pnl=self._day_pnl,
         )
 
@@ -218,16 +222,29 @@ class Engine:
                 leverage=leverage,
                 tick=instrument.tick_size,
             )
-            order = EntryOrder(
-                link_id=link_id,
-                signal_id=signal.id,
-                symbol=signal.symbol,
-                side=side,
-                qty=sizing.qty,
-                leverage=leverage,
-                stop_loss=stop,
-                take_profit=take,
-            )
+            await self.exchange.set_leverage(signal.symbol, leverage)
+        except Exception as exc:  # never let one signal kill the engine
+            await self._entry_failed(signal, link_id, exc)
+            return
+        order = EntryOrder(
+            link_id=link_id,
+            signal_id=signal.id,
+            symbol=signal.symbol,
+            side=side,
+            qty=sizing.qty,
+            leverage=leverage,
+            stop_loss=stop,
+            take_profit=take,
+        )
+        # Held until the position is stored, so an SL/TP fill that races in waits for it.
+        async with self._lock(signal.symbol):
+            # Checked again at the last moment: trading may have been stopped, or the daily
+            # loss limit reached, while this entry awaited the venue.
+            await self._refresh_day()
+            late = rules.risk_reason(margin, self._risk_state(own_slot=True), self.limits)
+            if late is not None:
+                await self._skip(signal, f"rejected:{late}")
+                return
             # Recorded before it is sent: after a crash the order is looked up, not re-sent.
             await self.repo.add_order(
                 OrderRecord(
@@ -241,47 +258,59 @@ class Engine:
                     created_at=self.clock.now(),
                 )
             )
-            await self.exchange.set_leverage(signal.symbol, leverage)
-            # Held until the position is stored, so an SL/TP fill that races in waits for it.
-            await self._lock(signal.symbol).acquire()
             try:
                 fill = await self.exchange.open(order)
-            except BaseException:
-                self._lock(signal.symbol).release()
-                raise
-        except ExchangeError as exc:
-            await self._entry_failed(signal, link_id, exc)
-            return
-        except Exception as exc:  # never let one signal kill the engine
-            log.exception("entry for %s failed", signal.symbol)
-            await self._entry_failed(signal, link_id, exc)
-            return
-        position = Position(
-            signal_id=signal.id,
-            symbol=signal.symbol,
-            side=side,
-            qty=fill.qty,
-            entry_price=fill.price,
-            leverage=leverage,
-            margin=fill.qty * fill.price / leverage,
-            stop_loss=stop,
-            take_profit=take,
-            entry_fee=fill.fee,
-            opened_at=fill.at,
-            expires_at=signal.timestamp + rules.signal_ttl(signal, self.strategy),
-            link_id=link_id,
-        )
-        try:
-            stored = await self.repo.add_position(position)
+            except Exception as exc:
+                await self._entry_failed(signal, link_id, exc)
+                return
+            position = Position(
+                signal_id=signal.id,
+                symbol=signal.symbol,
+                side=side,
+                qty=fill.qty,
+                entry_price=fill.price,
+                leverage=leverage,
+                margin=fill.qty * fill.price / leverage,
+                stop_loss=stop,
+                take_profit=take,
+                entry_fee=fill.fee,
+                opened_at=fill.at,
+                expires_at=signal.timestamp + rules.signal_ttl(signal, self.strategy),
+                link_id=link_id,
+            )
+            try:
+                stored = await self.repo.record_entry(position, fill, self.clock.now())
+            except Exception as exc:
+                await self._abandon_entry(signal, position, exc)
+                return
             self._positions[signal.symbol] = stored
-            await self.repo.add_fill(fill)
-            await self.repo.update_order(link_id, OrderStatus.FILLED)
-            await self.repo.set_outcome(signal.id, "opened", self.clock.now())
-        finally:
-            self._lock(signal.symbol).release()
         await self._publish(PositionOpened(stored, self.clock.now()))
 
-    async def _entry_failed(self, signal: Signal, link_id: str, exc: BaseException) -> None:
+    async def _abandon_entry(self, signal: Signal, position: Position, exc: Exception) -> None:
+        """A fill the database would not take: a position we could not track is closed at
+        once rather than left on the venue unmanaged."""
+        log.critical("could not store the %s position; closing it", position.symbol, exc_info=exc)
+        reason = f"could not store the position ({_short(str(exc), 80)}); closed it at market"
+        try:
+            await self.exchange.close(
+                ExitOrder(
+                    link_id=orders.exit_link_id(signal.id),
+                    symbol=position.symbol,
+                    side=position.side.opposite,
+                    qty=position.qty,
+                    reason=CloseReason.MANUAL,
+                )
+            )
+        except ExchangeError as close_exc:
+            reason = f"could not store the position and closing it failed: {close_exc}"
+            log.critical("%s position left open on the venue: %s", position.symbol, close_exc)
+        with contextlib.suppress(Exception):
+            await self.repo.set_outcome(signal.id, f"failed:{_short(reason)}", self.clock.now())
+        await self._publish(OrderFailed(signal.id, signal.symbol, reason, self.clock.now()))
+
+    async def _entry_failed(self, signal: Signal, link_id: str, exc: Exception) -> None:
+        if not isinstance(exc, ExchangeError):
+            log.error("entry for %s failed", signal.symbol, exc_info=exc)
         reason = _short(str(exc) or type(exc).__name__)
         status = OrderStatus.REJECTED if isinstance(exc, OrderRejected) else OrderStatus.FAILED
         if await self.repo.get_order(link_id) is not None:
@@ -297,6 +326,18 @@ class Engine:
 
     # --- exits -----------------------------------------------------------------------------
 
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run engine work in the background, tracked (``wait_idle``, ``stop``) and never
+        failing silently."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
     def _lock(self, symbol: str) -> asyncio.Lock:
         """One lock per symbol: an entry being stored and an exit never interleave."""
         return self._locks.setdefault(symbol, asyncio.Lock())
@@ -308,12 +349,9 @@ class Engine:
             position = self._positions.get(event.ticker.symbol)
             if position is None or not self._close_due(position):
                 return
-            coro = self._close_symbol(position.symbol, CloseReason.TTL)
+            self._spawn(self._close_quietly(position.symbol, CloseReason.TTL), "ttl-close")
         else:
-            coro = self._exchange_closed(event)
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            self._spawn(self._exchange_closed(event), f"exchange-closed-{event.symbol}")
 
     async def _exchange_closed(self, event: PositionExited) -> None:
         async with self._lock(event.symbol):
@@ -342,6 +380,10 @@ class Engine:
                 )
                 try:
                     fill = await self.exchange.close(order)
+                except NoPosition:
+                    # An SL/TP trigger got there first; its close is recorded once we let go.
+                    log.info("%s was already closed on the venue", symbol)
+                    return None
                 except ExchangeError as exc:
                     self._retry_close_at[symbol] = self.clock.now() + CLOSE_RETRY_DELAY
                     reason_text = _short(str(exc))
@@ -358,14 +400,11 @@ class Engine:
         self, position: Position, fill: Fill, reason: CloseReason
     ) -> ClosedTrade:
         assert position.id is not None
-        await self._refresh_day()  # before the store, so the new trade is counted once
         trade = close_trade(position, fill, reason)
-        trade = await self.repo.close_position(position.id, trade)
+        trade = await self.repo.close_position(position.id, trade, fill)
         self._positions.pop(position.symbol, None)
         self._retry_close_at.pop(position.symbol, None)
-        await self.repo.add_fill(fill)
-        if trade.closed_at >= self._day:
-            self._day_pnl += trade.net_pnl
+        await self._refresh_day(force=True)
         await self._publish(PositionClosed(trade))
         await self._check_daily_loss()
         return trade
@@ -385,9 +424,7 @@ class Engine:
             )
         # The daily-loss stop: what is still open is closed too, so the day's loss is capped.
         for symbol in list(self._positions):
-            task = asyncio.create_task(self._close_quietly(symbol, CloseReason.DAILY_LOSS))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._close_quietly(symbol, CloseReason.DAILY_LOSS), "daily-loss-close")
 
     async def _close_quietly(self, symbol: str, reason: CloseReason) -> None:
         with contextlib.suppress(ExchangeError):
@@ -416,8 +453,9 @@ class Engine:
     async def _resolve_interrupted(self) -> None:
         """Signals a crash left undecided. Paper orders die with the process, so an order
         still pending was never filled; the live adapter looks such orders up instead."""
+        held = {p.link_id for p in self._positions.values()}
         for order in await self.repo.orders_with_status(OrderStatus.PENDING, OrderStatus.UNKNOWN):
-            if order.symbol in self._positions:
+            if order.link_id in held:
                 await self.repo.update_order(order.link_id, OrderStatus.FILLED)
                 continue
             await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
@@ -427,14 +465,16 @@ class Engine:
 
     # --- the UTC day -------------------------------------------------------------------------
 
-    async def _refresh_day(self) -> None:
-        """Recompute today's realised PnL when the UTC day has changed (or at start)."""
+    async def _refresh_day(self, *, force: bool = False) -> None:
+        """Today's realised PnL, read from the stored trades when the UTC day changes or a
+        trade closes: derived, never accumulated, so it cannot be counted twice."""
         today = utc_day_start(self.clock.now())
-        if today == self._day and self._started:
+        if today == self._day and self._day_loaded and not force:
             return
         trades = await self.repo.trades_closed_since(today)
         self._day = today
         self._day_pnl = sum((t.net_pnl for t in trades), Decimal(0))
+        self._day_loaded = True
 
     # --- commands ----------------------------------------------------------------------------
 

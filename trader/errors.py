@@ -5,6 +5,7 @@
     ├── SignalError              a signal row that cannot be parsed; ``reason`` is short
     └── ExchangeError            the exchange said no, or could not be reached
         ├── OrderRejected        the venue refused the order: report it, never retry
+        │   └── NoPosition       nothing to reduce: the position is already closed
         ├── RateLimited          back off, then it is safe to retry
         └── OutcomeUnknown       sent, no answer: look the order up before re-sending
 
@@ -41,6 +42,10 @@ class ExchangeError(TradingError):
 
 class OrderRejected(ExchangeError):
     """The venue refused the order (bad qty, insufficient balance, ...). Never retried."""
+
+
+class NoPosition(OrderRejected):
+    """A reduce-only order found no position: it was closed already (e.g. by its SL/TP)."""
 
 
 class RateLimited(ExchangeError):

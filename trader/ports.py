@@ -104,13 +104,18 @@ class PositionRepository(Protocol):
         """Store an open position; returns it with its ``id`` set."""
         ...
 
+    async def record_entry(self, position: Position, fill: Fill, at: datetime) -> Position:
+        """In one transaction: the open position, its entry fill, its order marked filled
+        (by the fill's ``link_id``) and the signal's outcome ``opened``. Returns it with ``id``."""
+        ...
+
     async def open_positions(self) -> Sequence[Position]: ...
 
-    async def close_position(self, position_id: int, trade: ClosedTrade) -> ClosedTrade:
-        """In one transaction: remove the open position and store the closed trade.
-
-        Returns the trade with its ``id`` set.
-        """
+    async def close_position(
+        self, position_id: int, trade: ClosedTrade, exit_fill: Fill | None = None
+    ) -> ClosedTrade:
+        """In one transaction: remove the open position, store the closed trade (and the exit
+        fill). Returns the trade with its ``id`` set."""
         ...
 
 

@@ -95,11 +95,14 @@ def signal_ttl(signal: Signal, strategy: Strategy) -> timedelta:
 
 
 def is_stale(signal: Signal, now: datetime, strategy: Strategy) -> bool:
-    """Too old on first sight: older than ``max_signal_age_seconds`` or past its TTL."""
+    """Too old on first sight: older than ``max_signal_age_seconds`` or past its TTL.
+
+    A timestamp further in the future than that age is as untrustworthy (a skewed clock would
+    stretch the TTL, which counts from it), so it is stale too.
+    """
     age = now - signal.timestamp
-    return age > timedelta(seconds=strategy.max_signal_age_seconds) or age >= signal_ttl(
-        signal, strategy
-    )
+    max_age = timedelta(seconds=strategy.max_signal_age_seconds)
+    return age > max_age or age < -max_age or age >= signal_ttl(signal, strategy)
 
 
 def screen(

@@ -269,3 +269,7 @@ def test_stop_and_take_are_on_the_right_side_and_on_the_tick(
         assert take < entry < stop
     # The entry price itself triggers neither.
     assert rules.exit_trigger(side, entry, stop, take) is None
+
+
+def test_a_signal_from_far_in_the_future_is_stale() -> None:
+    assert screen(signal(timestamp=NOW + timedelta(seconds=121))) == "stale"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trader.clock import Clock
-from trader.errors import OrderRejected
+from trader.errors import NoPosition, OrderRejected
 from trader.exchange.base import (
     Listener,
     MarketData,
@@ -152,14 +152,14 @@ class PaperExchange:
     async def close(self, order: ExitOrder) -> Fill:
         entry = self._book.get(order.symbol)
         if entry is None or entry.side is not order.side.opposite:
-            raise OrderRejected(
+            raise NoPosition(
                 f"no {order.side.opposite.label.lower()} position in {order.symbol} to reduce",
                 code=PARAMS_ERROR,
             )
         ticker = await self._market.ticker(order.symbol)
         # A trigger may have closed it while we awaited the price.
         if self._book.get(order.symbol) is not entry:
-            raise OrderRejected(f"{order.symbol} position already closed", code=PARAMS_ERROR)
+            raise NoPosition(f"{order.symbol} position already closed", code=PARAMS_ERROR)
         return self._exit(entry, ticker)
 
     def _exit(self, entry: _BookEntry, ticker: Ticker) -> Fill:
