@@ -42,7 +42,7 @@ from trader.models import (
     Signal,
     Ticker,
 )
-from trader.pnl import Stats, close_trade, trade_stats, unrealised_pnl
+from trader.pnl import Stats, close_trade, open_position, trade_stats, unrealised_pnl
 from trader.ports import OrderRecord, OrderStatus, Repositories
 from trader.rules import Limits, RiskState
 from trader.settings import Strategy
@@ -263,20 +263,13 @@ class Engine:
             except Exception as exc:
                 await self._entry_failed(signal, link_id, exc)
                 return
-            position = Position(
-                signal_id=signal.id,
-                symbol=signal.symbol,
-                side=side,
-                qty=fill.qty,
-                entry_price=fill.price,
+            position = open_position(
+                signal.id,
+                fill,
                 leverage=leverage,
-                margin=fill.qty * fill.price / leverage,
                 stop_loss=stop,
                 take_profit=take,
-                entry_fee=fill.fee,
-                opened_at=fill.at,
                 expires_at=signal.timestamp + rules.signal_ttl(signal, self.strategy),
-                link_id=link_id,
             )
             try:
                 stored = await self.repo.record_entry(position, fill, self.clock.now())

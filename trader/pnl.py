@@ -35,6 +35,33 @@ def unrealised_pnl(position: Position, price: Decimal, fee_rate: Decimal) -> Dec
     return gross - position.entry_fee - taker_fee(position.qty, price, fee_rate)
 
 
+def open_position(
+    signal_id: str,
+    entry_fill: Fill,
+    *,
+    leverage: int,
+    stop_loss: Decimal,
+    take_profit: Decimal,
+    expires_at: datetime,
+) -> Position:
+    """The position an entry fill opens: margin is its notional ÷ leverage, fee as charged."""
+    return Position(
+        signal_id=signal_id,
+        symbol=entry_fill.symbol,
+        side=entry_fill.side,
+        qty=entry_fill.qty,
+        entry_price=entry_fill.price,
+        leverage=leverage,
+        margin=notional(entry_fill.qty, entry_fill.price) / leverage,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+        entry_fee=entry_fill.fee,
+        opened_at=entry_fill.at,
+        expires_at=expires_at,
+        link_id=entry_fill.link_id,
+    )
+
+
 def close_trade(
     position: Position, exit_fill: Fill, reason: CloseReason, closed_at: datetime | None = None
 ) -> ClosedTrade:

@@ -28,7 +28,7 @@ from trader.models import (
     Position,
     Signal,
 )
-from trader.pnl import Stats, close_trade, taker_fee, trade_stats
+from trader.pnl import Stats, close_trade, open_position, taker_fee, trade_stats
 from trader.rules import Limits, RiskState
 from trader.settings import Strategy
 from trader.signals import parse_record, parse_timestamp
@@ -223,10 +223,18 @@ def _enter(
         leverage=limits.leverage,
         tick=instrument.tick_size,
     )
-    fee = taker_fee(sizing.qty, price, strategy.fee_rate)
+    entry = Fill(
+        link_id="",
+        symbol=signal.symbol,
+        side=side,
+        qty=sizing.qty,
+        price=price,
+        fee=taker_fee(sizing.qty, price, strategy.fee_rate),
+        at=now,
+    )
     used = sum((o.position.margin for o in open_.values()), Decimal(0))
     margin_used = sizing.notional / limits.leverage
-    reason = rules.balance_reason(margin_used + fee, wallet - used)
+    reason = rules.balance_reason(margin_used + entry.fee, wallet - used)
     if reason is not None:
         return f"failed:{reason}"
     exit_reason, exit_price = rules.path_exit(
@@ -237,21 +245,15 @@ def _enter(
         stop=stop,
         take=take,
     )
-    ttl = rules.signal_ttl(signal, strategy)
-    position = Position(
-        signal_id=signal.id,
-        symbol=signal.symbol,
-        side=side,
-        qty=sizing.qty,
-        entry_price=price,
+    expires_at = signal.timestamp + rules.signal_ttl(signal, strategy)
+    position = open_position(
+        signal.id,
+        entry,
         leverage=limits.leverage,
-        margin=margin_used,
         stop_loss=stop,
         take_profit=take,
-        entry_fee=fee,
-        opened_at=now,
-        expires_at=signal.timestamp + ttl,
+        expires_at=expires_at,
     )
     # When within the TTL an SL or TP hit is not recorded, so every position is held to its
     # TTL: slots and the daily loss free up no earlier than they surely would have.
-    return _Open(position, signal.timestamp + ttl, exit_price, exit_reason)
+    return _Open(position, expires_at, exit_price, exit_reason)
