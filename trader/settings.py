@@ -139,7 +139,14 @@ def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Set
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(_first_error_line(exc)) from None
+        line = _first_error_line(exc)
+        if env_file is not None and not env_file.exists() and " is missing" in line:
+            key = line.split(" ", 1)[0]
+            line = (
+                f"no {env_file} file here and {key} is not set: "
+                "copy .env.example to .env and fill it in"
+            )
+        raise ConfigError(line) from None
 
 
 def _first_error_line(exc: ValidationError) -> str:
