@@ -5,20 +5,36 @@ Decimals are stored as exact text, times as fixed-width UTC ISO-8601 text, enums
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from storage.codec import (
+    CONFIRMATION_COLUMNS,
+    ORDER_COLUMNS,
+    OUTBOX_COLUMNS,
+    POSITION_COLUMNS,
+    SIGNAL_COLUMNS,
+    TRADE_COLUMNS,
+    confirmation_from_row,
+    order_from_row,
+    outbox_message_from_row,
+    position_from_row,
+    signal_values,
+    stored_signal_from_row,
+    to_db_decimal,
+    to_db_time,
+    trade_from_row,
+)
 from storage.db import Database, open_database
-from trader.models import ClosedTrade, CloseReason, Fill, InvalidSignal, Position, Side, Signal
+from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Signal
 from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
 
 if TYPE_CHECKING:
@@ -27,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Fixed width, always UTC: text order is then time order, so range queries use indexes.
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
-
 CONFIRMATION_OUTCOMES = frozenset({"approved", "declined", "expired"})
 
 
@@ -41,175 +55,6 @@ class PositionNotOpen(LookupError):
 
     A ``LookupError`` so that the engine can catch it without importing ``storage``.
     """
-
-
-def to_db_time(value: datetime) -> str:
-    if value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware UTC times")
-    return value.astimezone(UTC).strftime(_TIME_FORMAT)
-
-
-def from_db_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _opt_time(text: str | None) -> datetime | None:
-    return None if text is None else from_db_time(text)
-
-
-def to_db_decimal(value: Decimal) -> str:
-    # A float here would store its binary noise; refuse it instead of rounding silently.
-    if not isinstance(value, Decimal):
-        raise TypeError(f"expected Decimal, got {type(value).__name__}")
-    return str(value)
-
-
-def _opt_decimal(value: Decimal | None) -> str | None:
-    return None if value is None else to_db_decimal(value)
-
-
-_SIGNAL_COLUMNS = "id, symbol, verdict, timestamp, seen_at, outcome"
-_ORDER_COLUMNS = (
-    "link_id, signal_id, symbol, side, qty, reduce_only, status, created_at, error,"
-    " exchange_order_id"
-)
-_POSITION_COLUMNS = (
-    "id, signal_id, symbol, side, qty, entry_price, leverage, margin, stop_loss, take_profit,"
-    " entry_fee, opened_at, expires_at, link_id"
-)
-_TRADE_COLUMNS = (
-    "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
-    " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at"
-)
-_OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at"
-_CONFIRMATION_COLUMNS = "signal_id, chat_id, message_id, status, created_at, expires_at"
-
-
-def _stored_signal(row: sqlite3.Row) -> StoredSignal:
-    return StoredSignal(
-        id=row["id"],
-        symbol=row["symbol"],
-        verdict=row["verdict"],
-        timestamp=_opt_time(row["timestamp"]),
-        seen_at=from_db_time(row["seen_at"]),
-        outcome=row["outcome"],
-    )
-
-
-def _order(row: sqlite3.Row) -> OrderRecord:
-    return OrderRecord(
-        link_id=row["link_id"],
-        signal_id=row["signal_id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        qty=Decimal(row["qty"]),
-        reduce_only=bool(row["reduce_only"]),
-        status=OrderStatus(row["status"]),
-        created_at=from_db_time(row["created_at"]),
-        error=row["error"],
-        exchange_order_id=row["exchange_order_id"],
-    )
-
-
-def _position(row: sqlite3.Row) -> Position:
-    return Position(
-        id=row["id"],
-        signal_id=row["signal_id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        qty=Decimal(row["qty"]),
-        entry_price=Decimal(row["entry_price"]),
-        leverage=row["leverage"],
-        margin=Decimal(row["margin"]),
-        stop_loss=Decimal(row["stop_loss"]),
-        take_profit=Decimal(row["take_profit"]),
-        entry_fee=Decimal(row["entry_fee"]),
-        opened_at=from_db_time(row["opened_at"]),
-        expires_at=from_db_time(row["expires_at"]),
-        link_id=row["link_id"],
-    )
-
-
-def _trade(row: sqlite3.Row) -> ClosedTrade:
-    return ClosedTrade(
-        id=row["id"],
-        signal_id=row["signal_id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        qty=Decimal(row["qty"]),
-        entry_price=Decimal(row["entry_price"]),
-        exit_price=Decimal(row["exit_price"]),
-        leverage=row["leverage"],
-        margin=Decimal(row["margin"]),
-        entry_fee=Decimal(row["entry_fee"]),
-        exit_fee=Decimal(row["exit_fee"]),
-        gross_pnl=Decimal(row["gross_pnl"]),
-        net_pnl=Decimal(row["net_pnl"]),
-        reason=CloseReason(row["reason"]),
-        opened_at=from_db_time(row["opened_at"]),
-        closed_at=from_db_time(row["closed_at"]),
-    )
-
-
-def _outbox_message(row: sqlite3.Row) -> OutboxMessage:
-    return OutboxMessage(
-        id=row["id"],
-        chat_id=row["chat_id"],
-        kind=row["kind"],
-        payload=row["payload"],
-        attempts=row["attempts"],
-        created_at=from_db_time(row["created_at"]),
-    )
-
-
-def _confirmation(row: sqlite3.Row) -> Confirmation:
-    return Confirmation(
-        signal_id=row["signal_id"],
-        chat_id=row["chat_id"],
-        message_id=row["message_id"],
-        status=row["status"],
-        created_at=from_db_time(row["created_at"]),
-        expires_at=from_db_time(row["expires_at"]),
-    )
-
-
-def _signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[Any, ...]:
-    """The signals-table row of a signal: (id, symbol, verdict, timestamp, seen_at, confidence,
-    entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)."""
-    seen = to_db_time(seen_at)
-    if isinstance(signal, InvalidSignal):
-        raw = signal.raw
-        # An unparseable row is decided the moment it is seen: it is never traded.
-        return (
-            signal.id,
-            str(raw.get("symbol") or "").strip(),
-            str(raw.get("verdict") or "").strip(),
-            None,
-            seen,
-            None,
-            None,
-            None,
-            None,
-            None,
-            json.dumps(raw, ensure_ascii=False, default=str),
-            f"invalid:{signal.reason}",
-            seen,
-        )
-    return (
-        signal.id,
-        signal.symbol,
-        signal.verdict,
-        to_db_time(signal.timestamp),
-        seen,
-        to_db_decimal(signal.confidence),
-        _opt_decimal(signal.entry_price),
-        signal.ttl_minutes,
-        _opt_decimal(signal.target_min),
-        _opt_decimal(signal.target_max),
-        None,
-        None,
-        None,
-    )
 
 
 class SqliteRepositories:
@@ -254,7 +99,7 @@ class SqliteRepositories:
             " entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
-            _signal_values(signal, seen_at),
+            signal_values(signal, seen_at),
         )
         return changed == 1
 
@@ -268,15 +113,15 @@ class SqliteRepositories:
 
     async def get_signal(self, signal_id: str) -> StoredSignal | None:
         row = await self._fetch_one(
-            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE id = ?", (signal_id,)
+            f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE id = ?", (signal_id,)
         )
-        return None if row is None else _stored_signal(row)
+        return None if row is None else stored_signal_from_row(row)
 
     async def signals_without_outcome(self) -> Sequence[StoredSignal]:
         rows = await self._fetch_all(
-            f"SELECT {_SIGNAL_COLUMNS} FROM signals WHERE outcome IS NULL ORDER BY seen_at, id"
+            f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE outcome IS NULL ORDER BY seen_at, id"
         )
-        return [_stored_signal(row) for row in rows]
+        return [stored_signal_from_row(row) for row in rows]
 
     # -- orders and fills ---------------------------------------------------------------
 
@@ -284,7 +129,7 @@ class SqliteRepositories:
         """Store a new order. A second order with the same ``link_id`` raises IntegrityError:
         overwriting would hide what was actually sent."""
         await self._write(
-            f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 order.link_id,
                 order.signal_id,
@@ -315,20 +160,20 @@ class SqliteRepositories:
 
     async def get_order(self, link_id: str) -> OrderRecord | None:
         row = await self._fetch_one(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE link_id = ?", (link_id,)
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE link_id = ?", (link_id,)
         )
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     async def orders_with_status(self, *statuses: OrderStatus) -> Sequence[OrderRecord]:
         if not statuses:
             return []
         marks = ", ".join("?" for _ in statuses)
         rows = await self._fetch_all(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status IN ({marks})"
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ({marks})"
             " ORDER BY created_at, link_id",
             [status.value for status in statuses],
         )
-        return [_order(row) for row in rows]
+        return [order_from_row(row) for row in rows]
 
     async def add_fill(self, fill: Fill) -> bool:
         async with self._db.transaction() as conn:
@@ -358,9 +203,9 @@ class SqliteRepositories:
 
     async def open_positions(self) -> Sequence[Position]:
         rows = await self._fetch_all(
-            f"SELECT {_POSITION_COLUMNS} FROM positions ORDER BY opened_at, id"
+            f"SELECT {POSITION_COLUMNS} FROM positions ORDER BY opened_at, id"
         )
-        return [_position(row) for row in rows]
+        return [position_from_row(row) for row in rows]
 
     async def close_position(
         self, position_id: int, trade: ClosedTrade, exit_fill: Fill | None = None
@@ -413,21 +258,21 @@ class SqliteRepositories:
         if limit <= 0:
             return []
         rows = await self._fetch_all(
-            f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY closed_at DESC, id DESC LIMIT ?",
+            f"SELECT {TRADE_COLUMNS} FROM trades ORDER BY closed_at DESC, id DESC LIMIT ?",
             (limit,),
         )
-        return [_trade(row) for row in rows]
+        return [trade_from_row(row) for row in rows]
 
     async def trades_closed_since(self, since: datetime) -> Sequence[ClosedTrade]:
         rows = await self._fetch_all(
-            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_at >= ? ORDER BY closed_at, id",
+            f"SELECT {TRADE_COLUMNS} FROM trades WHERE closed_at >= ? ORDER BY closed_at, id",
             (to_db_time(since),),
         )
-        return [_trade(row) for row in rows]
+        return [trade_from_row(row) for row in rows]
 
     async def all_trades(self) -> Sequence[ClosedTrade]:
-        rows = await self._fetch_all(f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY closed_at, id")
-        return [_trade(row) for row in rows]
+        rows = await self._fetch_all(f"SELECT {TRADE_COLUMNS} FROM trades ORDER BY closed_at, id")
+        return [trade_from_row(row) for row in rows]
 
     async def net_pnl_total(self) -> Decimal:
         # Summed in Python: SQL SUM over text would go through floats and lose cents.
@@ -483,11 +328,11 @@ class SqliteRepositories:
         # Ordered by id, not by due time: a chat reads notifications in the order they
         # happened, even when an older one had to wait for a retry.
         rows = await self._fetch_all(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox"
             " WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (to_db_time(now), limit),
         )
-        return [_outbox_message(row) for row in rows]
+        return [outbox_message_from_row(row) for row in rows]
 
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         await self._write(
@@ -505,7 +350,7 @@ class SqliteRepositories:
 
     async def add_confirmation(self, confirmation: Confirmation) -> None:
         await self._write(
-            f"INSERT INTO confirmations ({_CONFIRMATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO confirmations ({CONFIRMATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 confirmation.signal_id,
                 confirmation.chat_id,
@@ -518,10 +363,10 @@ class SqliteRepositories:
 
     async def get_confirmation(self, signal_id: str) -> Confirmation | None:
         row = await self._fetch_one(
-            f"SELECT {_CONFIRMATION_COLUMNS} FROM confirmations WHERE signal_id = ?",
+            f"SELECT {CONFIRMATION_COLUMNS} FROM confirmations WHERE signal_id = ?",
             (signal_id,),
         )
-        return None if row is None else _confirmation(row)
+        return None if row is None else confirmation_from_row(row)
 
     async def set_confirmation_message(self, signal_id: str, message_id: int) -> None:
         await self._write(
@@ -542,10 +387,10 @@ class SqliteRepositories:
 
     async def pending_confirmations(self) -> Sequence[Confirmation]:
         rows = await self._fetch_all(
-            f"SELECT {_CONFIRMATION_COLUMNS} FROM confirmations WHERE status = 'pending'"
+            f"SELECT {CONFIRMATION_COLUMNS} FROM confirmations WHERE status = 'pending'"
             " ORDER BY created_at, signal_id"
         )
-        return [_confirmation(row) for row in rows]
+        return [confirmation_from_row(row) for row in rows]
 
 
 if TYPE_CHECKING:

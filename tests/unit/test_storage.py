@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.codec import to_db_time
 from storage.db import (
     Migration,
     MigrationError,
@@ -29,7 +30,6 @@ from storage.repositories import (
     PositionAlreadyOpen,
     PositionNotOpen,
     SqliteRepositories,
-    to_db_time,
 )
 from trader.models import ClosedTrade, CloseReason, Fill, InvalidSignal, Position, Side, Signal
 from trader.ports import Confirmation, OrderRecord, OrderStatus, Repositories

@@ -1,0 +1,185 @@
+"""How values are stored in SQLite: exact Decimals as text, UTC times as sortable text, and the
+rows of each table turned back into the engine's types.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Side, Signal
+from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+
+def to_db_time(value: datetime) -> str:
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware UTC times")
+    return value.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def from_db_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def opt_time(text: str | None) -> datetime | None:
+    return None if text is None else from_db_time(text)
+
+
+def to_db_decimal(value: Decimal) -> str:
+    # A float here would store its binary noise; refuse it instead of rounding silently.
+    if not isinstance(value, Decimal):
+        raise TypeError(f"expected Decimal, got {type(value).__name__}")
+    return str(value)
+
+
+def opt_decimal(value: Decimal | None) -> str | None:
+    return None if value is None else to_db_decimal(value)
+
+
+SIGNAL_COLUMNS = "id, symbol, verdict, timestamp, seen_at, outcome"
+ORDER_COLUMNS = (
+    "link_id, signal_id, symbol, side, qty, reduce_only, status, created_at, error,"
+    " exchange_order_id"
+)
+POSITION_COLUMNS = (
+    "id, signal_id, symbol, side, qty, entry_price, leverage, margin, stop_loss, take_profit,"
+    " entry_fee, opened_at, expires_at, link_id"
+)
+TRADE_COLUMNS = (
+    "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
+    " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at"
+)
+OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at"
+CONFIRMATION_COLUMNS = "signal_id, chat_id, message_id, status, created_at, expires_at"
+
+
+def stored_signal_from_row(row: sqlite3.Row) -> StoredSignal:
+    return StoredSignal(
+        id=row["id"],
+        symbol=row["symbol"],
+        verdict=row["verdict"],
+        timestamp=opt_time(row["timestamp"]),
+        seen_at=from_db_time(row["seen_at"]),
+        outcome=row["outcome"],
+    )
+
+
+def order_from_row(row: sqlite3.Row) -> OrderRecord:
+    return OrderRecord(
+        link_id=row["link_id"],
+        signal_id=row["signal_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=Decimal(row["qty"]),
+        reduce_only=bool(row["reduce_only"]),
+        status=OrderStatus(row["status"]),
+        created_at=from_db_time(row["created_at"]),
+        error=row["error"],
+        exchange_order_id=row["exchange_order_id"],
+    )
+
+
+def position_from_row(row: sqlite3.Row) -> Position:
+    return Position(
+        id=row["id"],
+        signal_id=row["signal_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=Decimal(row["qty"]),
+        entry_price=Decimal(row["entry_price"]),
+        leverage=row["leverage"],
+        margin=Decimal(row["margin"]),
+        stop_loss=Decimal(row["stop_loss"]),
+        take_profit=Decimal(row["take_profit"]),
+        entry_fee=Decimal(row["entry_fee"]),
+        opened_at=from_db_time(row["opened_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+        link_id=row["link_id"],
+    )
+
+
+def trade_from_row(row: sqlite3.Row) -> ClosedTrade:
+    return ClosedTrade(
+        id=row["id"],
+        signal_id=row["signal_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=Decimal(row["qty"]),
+        entry_price=Decimal(row["entry_price"]),
+        exit_price=Decimal(row["exit_price"]),
+        leverage=row["leverage"],
+        margin=Decimal(row["margin"]),
+        entry_fee=Decimal(row["entry_fee"]),
+        exit_fee=Decimal(row["exit_fee"]),
+        gross_pnl=Decimal(row["gross_pnl"]),
+        net_pnl=Decimal(row["net_pnl"]),
+        reason=CloseReason(row["reason"]),
+        opened_at=from_db_time(row["opened_at"]),
+        closed_at=from_db_time(row["closed_at"]),
+    )
+
+
+def outbox_message_from_row(row: sqlite3.Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        kind=row["kind"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        created_at=from_db_time(row["created_at"]),
+    )
+
+
+def confirmation_from_row(row: sqlite3.Row) -> Confirmation:
+    return Confirmation(
+        signal_id=row["signal_id"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        status=row["status"],
+        created_at=from_db_time(row["created_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+    )
+
+
+def signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[Any, ...]:
+    """The signals-table row of a signal: (id, symbol, verdict, timestamp, seen_at, confidence,
+    entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)."""
+    seen = to_db_time(seen_at)
+    if isinstance(signal, InvalidSignal):
+        raw = signal.raw
+        # An unparseable row is decided the moment it is seen: it is never traded.
+        return (
+            signal.id,
+            str(raw.get("symbol") or "").strip(),
+            str(raw.get("verdict") or "").strip(),
+            None,
+            seen,
+            None,
+            None,
+            None,
+            None,
+            None,
+            json.dumps(raw, ensure_ascii=False, default=str),
+            f"invalid:{signal.reason}",
+            seen,
+        )
+    return (
+        signal.id,
+        signal.symbol,
+        signal.verdict,
+        to_db_time(signal.timestamp),
+        seen,
+        to_db_decimal(signal.confidence),
+        opt_decimal(signal.entry_price),
+        signal.ttl_minutes,
+        opt_decimal(signal.target_min),
+        opt_decimal(signal.target_max),
+        None,
+        None,
+        None,
+    )
