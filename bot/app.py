@@ -57,10 +57,8 @@ class Runtime:
                 # start over from the stored offset; rows already seen are deduplicated.
                 log.exception("signal follower failed; restarting it in %s s", FOLLOW_RETRY)
                 await asyncio.sleep(FOLLOW_RETRY)
-                self.follower = SignalFollower(
-                    self.settings.signals_path,
-                    start_offset=_stored_offset(await self.repo.get_setting(FOLLOWER_OFFSET_KEY)),
-                )
+                await self.follower.close()
+                self.follower = await _open_follower(self.settings, self.repo)
 
     async def _act_on(self, batch: Batch) -> None:
         for record in batch.records:
@@ -100,10 +98,7 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Ru
         exchange = PaperExchange(market, fee_rate=strategy.fee_rate, wallet=wallet, clock=clock)
         engine = Engine(strategy=strategy, exchange=exchange, repo=repo, clock=clock)
         await _mirror_trades(engine, repo, settings.trades_csv_path)
-        follower = SignalFollower(
-            settings.signals_path,
-            start_offset=_stored_offset(await repo.get_setting(FOLLOWER_OFFSET_KEY)),
-        )
+        follower = await _open_follower(settings, repo)
     except BaseException:
         await repo.close()
         raise
@@ -121,6 +116,12 @@ async def _mirror_trades(engine: Engine, repo: SqliteRepositories, path: Path) -
     engine.bus.subscribe(on_event)
 
 
+async def _open_follower(settings: Settings, repo: SqliteRepositories) -> SignalFollower:
+    """A follower of the signal log that resumes at the stored offset."""
+    offset = _stored_offset(await repo.get_setting(FOLLOWER_OFFSET_KEY))
+    return SignalFollower(settings.signals_path, start_offset=offset)
+
+
 def _stored_offset(text: str | None) -> FileOffset | None:
     if not text:
         return None
@@ -131,16 +132,12 @@ def _stored_offset(text: str | None) -> FileOffset | None:
         return None
 
 
-def _log_event(event: Event) -> None:
-    log.info("%s", event)
-
-
 async def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly (open positions keep their SL/TP)."""
     runtime = await build_runtime(settings)
 
     async def log_events(event: Event) -> None:
-        _log_event(event)
+        log.info("%s", event)
 
     runtime.engine.bus.subscribe(log_events)
     stop = asyncio.Event()

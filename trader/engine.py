@@ -112,10 +112,7 @@ class Engine:
 
     async def start(self) -> None:
         """Load state, take over open positions, resolve what a crash interrupted."""
-        overrides = await self.repo.settings_with_prefix(LIMIT_PREFIX)
-        self.limits = Limits.from_strategy(self.strategy).with_overrides(
-            {key.removeprefix(LIMIT_PREFIX): value for key, value in overrides.items()}
-        )
+        await self._load_limits()
         # Trading is off on the very first start; afterwards the trader's choice is remembered.
         self.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
         positions = await self.repo.open_positions()
@@ -505,14 +502,17 @@ class Engine:
         return self.limits
 
     async def reset_limit(self, name: str) -> Limits:
-        if name not in rules.LIMIT_FIELDS:
-            raise ValueError(f"unknown limit {name!r}; one of: {', '.join(rules.LIMIT_FIELDS)}")
+        rules.require_limit_name(name)
         await self.repo.delete_setting(LIMIT_PREFIX + name)
+        await self._load_limits()
+        return self.limits
+
+    async def _load_limits(self) -> None:
+        """The strategy file's limits with the ones changed from chat laid over them."""
         overrides = await self.repo.settings_with_prefix(LIMIT_PREFIX)
         self.limits = Limits.from_strategy(self.strategy).with_overrides(
             {key.removeprefix(LIMIT_PREFIX): value for key, value in overrides.items()}
         )
-        return self.limits
 
     async def status(self) -> Status:
         await self._refresh_day()

@@ -60,10 +60,15 @@ LIMIT_FIELDS: dict[str, str] = {
 assert set(LIMIT_FIELDS.values()) == {f.name for f in fields(Limits)}
 
 
-def parse_limit(name: str, raw: str) -> int | Decimal:
-    """Validate a limit typed in chat; ``ValueError`` says what is wrong in plain words."""
+def require_limit_name(name: str) -> None:
+    """``ValueError`` naming the limits there are, for a name that is not one of them."""
     if name not in LIMIT_FIELDS:
         raise ValueError(f"unknown limit {name!r}; one of: {', '.join(LIMIT_FIELDS)}")
+
+
+def parse_limit(name: str, raw: str) -> int | Decimal:
+    """Validate a limit typed in chat; ``ValueError`` says what is wrong in plain words."""
+    require_limit_name(name)
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:

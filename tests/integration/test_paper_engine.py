@@ -432,3 +432,19 @@ async def test_replay_and_the_paper_engine_make_the_same_trade_from_the_same_pri
         "reason",
     ):
         assert getattr(replayed, name) == getattr(live, name), name
+
+
+async def test_limits_set_from_chat_survive_a_restart_until_reset(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    first, _ = await runtimes()
+    await first.engine.set_limit("max_positions", "4")
+    with pytest.raises(ValueError, match="unknown limit"):
+        await first.engine.set_limit("bogus", "1")
+    await first.stop()
+    second, _ = await runtimes()
+    assert second.engine.limits.max_open_positions == 4
+    with pytest.raises(ValueError, match="unknown limit"):
+        await second.engine.reset_limit("bogus")
+    limits = await second.engine.reset_limit("max_positions")
+    assert limits.max_open_positions == 15  # back to the strategy file's value
