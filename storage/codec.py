@@ -42,6 +42,9 @@ def opt_decimal(value: Decimal | None) -> str | None:
 
 
 SIGNAL_COLUMNS = "id, symbol, verdict, timestamp, seen_at, outcome"
+FULL_SIGNAL_COLUMNS = (
+    "id, symbol, verdict, timestamp, confidence, entry_price, ttl_minutes, target_min, target_max"
+)
 ORDER_COLUMNS = (
     "link_id, signal_id, symbol, side, qty, reduce_only, status, created_at, error,"
     " exchange_order_id"
@@ -54,8 +57,8 @@ TRADE_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
     " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at"
 )
-OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at"
-CONFIRMATION_COLUMNS = "signal_id, chat_id, message_id, status, created_at, expires_at"
+OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at, next_attempt_at"
+CONFIRMATION_COLUMNS = "signal_id, ref, status, created_at, expires_at"
 
 
 def stored_signal_from_row(row: sqlite3.Row) -> StoredSignal:
@@ -67,6 +70,27 @@ def stored_signal_from_row(row: sqlite3.Row) -> StoredSignal:
         seen_at=from_db_time(row["seen_at"]),
         outcome=row["outcome"],
     )
+
+
+def signal_from_row(row: sqlite3.Row) -> Signal | None:
+    """The parsed signal of a ``signals`` row; None for a row that never parsed."""
+    if row["timestamp"] is None or row["confidence"] is None:
+        return None
+    return Signal(
+        id=row["id"],
+        timestamp=from_db_time(row["timestamp"]),
+        symbol=row["symbol"],
+        verdict=row["verdict"],
+        confidence=Decimal(row["confidence"]),
+        entry_price=_opt_decimal_value(row["entry_price"]),
+        ttl_minutes=row["ttl_minutes"],
+        target_min=_opt_decimal_value(row["target_min"]),
+        target_max=_opt_decimal_value(row["target_max"]),
+    )
+
+
+def _opt_decimal_value(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def order_from_row(row: sqlite3.Row) -> OrderRecord:
@@ -132,14 +156,14 @@ def outbox_message_from_row(row: sqlite3.Row) -> OutboxMessage:
         payload=row["payload"],
         attempts=row["attempts"],
         created_at=from_db_time(row["created_at"]),
+        next_attempt_at=from_db_time(row["next_attempt_at"]),
     )
 
 
 def confirmation_from_row(row: sqlite3.Row) -> Confirmation:
     return Confirmation(
         signal_id=row["signal_id"],
-        chat_id=row["chat_id"],
-        message_id=row["message_id"],
+        ref=row["ref"],
         status=row["status"],
         created_at=from_db_time(row["created_at"]),
         expires_at=from_db_time(row["expires_at"]),

@@ -18,6 +18,7 @@ import aiosqlite
 
 from storage.codec import (
     CONFIRMATION_COLUMNS,
+    FULL_SIGNAL_COLUMNS,
     ORDER_COLUMNS,
     OUTBOX_COLUMNS,
     POSITION_COLUMNS,
@@ -27,6 +28,7 @@ from storage.codec import (
     order_from_row,
     outbox_message_from_row,
     position_from_row,
+    signal_from_row,
     signal_values,
     stored_signal_from_row,
     to_db_decimal,
@@ -35,7 +37,14 @@ from storage.codec import (
 )
 from storage.db import Database, open_database
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Signal
-from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
+from trader.ports import (
+    Confirmation,
+    NewMessage,
+    OrderRecord,
+    OrderStatus,
+    OutboxMessage,
+    StoredSignal,
+)
 
 if TYPE_CHECKING:
     from trader.ports import Repositories
@@ -122,6 +131,12 @@ class SqliteRepositories:
             f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE outcome IS NULL ORDER BY seen_at, id"
         )
         return [stored_signal_from_row(row) for row in rows]
+
+    async def load_signal(self, signal_id: str) -> Signal | None:
+        row = await self._fetch_one(
+            f"SELECT {FULL_SIGNAL_COLUMNS} FROM signals WHERE id = ?", (signal_id,)
+        )
+        return None if row is None else signal_from_row(row)
 
     # -- orders and fills ---------------------------------------------------------------
 
@@ -310,33 +325,35 @@ class SqliteRepositories:
 
     # -- notification outbox ------------------------------------------------------------
 
-    async def enqueue(self, chat_id: int, kind: str, payload: str, at: datetime) -> int:
+    async def enqueue(self, messages: Sequence[NewMessage], at: datetime) -> list[int]:
         stamp = to_db_time(at)
+        ids: list[int] = []
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (chat_id, kind, payload, stamp, stamp),
-            )
-            message_id = cursor.lastrowid
-            await cursor.close()
-        if message_id is None:  # pragma: no cover - an INSERT always sets it
-            raise RuntimeError("outbox insert returned no id")
-        return message_id
+            for message in messages:
+                cursor = await conn.execute(
+                    "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (message.chat_id, message.kind, message.payload, stamp, stamp),
+                )
+                if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+                    raise RuntimeError("outbox insert returned no id")
+                ids.append(cursor.lastrowid)
+                await cursor.close()
+        return ids
 
-    async def due_messages(self, now: datetime, limit: int) -> Sequence[OutboxMessage]:
+    async def unsent_messages(self, limit: int) -> Sequence[OutboxMessage]:
         # Ordered by id, not by due time: a chat reads notifications in the order they
-        # happened, even when an older one had to wait for a retry.
+        # happened, even when an older one has to wait for a retry.
         rows = await self._fetch_all(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox"
-            " WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (to_db_time(now), limit),
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+            (limit,),
         )
         return [outbox_message_from_row(row) for row in rows]
 
-    async def mark_sent(self, message_id: int, at: datetime) -> None:
+    async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:
         await self._write(
-            "UPDATE outbox SET sent_at = ? WHERE id = ?", (to_db_time(at), message_id)
+            "UPDATE outbox SET sent_at = ?, last_error = ? WHERE id = ?",
+            (to_db_time(at), error, message_id),
         )
 
     async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
@@ -350,11 +367,10 @@ class SqliteRepositories:
 
     async def add_confirmation(self, confirmation: Confirmation) -> None:
         await self._write(
-            f"INSERT INTO confirmations ({CONFIRMATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO confirmations ({CONFIRMATION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
             (
                 confirmation.signal_id,
-                confirmation.chat_id,
-                confirmation.message_id,
+                confirmation.ref,
                 confirmation.status,
                 to_db_time(confirmation.created_at),
                 to_db_time(confirmation.expires_at),
@@ -368,11 +384,26 @@ class SqliteRepositories:
         )
         return None if row is None else confirmation_from_row(row)
 
-    async def set_confirmation_message(self, signal_id: str, message_id: int) -> None:
-        await self._write(
-            "UPDATE confirmations SET message_id = ? WHERE signal_id = ?",
-            (message_id, signal_id),
+    async def confirmation_by_ref(self, ref: str) -> Confirmation | None:
+        row = await self._fetch_one(
+            f"SELECT {CONFIRMATION_COLUMNS} FROM confirmations WHERE ref = ?", (ref,)
         )
+        return None if row is None else confirmation_from_row(row)
+
+    async def add_confirmation_message(self, signal_id: str, chat_id: int, message_id: int) -> None:
+        await self._write(
+            "INSERT INTO confirmation_messages (chat_id, message_id, signal_id) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (chat_id, message_id, signal_id),
+        )
+
+    async def confirmation_messages(self, signal_id: str) -> Sequence[tuple[int, int]]:
+        rows = await self._fetch_all(
+            "SELECT chat_id, message_id FROM confirmation_messages WHERE signal_id = ?"
+            " ORDER BY chat_id, message_id",
+            (signal_id,),
+        )
+        return [(int(row[0]), int(row[1])) for row in rows]
 
     async def resolve_confirmation(self, signal_id: str, status: str, at: datetime) -> bool:
         if status not in CONFIRMATION_OUTCOMES:

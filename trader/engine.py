@@ -17,6 +17,7 @@ from typing import Any
 
 from trader import orders, rules
 from trader.clock import Clock, utc_day_start
+from trader.confirmation import Confirmations, Decision, Verdict
 from trader.errors import ExchangeError, NoPosition, OrderRejected
 from trader.events import (
     DailyLossLimitReached,
@@ -62,6 +63,7 @@ class PositionView:
     position: Position
     price: Decimal | None
     unrealised_pnl: Decimal | None
+    tick_size: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class Status:
     balance: Decimal
     limits: Limits
     daily_loss_reached: bool
+    confirm_mode: bool = False
 
 
 class Engine:
@@ -107,12 +110,14 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
+        self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
 
     # --- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load state, take over open positions, resolve what a crash interrupted."""
         await self._load_limits()
+        await self.confirmations.load()
         # Trading is off on the very first start; afterwards the trader's choice is remembered.
         self.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
         positions = await self.repo.open_positions()
@@ -180,8 +185,38 @@ class Engine:
         if reason is not None:
             await self._skip(signal, f"rejected:{reason}")
             return
+        if self.confirmations.enabled:
+            # Risk is checked again at the press; asking about a trade that cannot be made
+            # now would only be noise.
+            await self.confirmations.ask(signal, margin, self.limits.leverage)
+            return
         self._in_flight[signal.symbol] = signal.id  # the slot is taken before any await
         self._spawn(self._enter(signal, margin), f"enter-{signal.symbol}")
+
+    async def decide(
+        self, ref: str, approve: bool, origin: tuple[int, int] | None = None
+    ) -> Decision:
+        """The trader's answer to a confirmation question (``ref``), asked in the message
+        ``origin`` (chat id, message id). An approval runs the risk checks now."""
+        decision, signal = await self.confirmations.resolve(ref, approve, origin)
+        if signal is None:
+            return decision
+        await self._refresh_day()
+        margin = rules.entry_margin(self.strategy, self.limits)
+        reason = "already_open" if self._holds(signal.symbol) else None
+        reason = reason or rules.risk_reason(margin, self._risk_state(), self.limits)
+        if reason is not None:
+            await self._skip(signal, f"rejected:{reason}")
+            return Decision(Verdict.REJECTED, signal.symbol, reason)
+        self._in_flight[signal.symbol] = signal.id  # no await since the check above
+        self._spawn(self._enter(signal, margin), f"enter-{signal.symbol}")
+        return decision
+
+    def _holds(self, symbol: str) -> bool:
+        return symbol in self._positions or symbol in self._in_flight
+
+    async def set_confirm_mode(self, enabled: bool) -> None:
+        await self.confirmations.set_enabled(enabled)
 
     def _risk_state(self, *, own_slot: bool = False) -> RiskState:
         """Risk now; ``own_slot``: for an entry in flight, whose own slot is not counted."""
@@ -274,7 +309,7 @@ class Engine:
                 await self._abandon_entry(signal, position, exc)
                 return
             self._positions[signal.symbol] = stored
-        await self._publish(PositionOpened(stored, self.clock.now()))
+        await self._publish(PositionOpened(stored, self.clock.now(), instrument.tick_size))
 
     async def _abandon_entry(self, signal: Signal, position: Position, exc: Exception) -> None:
         """A fill the database would not take: a position we could not track is closed at
@@ -395,9 +430,16 @@ class Engine:
         self._positions.pop(position.symbol, None)
         self._retry_close_at.pop(position.symbol, None)
         await self._refresh_day(force=True)
-        await self._publish(PositionClosed(trade))
+        await self._publish(PositionClosed(trade, await self._tick_size(position.symbol)))
         await self._check_daily_loss()
         return trade
+
+    async def _tick_size(self, symbol: str) -> Decimal | None:
+        """The symbol's tick size, for display; the adapter caches instruments."""
+        try:
+            return (await self.exchange.instrument(symbol)).tick_size
+        except Exception:
+            return None
 
     async def _check_daily_loss(self) -> None:
         if not rules.daily_loss_reached(self._day_pnl, self.limits):
@@ -437,6 +479,7 @@ class Engine:
             await asyncio.sleep(self._ttl_sweep_seconds)
             try:
                 await self.expire_due()
+                await self.confirmations.expire_due()
             except Exception:
                 log.exception("TTL sweep failed")
 
@@ -451,6 +494,8 @@ class Engine:
             await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
         now = self.clock.now()
         for stored in await self.repo.signals_without_outcome():
+            if self.confirmations.is_pending(stored.id):
+                continue  # still waiting for the trader's answer; it survives a restart
             await self.repo.set_outcome(stored.id, "failed:interrupted", now)
 
     # --- the UTC day -------------------------------------------------------------------------
@@ -525,7 +570,8 @@ class Engine:
                 if price is not None
                 else None
             )
-            views.append(PositionView(position, price, upnl))
+            tick = await self._tick_size(position.symbol)
+            views.append(PositionView(position, price, upnl, tick))
         return Status(
             mode=self.exchange.mode,
             trading_enabled=self.trading_enabled,
@@ -534,6 +580,7 @@ class Engine:
             balance=await self.exchange.balance(),
             limits=self.limits,
             daily_loss_reached=rules.daily_loss_reached(self._day_pnl, self.limits),
+            confirm_mode=self.confirmations.enabled,
         )
 
     async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:

@@ -54,17 +54,30 @@ class ConfirmationRequested:
     margin: Decimal
     leverage: int
     expires_at: datetime
+    ref: str  # what the answer quotes back (``Engine.decide``)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationResolved:
+    """A question of confirmation mode was answered ("approved", "declined") or "expired"."""
+
+    signal_id: str
+    symbol: str
+    status: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class PositionOpened:
     position: Position
     at: datetime
+    tick_size: Decimal | None = None  # for showing prices as the venue quotes them
 
 
 @dataclass(frozen=True, slots=True)
 class PositionClosed:
     trade: ClosedTrade
+    tick_size: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,7 @@ Event = (
     | TradingToggled
     | SignalSkipped
     | ConfirmationRequested
+    | ConfirmationResolved
     | PositionOpened
     | PositionClosed
     | OrderFailed

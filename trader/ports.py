@@ -51,17 +51,28 @@ class StoredSignal:
 class OutboxMessage:
     id: int
     chat_id: int
-    kind: str  # "text" or "photo"
+    kind: str  # what the bot does with it: "text", "photo", "edit"
     payload: str  # JSON, rendered by the bot
     attempts: int
     created_at: datetime
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A notification to store in the outbox."""
+
+    chat_id: int
+    kind: str
+    payload: str
 
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
+    """One trade question of confirmation mode; its status leaves "pending" exactly once."""
+
     signal_id: str
-    chat_id: int
-    message_id: int | None
+    ref: str  # short, for the buttons' callback data
     status: str  # "pending", "approved", "declined", "expired"
     created_at: datetime
     expires_at: datetime
@@ -80,6 +91,10 @@ class SignalRepository(Protocol):
 
     async def signals_without_outcome(self) -> Sequence[StoredSignal]:
         """Signals seen but never decided: what a crash interrupted."""
+        ...
+
+    async def load_signal(self, signal_id: str) -> Signal | None:
+        """The parsed signal as first seen (None for an unknown or invalid one)."""
         ...
 
 
@@ -150,13 +165,17 @@ class SettingsRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def enqueue(self, chat_id: int, kind: str, payload: str, at: datetime) -> int: ...
-
-    async def due_messages(self, now: datetime, limit: int) -> Sequence[OutboxMessage]:
-        """Unsent messages whose next attempt is due, oldest first."""
+    async def enqueue(self, messages: Sequence[NewMessage], at: datetime) -> list[int]:
+        """Store messages in one transaction, in order; returns their ids."""
         ...
 
-    async def mark_sent(self, message_id: int, at: datetime) -> None: ...
+    async def unsent_messages(self, limit: int) -> Sequence[OutboxMessage]:
+        """Messages not sent yet, oldest first, whether or not their next attempt is due."""
+        ...
+
+    async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:
+        """Done with a message: sent, or given up on with ``error`` (a permanent refusal)."""
+        ...
 
     async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None: ...
 
@@ -166,7 +185,15 @@ class ConfirmationRepository(Protocol):
 
     async def get_confirmation(self, signal_id: str) -> Confirmation | None: ...
 
-    async def set_confirmation_message(self, signal_id: str, message_id: int) -> None: ...
+    async def confirmation_by_ref(self, ref: str) -> Confirmation | None: ...
+
+    async def add_confirmation_message(self, signal_id: str, chat_id: int, message_id: int) -> None:
+        """Remember a chat message that asks about ``signal_id`` (to edit it later)."""
+        ...
+
+    async def confirmation_messages(self, signal_id: str) -> Sequence[tuple[int, int]]:
+        """(chat_id, message_id) of every message that asked about ``signal_id``."""
+        ...
 
     async def resolve_confirmation(self, signal_id: str, status: str, at: datetime) -> bool:
         """Move a pending confirmation to ``status``; False if it was no longer pending."""

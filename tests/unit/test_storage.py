@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from storage.codec import to_db_time
 from storage.db import (
+    Database,
     Migration,
     MigrationError,
     db_path_for,
@@ -32,9 +34,10 @@ from storage.repositories import (
     SqliteRepositories,
 )
 from trader.models import ClosedTrade, CloseReason, Fill, InvalidSignal, Position, Side, Signal
-from trader.ports import Confirmation, OrderRecord, OrderStatus, Repositories
+from trader.ports import Confirmation, NewMessage, OrderRecord, OrderStatus, Repositories
 
 T0 = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -145,6 +148,7 @@ async def test_empty_database_is_migrated_to_the_latest_version(tmp_path: Path) 
             "settings",
             "outbox",
             "confirmations",
+            "confirmation_messages",
         } <= tables
     finally:
         await db.close()
@@ -174,6 +178,29 @@ async def test_rerunning_migrations_changes_nothing(tmp_path: Path) -> None:
         assert await reopened.get_setting("limit.max_positions") == "7"
     finally:
         await reopened.close()
+
+
+async def test_confirmations_of_version_1_move_to_their_messages_table(tmp_path: Path) -> None:
+    connection = await aiosqlite.connect(tmp_path / "old.db", isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    db = Database(connection, tmp_path / "old.db")
+    try:
+        assert await db.migrate(load_migrations()[:1]) == 1
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO confirmations (signal_id, chat_id, message_id, status, created_at,"
+                " expires_at) VALUES ('s1', 42, 7, 'pending', ?, ?)",
+                (to_db_time(T0), to_db_time(T0 + MINUTE)),
+            )
+        await db.migrate()
+        repo = SqliteRepositories(db)
+        assert await repo.confirmation_messages("s1") == [(42, 7)]
+        pending = await repo.pending_confirmations()
+        assert [(c.signal_id, c.status, c.expires_at) for c in pending] == [
+            ("s1", "pending", T0 + MINUTE)
+        ]
+    finally:
+        await db.close()
 
 
 async def test_failed_migration_is_rolled_back_whole(repo: SqliteRepositories) -> None:
@@ -524,49 +551,52 @@ async def test_settings_prefix_match_is_literal(repo: SqliteRepositories) -> Non
 # -- notification outbox ----------------------------------------------------------------
 
 
-async def test_outbox_delivers_due_messages_in_order(repo: SqliteRepositories) -> None:
-    first = await repo.enqueue(1, "text", '{"text": "opened"}', T0)
-    second = await repo.enqueue(2, "photo", '{"path": "eq.png"}', T0 + timedelta(seconds=1))
-    third = await repo.enqueue(1, "text", '{"text": "later"}', T0 + timedelta(minutes=5))
+async def test_outbox_keeps_messages_in_order_until_sent(repo: SqliteRepositories) -> None:
+    first, second = await repo.enqueue(
+        [NewMessage(1, "text", '{"text": "opened"}'), NewMessage(2, "photo", "{}")], T0
+    )
+    (third,) = await repo.enqueue([NewMessage(1, "text", '{"text": "later"}')], T0 + MINUTE)
     assert first < second < third
 
-    due = await repo.due_messages(T0 + timedelta(seconds=1), limit=10)
-    assert [(m.id, m.chat_id, m.kind, m.attempts) for m in due] == [
+    unsent = await repo.unsent_messages(limit=10)
+    assert [(m.id, m.chat_id, m.kind, m.attempts) for m in unsent] == [
         (first, 1, "text", 0),
         (second, 2, "photo", 0),
+        (third, 1, "text", 0),
     ]
-    assert due[0].payload == '{"text": "opened"}'
-    assert due[0].created_at == T0
-    assert [m.id for m in await repo.due_messages(T0 + timedelta(hours=1), limit=2)] == [
-        first,
-        second,
-    ]
+    assert unsent[0].payload == '{"text": "opened"}'
+    assert unsent[0].created_at == T0
+    assert unsent[0].next_attempt_at == T0
+    assert [m.id for m in await repo.unsent_messages(limit=2)] == [first, second]
 
 
 async def test_outbox_retry_defers_and_sent_messages_leave(repo: SqliteRepositories) -> None:
-    first = await repo.enqueue(1, "text", "a", T0)
-    second = await repo.enqueue(1, "text", "b", T0)
+    first, second = await repo.enqueue([NewMessage(1, "text", "a"), NewMessage(1, "text", "b")], T0)
 
     await repo.mark_retry(first, T0 + timedelta(seconds=30), "TelegramNetworkError")
     await repo.mark_sent(second, T0 + timedelta(seconds=1))
-    assert await repo.due_messages(T0 + timedelta(seconds=29), limit=10) == []
-
-    later = await repo.enqueue(1, "text", "c", T0 + timedelta(seconds=2))
-    due = await repo.due_messages(T0 + timedelta(seconds=30), limit=10)
-    assert [(m.id, m.attempts) for m in due] == [(first, 1), (later, 0)]
+    unsent = await repo.unsent_messages(limit=10)
+    assert [(m.id, m.attempts, m.next_attempt_at) for m in unsent] == [
+        (first, 1, T0 + timedelta(seconds=30))
+    ]
     assert await scalar(repo, "SELECT last_error FROM outbox WHERE id = ?", (first,)) == (
         "TelegramNetworkError"
+    )
+    await repo.mark_sent(first, T0 + MINUTE, error="Forbidden: bot was blocked by the user")
+    assert await repo.unsent_messages(limit=10) == []
+    assert await scalar(repo, "SELECT last_error FROM outbox WHERE id = ?", (first,)) == (
+        "Forbidden: bot was blocked by the user"
     )
 
 
 async def test_outbox_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "live.db"
     before = await SqliteRepositories.open(path)
-    message_id = await before.enqueue(5, "text", "x", T0)
+    (message_id,) = await before.enqueue([NewMessage(5, "text", "x")], T0)
     await before.close()
     after = await SqliteRepositories.open(path)
     try:
-        assert [m.id for m in await after.due_messages(T0, limit=5)] == [message_id]
+        assert [m.id for m in await after.unsent_messages(limit=5)] == [message_id]
     finally:
         await after.close()
 
@@ -577,8 +607,7 @@ async def test_outbox_survives_a_restart(tmp_path: Path) -> None:
 def make_confirmation(signal_id: str = "sig-1") -> Confirmation:
     return Confirmation(
         signal_id=signal_id,
-        chat_id=42,
-        message_id=None,
+        ref=f"ref-{signal_id}",
         status="pending",
         created_at=T0,
         expires_at=T0 + timedelta(seconds=60),
@@ -588,11 +617,25 @@ def make_confirmation(signal_id: str = "sig-1") -> Confirmation:
 async def test_confirmation_round_trips(repo: SqliteRepositories) -> None:
     await repo.add_confirmation(make_confirmation())
     assert await repo.get_confirmation("sig-1") == make_confirmation()
-    await repo.set_confirmation_message("sig-1", 777)
-    stored = await repo.get_confirmation("sig-1")
-    assert stored is not None
-    assert stored.message_id == 777
+    assert await repo.confirmation_by_ref("ref-sig-1") == make_confirmation()
     assert await repo.get_confirmation("other") is None
+    assert await repo.confirmation_by_ref("other") is None
+
+
+async def test_confirmation_messages_are_remembered_per_chat(repo: SqliteRepositories) -> None:
+    await repo.add_confirmation(make_confirmation())
+    await repo.add_confirmation_message("sig-1", 42, 7)
+    await repo.add_confirmation_message("sig-1", 41, 9)
+    await repo.add_confirmation_message("sig-1", 42, 7)  # a redelivered send is harmless
+    assert await repo.confirmation_messages("sig-1") == [(41, 9), (42, 7)]
+    assert await repo.confirmation_messages("other") == []
+
+
+async def test_a_stored_signal_loads_back_whole(repo: SqliteRepositories) -> None:
+    signal = make_signal("full")
+    await repo.record_signal(signal, T0)
+    assert await repo.load_signal("full") == signal
+    assert await repo.load_signal("missing") is None
 
 
 async def test_second_press_on_confirmation_does_nothing(repo: SqliteRepositories) -> None:
