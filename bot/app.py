@@ -1,5 +1,5 @@
-"""The composition root: settings → storage → exchange → engine → signal follower, run until
-SIGTERM. (The Telegram dispatcher and scheduler plug in here next.)
+"""The composition root: settings → storage → exchange → engine → signal follower →
+Telegram (dispatcher, notifier, scheduler), run until SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,9 +10,23 @@ import json
 import logging
 import signal
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.handlers import build_router
+from bot.middlewares import AllowedChats
+from bot.notifier import Backoff, Notifier
+from bot.polling import ConflictOnce, Poller, check_token
+from bot.reports import Reporter
 from storage.export import append_trade, rewrite_trades
 from storage.repositories import SqliteRepositories
 from trader.clock import Clock, SystemClock
@@ -67,13 +81,19 @@ class Runtime:
         # by their identity anyway, so a crash between the two is harmless.
         await self.repo.set_setting(FOLLOWER_OFFSET_KEY, json.dumps(asdict(batch.offset)))
 
-    async def stop(self) -> None:
+    async def halt(self) -> None:
+        """Stop taking signals and stop the engine; the database stays open (the notifier
+        still flushes through it)."""
         if self._follow_task is not None:
             self._follow_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow_task
+            self._follow_task = None
         await self.follower.close()
         await self.engine.stop()
+
+    async def stop(self) -> None:
+        await self.halt()
         await self.repo.close()
 
 
@@ -132,27 +152,115 @@ def _stored_offset(text: str | None) -> FileOffset | None:
         return None
 
 
+@dataclass
+class App:
+    """The whole process: the trading runtime and its Telegram control plane."""
+
+    runtime: Runtime
+    bot: Bot
+    dispatcher: Dispatcher
+    notifier: Notifier
+    reporter: Reporter
+    scheduler: AsyncIOScheduler
+    poller: Poller
+    _stopped: bool = field(default=False, init=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    async def start(self) -> None:
+        await check_token(self.bot)
+        self.notifier.start()  # first: the engine's "started" goes through it
+        await self.runtime.start()
+        self.scheduler.start()
+        self.poller.start()
+
+    async def stop(self) -> None:
+        """Polling stops, the engine stops taking signals (positions keep their SL/TP), the
+        outbox is flushed where possible, the database is closed."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            await self.poller.stop()
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            await self.runtime.halt()
+            await self.notifier.stop()
+        finally:
+            await self.runtime.repo.close()
+            await self.bot.session.close()
+
+
+async def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    backoff: Backoff | None = None,
+    polling_timeout: int = 10,
+) -> App:
+    """Wire the whole process from settings (``python -m bot`` and the tests use this)."""
+    clock = clock or SystemClock()
+    runtime = await build_runtime(settings, clock=clock)
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    bot = Bot(
+        token=settings.telegram_bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+    chats = settings.telegram_allowed_chat_ids
+    notifier = Notifier(bot, runtime.repo, chats, backoff=backoff)
+    runtime.engine.bus.subscribe(notifier.on_event)
+    reporter = Reporter(runtime.engine, notifier, clock)
+    dispatcher = Dispatcher(engine=runtime.engine, reporter=reporter)
+    allowed = AllowedChats(chats)
+    dispatcher.message.outer_middleware(allowed)
+    dispatcher.edited_message.outer_middleware(allowed)
+    dispatcher.callback_query.outer_middleware(allowed)
+    dispatcher.include_router(build_router())
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    if settings.report_interval_minutes > 0:
+        scheduler.add_job(
+            reporter.send_scheduled,
+            IntervalTrigger(minutes=settings.report_interval_minutes, timezone=UTC),
+            id="report",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=60,
+        )
+    poller = Poller(dispatcher, bot, polling_timeout=polling_timeout)
+    return App(runtime, bot, dispatcher, notifier, reporter, scheduler, poller)
+
+
 async def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly (open positions keep their SL/TP)."""
-    runtime = await build_runtime(settings)
+    app = await build_app(settings)
 
     async def log_events(event: Event) -> None:
         log.info("%s", event)
 
-    runtime.engine.bus.subscribe(log_events)
+    app.engine.bus.subscribe(log_events)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("aiogram.dispatcher").addFilter(ConflictOnce())
     try:
-        await runtime.start()
+        await app.start()
         log.info(
             "engine running in %s mode; trading %s; following %s",
-            runtime.engine.exchange.mode,
-            "on" if runtime.engine.trading_enabled else "off",
+            app.engine.exchange.mode,
+            "on" if app.engine.trading_enabled else "off",
             settings.signals_path,
         )
-        await stop.wait()
+        polling = app.poller.task
+        assert polling is not None
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopping, polling}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if polling.done() and not polling.cancelled():
+            polling.result()  # a refused token ends the process with its one line
         log.info("stopping")
     finally:
-        await runtime.stop()
+        await app.stop()

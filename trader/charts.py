@@ -19,6 +19,8 @@ from matplotlib.figure import Figure
 
 GREEN = "#1a9850"
 RED = "#d73027"
+MIN_SPAN = timedelta(hours=1)  # the narrowest time axis drawn
+MARKER_LIMIT = 60  # up to this many trades, each close gets a dot
 
 
 def equity_png(
@@ -37,32 +39,28 @@ def equity_png(
     times = [_days(when) for when, _ in curve]
     values = [float(equity) for _, equity in curve]
     base = float(starting_balance)
-    if curve:
-        # Start the line at the first trade's time with the starting balance.
-        times = [times[0], *times]
-        values = [base, *values]
+    first, last = (curve[0][0], curve[-1][0]) if curve else (None, None)
+    if first is not None and last is not None:
+        # A few trades close together would draw as one vertical stroke: give the axis
+        # some room either side, and start the line there at the starting balance.
+        span = last - first
+        pad = (MIN_SPAN - span) / 2 if span < MIN_SPAN else span * 0.03
+        first, last = first - pad, last + pad
+        times = [_days(first), *times, _days(last)]
+        values = [base, *values, values[-1]]
     ax.plot(times, values, color="#2c3e50", linewidth=1.6, drawstyle="steps-post")
+    if 0 < len(curve) <= MARKER_LIMIT:
+        # Few enough trades to see each one: a dot per close, green for a win.
+        previous = [base, *values[1:-2]]
+        colours = [GREEN if v >= p else RED for v, p in zip(values[1:-1], previous, strict=True)]
+        ax.scatter(times[1:-1], values[1:-1], c=colours, s=18, zorder=3)
     ax.axhline(base, color="#7f8c8d", linewidth=0.8, linestyle="--")
+    # Above the start green, below it red: each series clipped at the starting balance, so
+    # the fill follows the steps exactly (no slanted edges where the line crosses it).
     ax.fill_between(
-        times,
-        values,
-        base,
-        where=[v >= base for v in values],
-        color=GREEN,
-        alpha=0.25,
-        step="post",
-        interpolate=True,
+        times, [max(v, base) for v in values], base, color=GREEN, alpha=0.25, step="post"
     )
-    ax.fill_between(
-        times,
-        values,
-        base,
-        where=[v < base for v in values],
-        color=RED,
-        alpha=0.25,
-        step="post",
-        interpolate=True,
-    )
+    ax.fill_between(times, [min(v, base) for v in values], base, color=RED, alpha=0.25, step="post")
     ax.set_title(title, fontsize=13, loc="left", fontweight="bold")
     if subtitle:
         ax.text(
@@ -76,8 +74,9 @@ def equity_png(
         ax.text(
             0.5, 0.5, "no closed trades yet", transform=ax.transAxes, ha="center", color="#7f8c8d"
         )
-    if curve:
-        _time_ticks(ax, curve[0][0], curve[-1][0])
+    if first is not None and last is not None:
+        ax.set_xlim(_days(first), _days(last))
+        _time_ticks(ax, first, last)
     fig.tight_layout()
     buffer = BytesIO()
     fig.savefig(buffer, format="png")

@@ -113,7 +113,7 @@ class Confirmations:
         if confirmation.status != "pending":
             return Decision(Verdict.ALREADY_DECIDED, symbol, confirmation.status), None
         if self._clock.now() >= confirmation.expires_at:
-            await self._expire(confirmation.signal_id, symbol)
+            await self._expire(confirmation.signal_id, signal)
             return Decision(Verdict.EXPIRED, symbol), None
         status = "approved" if approve else "declined"
         if not await self._repo.resolve_confirmation(
@@ -124,7 +124,7 @@ class Confirmations:
             return Decision(Verdict.ALREADY_DECIDED, symbol, detail), None
         self._deadlines.pop(confirmation.signal_id, None)
         await self._bus.publish(
-            ConfirmationResolved(confirmation.signal_id, symbol, status, self._clock.now())
+            ConfirmationResolved(confirmation.signal_id, symbol, status, self._clock.now(), signal)
         )
         if not approve:
             await self._set_outcome(confirmation.signal_id, symbol, "declined")
@@ -138,15 +138,15 @@ class Confirmations:
         """Record ``expired`` for every question whose deadline has passed."""
         now = self._clock.now()
         for signal_id in [s for s, at in self._deadlines.items() if now >= at]:
-            signal = await self._repo.load_signal(signal_id)
-            await self._expire(signal_id, signal.symbol if signal else "")
+            await self._expire(signal_id, await self._repo.load_signal(signal_id))
 
-    async def _expire(self, signal_id: str, symbol: str) -> None:
+    async def _expire(self, signal_id: str, signal: Signal | None) -> None:
         self._deadlines.pop(signal_id, None)
         if not await self._repo.resolve_confirmation(signal_id, "expired", self._clock.now()):
             return  # a press got there first
+        symbol = signal.symbol if signal else ""
         await self._bus.publish(
-            ConfirmationResolved(signal_id, symbol, "expired", self._clock.now())
+            ConfirmationResolved(signal_id, symbol, "expired", self._clock.now(), signal)
         )
         await self._set_outcome(signal_id, symbol, "expired")
 

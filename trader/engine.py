@@ -43,7 +43,14 @@ from trader.models import (
     Signal,
     Ticker,
 )
-from trader.pnl import Stats, close_trade, open_position, trade_stats, unrealised_pnl
+from trader.pnl import (
+    Stats,
+    close_trade,
+    equity_curve,
+    open_position,
+    trade_stats,
+    unrealised_pnl,
+)
 from trader.ports import OrderRecord, OrderStatus, Repositories
 from trader.rules import Limits, RiskState
 from trader.settings import Strategy
@@ -76,6 +83,12 @@ class Status:
     limits: Limits
     daily_loss_reached: bool
     confirm_mode: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Performance:
+    stats: Stats
+    curve: list[tuple[datetime, Decimal]]  # balance after each closed trade
 
 
 class Engine:
@@ -242,6 +255,8 @@ class Engine:
         try:
             instrument = await self.exchange.instrument(signal.symbol)
             ticker = await self.exchange.ticker(signal.symbol)
+            # Until the stream's first update for the symbol, /status values it at this one.
+            self._prices.setdefault(signal.symbol, ticker)
             sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
             if isinstance(sizing, str):
                 await self._skip(signal, f"rejected:{sizing}")
@@ -587,8 +602,13 @@ class Engine:
         return await self.repo.recent_trades(limit)
 
     async def stats(self) -> Stats:
+        return (await self.performance()).stats
+
+    async def performance(self) -> Performance:
+        """Stats and the equity curve of every closed trade (one read of the trades)."""
         trades = await self.repo.all_trades()
-        return trade_stats(trades, self.strategy.paper_balance_usdt)
+        start = self.strategy.paper_balance_usdt
+        return Performance(trade_stats(trades, start), equity_curve(trades, start))
 
     # --- plumbing ----------------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class ConfirmationResolved:
     symbol: str
     status: str
     at: datetime
+    signal: Signal | None = None
 
 
 @dataclass(frozen=True, slots=True)

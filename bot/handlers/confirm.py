@@ -1,0 +1,53 @@
+"""/confirm on|off and the ✅ Open / ❌ Skip buttons of confirmation mode."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from bot import render
+from bot.callbacks import OPEN, SKIP, TradeDecision
+from bot.handlers.replies import arguments
+from trader.confirmation import Verdict
+from trader.engine import Engine
+
+SWITCH = {"on": True, "off": False}
+# A press that changed nothing is explained in a popup the trader has to dismiss.
+ALERTS = frozenset({Verdict.REJECTED, Verdict.EXPIRED, Verdict.ALREADY_DECIDED, Verdict.UNKNOWN})
+
+
+async def confirm_mode(message: Message, command: CommandObject, engine: Engine) -> None:
+    args = arguments(command.args)
+    if len(args) != 1 or args[0].lower() not in SWITCH:
+        state = "on" if engine.confirmations.enabled else "off"
+        await message.answer(f"Usage: /confirm on or /confirm off (now {state}).")
+        return
+    enabled = SWITCH[args[0].lower()]
+    await engine.set_confirm_mode(enabled)
+    if enabled:
+        await message.answer(
+            "Confirmation mode <b>ON</b>: each signal that passes the filters is asked here "
+            f"first; no answer within {engine.strategy.confirm_timeout_seconds} s means no trade."
+        )
+    else:
+        await message.answer("Confirmation mode <b>OFF</b>: signals are traded without asking.")
+
+
+async def trade_decision(
+    query: CallbackQuery, callback_data: TradeDecision, engine: Engine
+) -> None:
+    if callback_data.action not in (OPEN, SKIP) or query.message is None:
+        await query.answer("This button is not for a pending trade; nothing changed.")
+        return
+    origin = (query.message.chat.id, query.message.message_id)
+    decision = await engine.decide(callback_data.ref, callback_data.action == OPEN, origin)
+    await query.answer(render.decision_answer(decision), show_alert=decision.verdict in ALERTS)
+
+
+def build() -> Router:
+    """A fresh router (a router joins one dispatcher only; tests build several)."""
+    router = Router(name=__name__)
+    router.message.register(confirm_mode, Command("confirm"))
+    router.callback_query.register(trade_decision, TradeDecision.filter())
+    return router

@@ -1,0 +1,22 @@
+"""What no feature router took: unknown commands, plain text, stale buttons."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import CallbackQuery, Message
+
+
+async def unknown_message(message: Message) -> None:
+    await message.answer("I don't know that one. Send /help for the commands.")
+
+
+async def unknown_button(query: CallbackQuery) -> None:
+    await query.answer("This button is no longer valid; nothing changed.")
+
+
+def build() -> Router:
+    """A fresh router (a router joins one dispatcher only; tests build several)."""
+    router = Router(name=__name__)
+    router.message.register(unknown_message)
+    router.callback_query.register(unknown_button)
+    return router

@@ -1,0 +1,48 @@
+"""/status, /trades [N] and /report: what the engine holds and how it has done."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, Message
+
+from bot import render
+from bot.handlers.replies import arguments, reply
+from bot.reports import Reporter
+from trader.engine import Engine
+
+DEFAULT_TRADES = 10
+MAX_TRADES = 100
+
+
+async def show_status(message: Message, engine: Engine) -> None:
+    await reply(message, render.status_text(await engine.status()))
+
+
+async def show_trades(message: Message, command: CommandObject, engine: Engine) -> None:
+    args = arguments(command.args)
+    count = DEFAULT_TRADES
+    if args:
+        if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_TRADES:
+            await message.answer(f"Usage: /trades [N], with N from 1 to {MAX_TRADES}.")
+            return
+        count = int(args[0])
+    await reply(message, render.trades_text(await engine.recent_trades(count)))
+
+
+async def show_report(message: Message, reporter: Reporter) -> None:
+    report = await reporter.build()
+    await reply(message, report.text)
+    if report.chart is not None:
+        await message.answer_photo(
+            BufferedInputFile(report.chart, "equity.png"), caption=report.caption
+        )
+
+
+def build() -> Router:
+    """A fresh router (a router joins one dispatcher only; tests build several)."""
+    router = Router(name=__name__)
+    router.message.register(show_status, Command("status"))
+    router.message.register(show_trades, Command("trades"))
+    router.message.register(show_report, Command("report"))
+    return router

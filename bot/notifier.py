@@ -1,0 +1,330 @@
+"""Engine events → stored outbox → every allowed chat: in order, at least once.
+
+An event is rendered and stored in one short transaction, so the engine never waits on
+Telegram; a delivery task sends what is stored, retrying with backoff. An outage or a
+restart delays messages but never loses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import render
+from bot.callbacks import OPEN, SKIP, TradeDecision
+from trader.events import (
+    ConfirmationRequested,
+    ConfirmationResolved,
+    DailyLossLimitReached,
+    EngineStarted,
+    EngineStopped,
+    Event,
+    OrderFailed,
+    PositionClosed,
+    PositionOpened,
+    SignalSkipped,
+)
+from trader.ports import NewMessage, OutboxMessage, Repositories
+
+log = logging.getLogger(__name__)
+
+TEXT, PHOTO, EDIT = "text", "photo", "edit"
+# Risk rejections that would repeat for every signal: said once elsewhere, or by design.
+QUIET_REJECTIONS = frozenset({"trading_disabled", "daily_loss_limit"})
+BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before retry ``attempt`` (0-based): doubling from ``first``, capped at ``cap``."""
+
+    first: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.first * 2 ** min(attempt, 30)))
+
+
+class Retry(Exception):
+    """Delivery failed for now; try again after ``delay`` seconds."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notifier:
+    def __init__(
+        self,
+        bot: Bot,
+        repo: Repositories,
+        chat_ids: Sequence[int],
+        *,
+        backoff: Backoff | None = None,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._bot = bot
+        self._repo = repo
+        self._chat_ids = list(chat_ids)
+        self._backoff = backoff or Backoff()
+        # Delivery runs on real time even when the engine's clock is simulated.
+        self._now = now
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- from the engine -----------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        """The EventBus subscriber: store what the chats should be told about ``event``."""
+        match event:
+            case PositionOpened():
+                await self.send_text(render.opened_text(event))
+            case PositionClosed():
+                await self.send_text(render.closed_text(event))
+            case OrderFailed():
+                await self.send_text(render.order_failed_text(event))
+            case DailyLossLimitReached():
+                await self.send_text(render.daily_loss_text(event))
+            case EngineStarted():
+                await self.send_text(render.engine_started_text(event))
+            case EngineStopped():
+                await self.send_text(render.engine_stopped_text(event))
+            case ConfirmationRequested():
+                await self._ask(event)
+            case ConfirmationResolved():
+                text = render.resolved_text(event.symbol, event.signal, event.status)
+                payload = json.dumps({"signal_id": event.signal_id, "text": text})
+                await self._store([NewMessage(chat, EDIT, payload) for chat in self._chat_ids])
+            case SignalSkipped(outcome=outcome) if outcome.startswith("rejected:"):
+                reason = outcome.removeprefix("rejected:")
+                if reason not in QUIET_REJECTIONS:
+                    await self.send_text(render.rejected_text(event.symbol, reason))
+            case _:
+                pass  # filtered and invalid rows are logged, not announced
+
+    async def _ask(self, event: ConfirmationRequested) -> None:
+        buttons = [
+            [
+                ["✅ Open", TradeDecision(action=OPEN, ref=event.ref).pack()],
+                ["❌ Skip", TradeDecision(action=SKIP, ref=event.ref).pack()],
+            ]
+        ]
+        await self.send_text(render.question_text(event), buttons=buttons, confirm=event.signal.id)
+
+    # --- to the outbox ---------------------------------------------------------------------
+
+    async def send_text(
+        self,
+        text: str,
+        *,
+        buttons: list[list[list[str]]] | None = None,
+        confirm: str | None = None,
+    ) -> None:
+        """Store ``text`` for every allowed chat, split at Telegram's limit; the buttons go
+        on the last part."""
+        parts = render.split_message(text)
+        messages = []
+        for chat in self._chat_ids:
+            for index, part in enumerate(parts):
+                last = index == len(parts) - 1
+                payload: dict[str, Any] = {"text": part}
+                if last and buttons:
+                    payload["buttons"] = buttons
+                if last and confirm:
+                    payload["confirm"] = confirm
+                messages.append(NewMessage(chat, TEXT, json.dumps(payload)))
+        await self._store(messages)
+
+    async def send_photo(self, png: bytes, caption: str) -> None:
+        payload = json.dumps(
+            {
+                "png": base64.b64encode(png).decode("ascii"),
+                "caption": caption[: render.CAPTION_LIMIT],
+            }
+        )
+        await self._store([NewMessage(chat, PHOTO, payload) for chat in self._chat_ids])
+
+    async def _store(self, messages: list[NewMessage]) -> None:
+        if messages:
+            await self._repo.enqueue(messages, self._now())
+            self._wake.set()
+
+    # --- delivery ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._deliver_forever(), name="notifier")
+
+    async def stop(self, flush_timeout: float = 5.0) -> None:
+        """Deliver what is due within ``flush_timeout`` seconds, then stop; the rest stays
+        stored for the next start."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(flush_timeout):
+                await self.deliver_due()
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                wait = await self.deliver_due()
+            except Exception:
+                # The database, most likely; trading goes on, and so do we after a pause.
+                log.exception("notification delivery failed")
+                wait = self._backoff.cap
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def deliver_due(self) -> float | None:
+        """Send every message that is due, oldest first per chat. A chat whose oldest message
+        must wait holds its later ones back, so each chat reads events in order.
+
+        Returns the seconds until the next retry is due (None: nothing is waiting)."""
+        while True:
+            messages = await self._repo.unsent_messages(BATCH)
+            held: set[int] = set()
+            next_due: datetime | None = None
+            for message in messages:
+                if message.chat_id in held:
+                    continue
+                due: datetime | None = message.next_attempt_at
+                if message.next_attempt_at <= self._now():
+                    due = await self._attempt(message)
+                if due is not None:  # still unsent: this chat waits
+                    held.add(message.chat_id)
+                    next_due = due if next_due is None else min(next_due, due)
+            if len(messages) < BATCH or held.issuperset(m.chat_id for m in messages):
+                break
+        if next_due is None:
+            return None
+        return max(0.0, (next_due - self._now()).total_seconds())
+
+    async def _attempt(self, message: OutboxMessage) -> datetime | None:
+        """Try one message; the time of its next attempt, or None once it is done."""
+        try:
+            await self._send(message)
+        except Retry as retry:
+            due = self._now() + timedelta(seconds=retry.delay)
+            log.warning(
+                "telegram delivery to %s failed (%s); retrying in %.1f s",
+                message.chat_id,
+                retry,
+                retry.delay,
+            )
+            await self._repo.mark_retry(message.id, due, str(retry)[:500])
+            return due
+        except Exception as exc:
+            # Refused for good (blocked bot, unknown chat): retrying would hold the chat's
+            # queue forever, so it is recorded and dropped.
+            log.error("telegram refused a message to %s for good: %s", message.chat_id, exc)
+            await self._repo.mark_sent(message.id, self._now(), error=str(exc)[:500])
+            return None
+        await self._repo.mark_sent(message.id, self._now())
+        return None
+
+    async def _send(self, message: OutboxMessage) -> None:
+        payload = json.loads(message.payload)
+        try:
+            if message.kind == TEXT:
+                await self._send_text(message.chat_id, payload)
+            elif message.kind == PHOTO:
+                await self._bot.send_photo(
+                    message.chat_id,
+                    BufferedInputFile(base64.b64decode(payload["png"]), "equity.png"),
+                    caption=payload.get("caption") or None,
+                )
+            elif message.kind == EDIT:
+                await self._edit(message.chat_id, payload)
+            else:
+                raise ValueError(f"unknown outbox kind {message.kind!r}")
+        except TelegramRetryAfter as exc:
+            raise Retry(float(exc.retry_after), "flood control (429)") from exc
+        except (
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNotFound,
+            TelegramEntityTooLarge,
+        ):
+            raise  # permanent
+        except TelegramUnauthorizedError as exc:
+            # The token is wrong or revoked: nothing can be sent, but nothing is dropped.
+            raise Retry(self._backoff.cap, "unauthorized: check TELEGRAM_BOT_TOKEN") from exc
+        except (TelegramAPIError, OSError, TimeoutError) as exc:
+            # Network errors, 5xx and 409 are worth another try.
+            delay = self._backoff.delay(message.attempts)
+            raise Retry(delay, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _send_text(self, chat_id: int, payload: dict[str, Any]) -> None:
+        text: str = payload["text"]
+        markup = _markup(payload.get("buttons"))
+        signal_id = payload.get("confirm")
+        if signal_id is not None:
+            confirmation = await self._repo.get_confirmation(signal_id)
+            if confirmation is not None and confirmation.status != "pending":
+                # Answered or expired while Telegram was unreachable: no buttons to press.
+                text += "\n" + render.RESOLUTION_TEXT.get(confirmation.status, "")
+                markup = None
+        try:
+            sent = await self._bot.send_message(chat_id, text, reply_markup=markup)
+        except TelegramBadRequest as exc:
+            if "parse entities" not in str(exc):
+                raise
+            # A rendering defect must not cost the trader the news: send it without markup.
+            log.error("telegram could not parse a message's HTML (%s); sending plain text", exc)
+            sent = await self._bot.send_message(
+                chat_id, render.plain(text), reply_markup=markup, parse_mode=None
+            )
+        if signal_id is not None and markup is not None:
+            await self._repo.add_confirmation_message(signal_id, chat_id, sent.message_id)
+
+    async def _edit(self, chat_id: int, payload: dict[str, Any]) -> None:
+        for chat, message_id in await self._repo.confirmation_messages(payload["signal_id"]):
+            if chat != chat_id:
+                continue
+            try:
+                await self._bot.edit_message_text(
+                    text=payload["text"], chat_id=chat, message_id=message_id, reply_markup=None
+                )
+            except TelegramBadRequest as exc:
+                # Edited already (a redelivery) or deleted by the user: nothing left to do.
+                if "not modified" not in str(exc) and "not found" not in str(exc):
+                    raise
+
+
+def _markup(buttons: list[list[list[str]]] | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=label, callback_data=data) for label, data in row]
+            for row in buttons
+        ]
+    )

@@ -1,0 +1,344 @@
+"""Every text the bot shows, in one place: Telegram HTML with each dynamic value escaped.
+
+Numbers are for humans: prices to the instrument's tick, USDT to cents, a sign on PnL.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from trader.confirmation import Decision, Verdict
+from trader.engine import Performance, Status
+from trader.events import (
+    ConfirmationRequested,
+    DailyLossLimitReached,
+    EngineStarted,
+    EngineStopped,
+    OrderFailed,
+    PositionClosed,
+    PositionOpened,
+)
+from trader.models import ClosedTrade, CloseReason, Side, Signal
+from trader.rules import Limits
+
+MESSAGE_LIMIT = 4096  # Telegram's limit on a message's text
+CAPTION_LIMIT = 1024
+
+CENT = Decimal("0.01")
+
+COMMANDS: list[tuple[str, str]] = [
+    ("status", "mode, trading on/off, open positions, today's PnL, balance"),
+    ("start_trading", "start taking new signals"),
+    ("stop_trading", "stop taking new signals (open positions keep SL/TP)"),
+    ("close", "/close SYMBOL or /close all: close at market"),
+    ("limits", "show limits; /limits NAME VALUE sets one"),
+    ("confirm", "/confirm on|off: ask before each trade"),
+    ("report", "the periodic report, now"),
+    ("trades", "/trades [N]: the last N closed trades"),
+    ("help", "what this bot does"),
+]
+
+REASON_TEXT = {
+    CloseReason.STOP_LOSS: "stop-loss",
+    CloseReason.TAKE_PROFIT: "take-profit",
+    CloseReason.TTL: "TTL expired",
+    CloseReason.MANUAL: "closed by command",
+    CloseReason.DAILY_LOSS: "daily loss limit",
+    CloseReason.EXTERNAL: "closed on the exchange",
+}
+
+LIMIT_UNITS = {"daily_loss": " USDT", "position_size": " USDT", "leverage": "x"}
+
+
+def esc(value: object) -> str:
+    """Any dynamic value, safe inside Telegram HTML."""
+    return html.escape(str(value), quote=False)
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+
+def usdt(value: Decimal) -> str:
+    """``1,234.57 USDT``: to the cent, with thousands separators."""
+    return f"{value.quantize(CENT, ROUND_HALF_EVEN):,} USDT"
+
+
+def pnl(value: Decimal) -> str:
+    """PnL with its sign: ``+12.30 USDT``, ``-4.05 USDT``."""
+    cents = value.quantize(CENT, ROUND_HALF_EVEN)
+    sign = "+" if cents > 0 else ""  # a negative value carries its own '-'
+    return f"{sign}{cents:,} USDT"
+
+
+def price(value: Decimal, tick: Decimal | None = None) -> str:
+    """A price as the venue quotes it: to the tick when known, else as stored."""
+    if tick is not None and tick > 0:
+        value = value.quantize(tick.normalize(), ROUND_HALF_EVEN)
+        return f"{value:f}"
+    return f"{value.normalize():f}"
+
+
+def qty(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def percent(share: Decimal | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f}%"
+
+
+def side_word(side: Side) -> str:
+    return "long" if side is Side.BUY else "short"
+
+
+def utc_time(when: datetime) -> str:
+    return when.strftime("%H:%M:%S UTC")
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def help_text(mode: str) -> str:
+    lines = [
+        "<b>Bybit auto-trader</b>",
+        f"Follows the signal log and trades Bybit USDT perpetuals ({esc(mode)} mode), "
+        "with exchange-side stop-loss and take-profit.",
+        "",
+        *(f"/{name} — {esc(description)}" for name, description in COMMANDS),
+    ]
+    return "\n".join(lines)
+
+
+def status_text(status: Status) -> str:
+    mode = "LIVE" if status.mode == "live" else "PAPER"
+    trading = "ON" if status.trading_enabled else "OFF"
+    lines = [
+        f"<b>Status</b> · {mode} · trading {trading}"
+        + (" · confirm on" if status.confirm_mode else ""),
+        f"Balance: {usdt(status.balance)}",
+        f"Today: {pnl(status.today_pnl)}",
+    ]
+    if status.daily_loss_reached:
+        lines.append("🛑 Daily loss limit reached: no new entries until 00:00 UTC.")
+    limit = status.limits.max_open_positions
+    if not status.positions:
+        lines.append(f"Open positions: none (limit {limit})")
+        return "\n".join(lines)
+    lines.append(f"Open positions: {len(status.positions)}/{limit}")
+    for view in status.positions:
+        p, tick = view.position, view.tick_size
+        upnl = "—" if view.unrealised_pnl is None else pnl(view.unrealised_pnl)
+        lines.append(
+            f"<b>{esc(p.symbol)}</b> {side_word(p.side)} {qty(p.qty)}"
+            f" @ {price(p.entry_price, tick)}"
+        )
+        lines.append(
+            f"  SL {price(p.stop_loss, tick)} · TP {price(p.take_profit, tick)} · uPnL {upnl}"
+        )
+    return "\n".join(lines)
+
+
+def limits_text(limits: Limits, header: str = "<b>Limits</b>") -> str:
+    lines = [header]
+    for name, value in limits.as_chat_names().items():
+        lines.append(f"{esc(name)}: {esc(value)}{LIMIT_UNITS.get(name, '')}")
+    lines += ["", "Change one: /limits NAME VALUE · back to the file: /limits NAME reset"]
+    return "\n".join(lines)
+
+
+def trades_text(trades: Sequence[ClosedTrade]) -> str:
+    if not trades:
+        return "No closed trades yet."
+    lines = [f"<b>Last {len(trades)} closed trades</b> (newest first)"]
+    for t in trades:
+        lines.append(
+            f"{t.closed_at.strftime('%m-%d %H:%M')} <b>{esc(t.symbol)}</b> {side_word(t.side)} "
+            f"{esc(t.reason.value)} {pnl(t.net_pnl)} "
+            f"({price(t.entry_price)} → {price(t.exit_price)})"
+        )
+    return "\n".join(lines)
+
+
+def close_result_text(symbol: str, trade: ClosedTrade | None) -> str:
+    if trade is None:
+        return f"No open position in {esc(symbol)}."
+    return f"Closed {esc(symbol)} at {price(trade.exit_price)}: {pnl(trade.net_pnl)} net."
+
+
+def close_all_question(count: int) -> str:
+    return f"Close all {count} open positions at market?"
+
+
+def close_all_result(trades: Sequence[ClosedTrade], still_open: int) -> str:
+    total = sum((t.net_pnl for t in trades), Decimal(0))
+    text = f"Closed {len(trades)} positions: {pnl(total)} net."
+    if still_open:
+        text += f"\n⚠️ {still_open} still open (the exchange refused; see the messages above)."
+    return text
+
+
+def decision_answer(decision: Decision) -> str:
+    """The short popup after a ✅/❌ press (plain text: callback answers take no HTML)."""
+    symbol = decision.symbol or "the signal"
+    match decision.verdict:
+        case Verdict.OPENING:
+            return f"Opening {symbol}…"
+        case Verdict.DECLINED:
+            return f"Skipped {symbol}."
+        case Verdict.REJECTED:
+            return f"Not opened: {decision.detail.replace('_', ' ')}."
+        case Verdict.EXPIRED:
+            return "Too late: this signal expired and was not traded."
+        case Verdict.ALREADY_DECIDED if decision.detail == "expired":
+            return "Too late: this signal expired and was not traded."
+        case Verdict.ALREADY_DECIDED:
+            return f"Already answered ({decision.detail}); nothing changed."
+        case _:
+            return "This button is not for a pending trade; nothing changed."
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+def opened_text(event: PositionOpened) -> str:
+    p, tick = event.position, event.tick_size
+    return "\n".join(
+        [
+            f"🟢 Opened <b>{esc(p.symbol)}</b> {side_word(p.side)}",
+            f"qty {qty(p.qty)} @ {price(p.entry_price, tick)}",
+            f"SL {price(p.stop_loss, tick)} · TP {price(p.take_profit, tick)}",
+            f"margin {usdt(p.margin)} · {p.leverage}x",
+        ]
+    )
+
+
+def closed_text(event: PositionClosed) -> str:
+    t, tick = event.trade, event.tick_size
+    icon = "✅" if t.net_pnl > 0 else "🔴"
+    return "\n".join(
+        [
+            f"{icon} Closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
+            f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
+            f"exit {price(t.exit_price, tick)} · entry {price(t.entry_price, tick)}",
+            f"net PnL <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",
+        ]
+    )
+
+
+def order_failed_text(event: OrderFailed) -> str:
+    return f"⚠️ Order failed: <b>{esc(event.symbol)}</b>\n{esc(event.reason)}"
+
+
+def rejected_text(symbol: str, reason: str) -> str:
+    return f"⛔ Signal not traded: <b>{esc(symbol)}</b> ({esc(reason.replace('_', ' '))})"
+
+
+def daily_loss_text(event: DailyLossLimitReached) -> str:
+    return (
+        f"🛑 Daily loss limit reached: {usdt(event.loss)} lost today "
+        f"(limit {usdt(event.limit)}).\n"
+        "No new entries until 00:00 UTC; open positions are being closed."
+    )
+
+
+def engine_started_text(event: EngineStarted) -> str:
+    trading = "on" if event.trading_enabled else "off (send /start_trading)"
+    return (
+        f"▶️ Engine started · {esc(event.mode)} mode · trading {trading} · "
+        f"{event.open_positions} open positions"
+    )
+
+
+def engine_stopped_text(event: EngineStopped) -> str:
+    return "⏹ Engine stopped. Open positions keep their stop-loss and take-profit."
+
+
+def _signal_line(signal: Signal) -> str:
+    side = signal.side
+    direction = side_word(side) if side else esc(signal.verdict)
+    return f"<b>{esc(signal.symbol)}</b> {direction} · confidence {esc(signal.confidence)}"
+
+
+def question_text(event: ConfirmationRequested) -> str:
+    signal = event.signal
+    lines = [f"❓ Trade this signal? {_signal_line(signal)}"]
+    entry = f" · entry ≈ {price(signal.entry_price)}" if signal.entry_price else ""
+    lines.append(f"margin {usdt(event.margin)} · {event.leverage}x{entry}")
+    lines.append(f"Answer by {utc_time(event.expires_at)}; no answer means no trade.")
+    return "\n".join(lines)
+
+
+RESOLUTION_TEXT = {
+    "approved": "✅ Approved: opening.",
+    "declined": "❌ Skipped.",
+    "expired": "⌛ Expired: not traded.",
+}
+
+
+def resolved_text(symbol: str, signal: Signal | None, status: str) -> str:
+    head = f"Signal {_signal_line(signal)}" if signal else f"Signal <b>{esc(symbol)}</b>"
+    return f"{head}\n{RESOLUTION_TEXT.get(status, esc(status))}"
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+def report_text(status: Status, performance: Performance, now: datetime) -> str:
+    stats = performance.stats
+    lines = [
+        f"📊 <b>Report</b> · {now.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"Balance: {usdt(status.balance)}",
+        f"Today: {pnl(status.today_pnl)}",
+        f"Closed trades: {stats.trades} · win rate {percent(stats.win_rate)} · "
+        f"net {pnl(stats.net_pnl)} · fees {usdt(stats.fees)}",
+    ]
+    if status.positions:
+        lines.append(f"Open positions: {len(status.positions)}")
+        for view in status.positions:
+            p = view.position
+            upnl = "—" if view.unrealised_pnl is None else pnl(view.unrealised_pnl)
+            lines.append(f"  <b>{esc(p.symbol)}</b> {side_word(p.side)} · uPnL {upnl}")
+    else:
+        lines.append("Open positions: none")
+    return "\n".join(lines)
+
+
+def chart_caption(performance: Performance) -> str:
+    stats = performance.stats
+    return f"Equity after {stats.trades} closed trades: {pnl(stats.net_pnl)} net of fees"
+
+
+# --- splitting -------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain(text: str) -> str:
+    """The text a user sees, without markup (a fallback when Telegram refuses the HTML)."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Cut a message into parts Telegram accepts, at line ends. Our lines close their own
+    tags, so a cut between lines never splits one; a single overlong line is cut hard."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not parts:
+        parts.append(current)
+    return [part for part in parts if part.strip()] or [text[:limit]]

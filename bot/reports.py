@@ -1,0 +1,57 @@
+"""The report: open positions, today's PnL, win rate, trade count and balance, with the
+equity curve as a PNG once there are closed trades. On ``/report`` and on a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import render
+from bot.notifier import Notifier
+from trader.charts import equity_png
+from trader.clock import Clock
+from trader.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    text: str
+    chart: bytes | None  # PNG; None until a trade has closed
+    caption: str
+
+
+class Reporter:
+    def __init__(self, engine: Engine, notifier: Notifier, clock: Clock) -> None:
+        self._engine = engine
+        self._notifier = notifier
+        self._clock = clock
+
+    async def build(self) -> Report:
+        now = self._clock.now()
+        status = await self._engine.status()
+        performance = await self._engine.performance()
+        text = render.report_text(status, performance, now)
+        chart = None
+        if performance.curve:
+            # Drawing takes tens of milliseconds: off the loop, so trading never waits.
+            chart = await asyncio.to_thread(
+                equity_png,
+                performance.curve,
+                starting_balance=performance.stats.starting_balance,
+                title="Equity, net of fees",
+                subtitle=_subtitle(now, performance.stats.trades),
+            )
+        return Report(text, chart, render.chart_caption(performance))
+
+    async def send_scheduled(self) -> None:
+        """The periodic report, through the outbox like every other notification."""
+        report = await self.build()
+        await self._notifier.send_text(report.text)
+        if report.chart is not None:
+            await self._notifier.send_photo(report.chart, report.caption)
+
+
+def _subtitle(now: datetime, trades: int) -> str:
+    return f"{trades} closed trades · {now.strftime('%Y-%m-%d %H:%M UTC')}"

@@ -1,0 +1,137 @@
+"""Rendering: numbers for humans, every dynamic value escaped, long texts split for Telegram."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot import render
+from trader.confirmation import Decision, Verdict
+from trader.engine import PositionView, Status
+from trader.events import OrderFailed, PositionClosed, PositionOpened
+from trader.models import ClosedTrade, CloseReason, Position, Side
+from trader.rules import Limits
+
+T0 = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)
+LIMITS = Limits(15, Decimal(500), Decimal(100), Decimal("0.5"), 50)
+
+
+def position(symbol: str = "SOLUSDT") -> Position:
+    return Position(
+        signal_id="s1",
+        symbol=symbol,
+        side=Side.BUY,
+        qty=Decimal("26.30"),
+        entry_price=Decimal("190.01"),
+        leverage=50,
+        margin=Decimal("99.94"),
+        stop_loss=Decimal("188.49"),
+        take_profit=Decimal("192.9"),
+        entry_fee=Decimal("2.74"),
+        opened_at=T0,
+        expires_at=T0 + timedelta(minutes=15),
+    )
+
+
+def trade(net: str, reason: CloseReason = CloseReason.TAKE_PROFIT) -> ClosedTrade:
+    return ClosedTrade(
+        signal_id="s1",
+        symbol="SOLUSDT",
+        side=Side.BUY,
+        qty=Decimal("26.3"),
+        entry_price=Decimal("190.01"),
+        exit_price=Decimal("192.88"),
+        leverage=50,
+        margin=Decimal("99.94"),
+        entry_fee=Decimal("2.748"),
+        exit_fee=Decimal("2.79"),
+        gross_pnl=Decimal("75.48"),
+        net_pnl=Decimal(net),
+        reason=reason,
+        opened_at=T0,
+        closed_at=T0 + timedelta(minutes=3),
+    )
+
+
+def test_usdt_is_to_the_cent_with_separators() -> None:
+    assert render.usdt(Decimal("1234.5678")) == "1,234.57 USDT"
+    assert render.usdt(Decimal("0")) == "0.00 USDT"
+
+
+def test_pnl_carries_its_sign() -> None:
+    assert render.pnl(Decimal("12.3")) == "+12.30 USDT"
+    assert render.pnl(Decimal("-4.054")) == "-4.05 USDT"
+    assert render.pnl(Decimal("0.001")) == "0.00 USDT"
+
+
+def test_prices_follow_the_tick_size() -> None:
+    assert render.price(Decimal("192.9"), Decimal("0.01")) == "192.90"
+    assert render.price(Decimal("110000"), Decimal("0.10")) == "110000.0"
+    assert render.price(Decimal("0.000123400"), None) == "0.0001234"
+    assert render.price(Decimal("1E+2"), None) == "100"
+
+
+def test_status_lists_each_position_with_its_numbers() -> None:
+    view = PositionView(position(), Decimal("191"), Decimal("24.5"), Decimal("0.01"))
+    status = Status("paper", True, [view], Decimal("-3.2"), Decimal("996.8"), LIMITS, False)
+    text = render.status_text(status)
+    assert "PAPER · trading ON" in text
+    assert "Balance: 996.80 USDT" in text
+    assert "Today: -3.20 USDT" in text
+    assert "Open positions: 1/15" in text
+    assert "<b>SOLUSDT</b> long 26.3 @ 190.01" in text
+    assert "SL 188.49 · TP 192.90 · uPnL +24.50 USDT" in text
+
+
+def test_dynamic_values_are_escaped() -> None:
+    view = PositionView(position("<b>&X"), None, None)
+    status = Status("paper", False, [view], Decimal(0), Decimal(0), LIMITS, True)
+    text = render.status_text(status)
+    assert "&lt;b&gt;&amp;X" in text
+    assert "<b>&X" not in text
+    failed = render.order_failed_text(OrderFailed("s1", "SOLUSDT", "qty < min & <oops>", T0))
+    assert "qty &lt; min &amp; &lt;oops&gt;" in failed
+
+
+def test_notifications_say_what_happened() -> None:
+    opened = render.opened_text(PositionOpened(position(), T0, Decimal("0.01")))
+    assert "Opened <b>SOLUSDT</b> long" in opened
+    assert "qty 26.3 @ 190.01" in opened
+    assert "SL 188.49 · TP 192.90" in opened
+    assert "margin 99.94 USDT · 50x" in opened
+    closed = render.closed_text(PositionClosed(trade("70.00"), Decimal("0.01")))
+    assert "TP (take-profit)" in closed
+    assert "net PnL <b>+70.00 USDT</b>" in closed
+    assert "fees 5.54 USDT" in closed
+    assert render.closed_text(PositionClosed(trade("-5", CloseReason.STOP_LOSS))).startswith("🔴")
+
+
+def test_a_refused_press_is_explained() -> None:
+    assert "max open positions" in render.decision_answer(
+        Decision(Verdict.REJECTED, "SOLUSDT", "max_open_positions")
+    )
+    assert "expired" in render.decision_answer(Decision(Verdict.EXPIRED, "SOLUSDT"))
+    assert "approved" in render.decision_answer(
+        Decision(Verdict.ALREADY_DECIDED, "SOLUSDT", "approved")
+    )
+    assert "not for a pending trade" in render.decision_answer(Decision(Verdict.UNKNOWN))
+
+
+def test_long_text_is_split_at_line_ends_under_the_limit() -> None:
+    lines = [f"<b>line {i}</b> " + "x" * 60 for i in range(200)]
+    parts = render.split_message("\n".join(lines))
+    assert len(parts) > 1
+    assert all(len(part) <= render.MESSAGE_LIMIT for part in parts)
+    assert "\n".join(parts).split("\n") == lines
+
+
+@given(st.lists(st.text(alphabet="ab <>&\n", max_size=9000), min_size=1, max_size=3))
+def test_splitting_keeps_every_character_and_respects_the_limit(texts: list[str]) -> None:
+    text = "\n".join(texts)
+    parts = render.split_message(text, limit=100)
+    assert all(len(part) <= 100 for part in parts)
+    if text.strip():
+        assert "".join(parts).replace("\n", "") == text.replace("\n", "")
