@@ -170,6 +170,35 @@ def confirmation_from_row(row: sqlite3.Row) -> Confirmation:
     )
 
 
+TRADE_INSERT = (
+    "INSERT INTO trades (position_id, signal_id, symbol, side, qty, entry_price, exit_price,"
+    " leverage, margin, entry_fee, exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def trade_values(position_id: int, trade: ClosedTrade) -> tuple[Any, ...]:
+    """The parameters of ``TRADE_INSERT`` for ``trade``."""
+    return (
+        position_id,
+        trade.signal_id,
+        trade.symbol,
+        trade.side.value,
+        to_db_decimal(trade.qty),
+        to_db_decimal(trade.entry_price),
+        to_db_decimal(trade.exit_price),
+        trade.leverage,
+        to_db_decimal(trade.margin),
+        to_db_decimal(trade.entry_fee),
+        to_db_decimal(trade.exit_fee),
+        to_db_decimal(trade.gross_pnl),
+        to_db_decimal(trade.net_pnl),
+        trade.reason.value,
+        to_db_time(trade.opened_at),
+        to_db_time(trade.closed_at),
+    )
+
+
 def signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[Any, ...]:
     """The signals-table row of a signal: (id, symbol, verdict, timestamp, seen_at, confidence,
     entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)."""

@@ -24,6 +24,7 @@ from storage.codec import (
     POSITION_COLUMNS,
     SIGNAL_COLUMNS,
     TRADE_COLUMNS,
+    TRADE_INSERT,
     confirmation_from_row,
     order_from_row,
     outbox_message_from_row,
@@ -34,6 +35,7 @@ from storage.codec import (
     to_db_decimal,
     to_db_time,
     trade_from_row,
+    trade_values,
 )
 from storage.db import Database, open_database
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Signal
@@ -240,29 +242,7 @@ class SqliteRepositories:
                     f" ({row['symbol']})"
                 )
             await conn.execute("DELETE FROM positions WHERE id = ?", (position_id,))
-            cursor = await conn.execute(
-                "INSERT INTO trades (position_id, signal_id, symbol, side, qty, entry_price,"
-                " exit_price, leverage, margin, entry_fee, exit_fee, gross_pnl, net_pnl, reason,"
-                " opened_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    position_id,
-                    trade.signal_id,
-                    trade.symbol,
-                    trade.side.value,
-                    to_db_decimal(trade.qty),
-                    to_db_decimal(trade.entry_price),
-                    to_db_decimal(trade.exit_price),
-                    trade.leverage,
-                    to_db_decimal(trade.margin),
-                    to_db_decimal(trade.entry_fee),
-                    to_db_decimal(trade.exit_fee),
-                    to_db_decimal(trade.gross_pnl),
-                    to_db_decimal(trade.net_pnl),
-                    trade.reason.value,
-                    to_db_time(trade.opened_at),
-                    to_db_time(trade.closed_at),
-                ),
-            )
+            cursor = await conn.execute(TRADE_INSERT, trade_values(position_id, trade))
             trade_id = cursor.lastrowid
             await cursor.close()
             if exit_fill is not None:

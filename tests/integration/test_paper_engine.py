@@ -7,10 +7,8 @@ follower, and the same ``build_runtime`` wiring that ``python -m bot`` uses.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,10 +16,16 @@ import pytest
 
 from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit
+from tests.integration.support import (
+    RATE,
+    Events,
+    append_signal,
+    fmt,
+    settings_for,
+)
 from trader.clock import ManualClock
 from trader.events import (
     DailyLossLimitReached,
-    Event,
     PositionClosed,
     PositionOpened,
     SignalSkipped,
@@ -29,94 +33,6 @@ from trader.events import (
 from trader.models import CloseReason, Side, Signal
 from trader.ports import OrderStatus
 from trader.replay import PricePath, replay
-from trader.settings import Settings, load_settings
-
-RATE = Decimal("0.00055")
-HEADER = (
-    "timestamp,symbol,interval,verdict,confidence,score,min_score,max_score,entry_price,vwap,"
-    "oi,oi_change,volume_spike,liq_long,liq_short,components,ttl_minutes,target_min,target_max,"
-    "signal_id\n"
-)
-STRATEGY = {
-    "parameters": {"leverage": 50, "sl": 40, "tp": 75},
-    "top_coins": [],
-    "excluded_coins": ["YFIUSDT"],
-    "fee_rate": 0.00055,
-    "paper_balance_usdt": 1000,
-}
-
-
-class Events:
-    """Collects engine events; tests wait for the next one of a kind with a deadline."""
-
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, event: Event) -> None:
-        async with self._changed:
-            self.seen.append(event)
-            self._changed.notify_all()
-
-    async def wait(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(condition)
-
-    async def next(self, kind: type, *, after: int = 0, timeout: float = 5.0) -> Event:  # noqa: ASYNC109
-        def found() -> Event | None:
-            return next((e for e in self.seen[after:] if isinstance(e, kind)), None)
-
-        await self.wait(lambda: found() is not None, timeout)
-        event = found()
-        assert event is not None
-        return event
-
-
-def fmt(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def append_signal(
-    path: Path,
-    when: datetime,
-    symbol: str,
-    verdict: str,
-    *,
-    confidence: str = "0.8",
-    ttl: int = 15,
-    signal_id: str = "",
-) -> None:
-    with path.open("a") as handle:
-        handle.write(
-            f"{fmt(when)},{symbol},,{verdict},{confidence},,,,100,,,,,,,,{ttl},,,{signal_id}\n"
-        )
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "strategy.json").write_text(json.dumps(STRATEGY))
-    (tmp_path / "signals_log.csv").write_text(HEADER)
-    return tmp_path
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    # Whole seconds, as the signal log writes them.
-    return ManualClock(datetime.now(UTC).replace(microsecond=0))
-
-
-def settings_for(workdir: Path, fake: FakeBybit) -> Settings:
-    return load_settings(
-        env_file=None,
-        telegram_bot_token="1:test",
-        telegram_allowed_chat_ids="1",
-        bybit_rest_url=fake.url,
-        bybit_ws_public_url=fake.ws_public_url,
-        signals_path=workdir / "signals_log.csv",
-        strategy_path=workdir / "strategy.json",
-        data_dir=workdir / "data",
-    )
-
 
 RuntimeFactory = Callable[[], Awaitable[tuple[Runtime, Events]]]
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.fakes.bybit import FakeBybit
+from tests.fakes.telegram import FakeTelegram
 
 ENV_KEYS = ("TELEGRAM", "BYBIT", "TRADING_MODE", "SIGNALS_PATH", "STRATEGY_PATH", "DATA_DIR")
 
@@ -60,32 +61,44 @@ async def test_bad_strategy_value_exits_2_naming_the_key(tmp_path: Path) -> None
     assert "secret-token" not in text
 
 
-async def test_runs_against_the_venue_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, fake_bybit: FakeBybit
-) -> None:
-    env = clean_env(
-        TELEGRAM_BOT_TOKEN="1:secret-token",
-        TELEGRAM_ALLOWED_CHAT_IDS="1",
-        BYBIT_REST_URL=fake_bybit.url,
-        BYBIT_WS_PUBLIC_URL=fake_bybit.ws_public_url,
-        LOG_LEVEL="INFO",
-    )
-    proc = await asyncio.create_subprocess_exec(
+async def start_bot(tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         cwd=tmp_path,
-        env=env,
+        env=clean_env(**env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def read_until(proc: asyncio.subprocess.Process, text: str, seen: list[str]) -> None:
     assert proc.stderr is not None
-    seen: list[str] = []
     async with asyncio.timeout(30):
-        while not any("engine running" in line for line in seen):
+        while not any(text in line for line in seen):
             line = await proc.stderr.readline()
             assert line, f"bot exited early: {seen}"
             seen.append(line.decode())
+
+
+async def test_answers_on_telegram_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, fake_bybit: FakeBybit, fake_telegram: FakeTelegram
+) -> None:
+    proc = await start_bot(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=fake_telegram.token,
+        TELEGRAM_ALLOWED_CHAT_IDS="111",
+        TELEGRAM_API_URL=fake_telegram.url,
+        BYBIT_REST_URL=fake_bybit.url,
+        BYBIT_WS_PUBLIC_URL=fake_bybit.ws_public_url,
+        LOG_LEVEL="INFO",
+    )
+    seen: list[str] = []
+    await read_until(proc, "engine running", seen)
+    fake_telegram.push_message(111, "/status")
+    await fake_telegram.wait_for_message(111, "Status", timeout=15)
+
     proc.send_signal(signal.SIGTERM)
     async with asyncio.timeout(30):
         _, rest = await proc.communicate()
@@ -94,4 +107,29 @@ async def test_runs_against_the_venue_and_stops_cleanly_on_sigterm(
     log_text = "".join(seen) + rest.decode()
     assert "stopping" in log_text
     assert "Traceback" not in log_text
-    assert "secret-token" not in log_text
+    assert fake_telegram.token not in log_text
+    assert fake_telegram.token.split(":")[1] not in log_text
+    # The shutdown notice was flushed from the outbox before the process ended.
+    await fake_telegram.wait_for_message(111, "Engine stopped", timeout=5)
+
+
+async def test_a_token_telegram_refuses_exits_2_with_one_line(
+    tmp_path: Path, fake_bybit: FakeBybit, fake_telegram: FakeTelegram
+) -> None:
+    proc = await start_bot(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN="42:not-the-token",
+        TELEGRAM_ALLOWED_CHAT_IDS="111",
+        TELEGRAM_API_URL=fake_telegram.url,
+        BYBIT_REST_URL=fake_bybit.url,
+        BYBIT_WS_PUBLIC_URL=fake_bybit.ws_public_url,
+    )
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert lines[-1] == (
+        "bot: TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized); check the token"
+    )
+    assert "not-the-token" not in err.decode()
+    assert "Traceback" not in err.decode()
