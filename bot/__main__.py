@@ -9,6 +9,7 @@ import asyncio
 import logging
 import sys
 
+from bot import redact
 from trader.errors import ConfigError
 from trader.settings import load_settings
 
@@ -22,6 +23,15 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    token = settings.telegram_bot_token.get_secret_value()
+    redact.install(
+        [
+            token,
+            token.partition(":")[2],
+            settings.bybit_api_key.get_secret_value() if settings.bybit_api_key else "",
+            settings.bybit_api_secret.get_secret_value() if settings.bybit_api_secret else "",
+        ]
     )
     # pybit's and websocket-client's own chatter is noise at INFO.
     logging.getLogger("pybit").setLevel(logging.WARNING)

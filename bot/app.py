@@ -259,6 +259,8 @@ async def run(settings: Settings) -> None:
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, polling}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping
         if polling.done() and not polling.cancelled():
             polling.result()  # a refused token ends the process with its one line
         log.info("stopping")

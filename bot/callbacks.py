@@ -17,10 +17,12 @@ class TradeDecision(CallbackData, prefix="td1"):
 
 
 class CloseAllDecision(CallbackData, prefix="ca1"):
-    """The yes/no under ``/close all``; ``asked`` (epoch seconds) lets an old button expire."""
+    """The yes/no under ``/close all``: ``asked`` (epoch seconds) lets an old button expire,
+    ``count`` is how many positions the trader agreed to close."""
 
     action: str  # "yes" or "no"
     asked: int
+    count: int
 
 
 OPEN = "open"

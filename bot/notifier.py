@@ -19,10 +19,10 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramBadRequest,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNotFound,
     TelegramRetryAfter,
     TelegramUnauthorizedError,
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 TEXT, PHOTO, EDIT = "text", "photo", "edit"
 # Risk rejections that would repeat for every signal: said once elsewhere, or by design.
 QUIET_REJECTIONS = frozenset({"trading_disabled", "daily_loss_limit"})
-BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,10 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.cap, self.first * 2 ** min(attempt, 30)))
+
+
+class Refused(Exception):
+    """Telegram will never take this message (blocked bot, unknown chat, bad request)."""
 
 
 class Retry(Exception):
@@ -88,7 +91,7 @@ class Notifier:
     ) -> None:
         self._bot = bot
         self._repo = repo
-        self._chat_ids = list(chat_ids)
+        self._chat_ids = list(dict.fromkeys(chat_ids))
         self._backoff = backoff or Backoff()
         # Delivery runs on real time even when the engine's clock is simulated.
         self._now = now
@@ -115,7 +118,7 @@ class Notifier:
             case ConfirmationRequested():
                 await self._ask(event)
             case ConfirmationResolved():
-                text = render.resolved_text(event.symbol, event.signal, event.status)
+                text = render.resolved_text(event.symbol, event.signal, event.status, event.detail)
                 payload = json.dumps({"signal_id": event.signal_id, "text": text})
                 await self._store([NewMessage(chat, EDIT, payload) for chat in self._chat_ids])
             case SignalSkipped(outcome=outcome) if outcome.startswith("rejected:"):
@@ -204,24 +207,24 @@ class Notifier:
                     await self._wake.wait()
 
     async def deliver_due(self) -> float | None:
-        """Send every message that is due, oldest first per chat. A chat whose oldest message
-        must wait holds its later ones back, so each chat reads events in order.
+        """Send every message that is due, each chat's oldest first. A chat whose oldest
+        message must wait holds its later ones back (each chat reads events in order) and
+        never holds back another chat.
 
         Returns the seconds until the next retry is due (None: nothing is waiting)."""
         while True:
-            messages = await self._repo.unsent_messages(BATCH)
-            held: set[int] = set()
             next_due: datetime | None = None
-            for message in messages:
-                if message.chat_id in held:
-                    continue
-                due: datetime | None = message.next_attempt_at
-                if message.next_attempt_at <= self._now():
+            progress = False
+            for message in await self._repo.next_unsent():
+                if message.next_attempt_at > self._now():
+                    due: datetime | None = message.next_attempt_at
+                else:
                     due = await self._attempt(message)
-                if due is not None:  # still unsent: this chat waits
-                    held.add(message.chat_id)
+                if due is None:
+                    progress = True  # this chat's next message is up in the next pass
+                else:
                     next_due = due if next_due is None else min(next_due, due)
-            if len(messages) < BATCH or held.issuperset(m.chat_id for m in messages):
+            if not progress:
                 break
         if next_due is None:
             return None
@@ -229,24 +232,32 @@ class Notifier:
 
     async def _attempt(self, message: OutboxMessage) -> datetime | None:
         """Try one message; the time of its next attempt, or None once it is done."""
+        if message.chat_id not in self._chat_ids:
+            # Stored for a chat that has since been removed from the allowed list.
+            await self._repo.mark_sent(message.id, self._now(), error="chat no longer allowed")
+            return None
         try:
             await self._send(message)
-        except Retry as retry:
-            due = self._now() + timedelta(seconds=retry.delay)
+        except Refused as refused:
+            # Refused for good (blocked bot, unknown chat): retrying would hold the chat's
+            # queue forever, so it is recorded and dropped.
+            log.error("telegram refused a message to %s for good: %s", message.chat_id, refused)
+            await self._repo.mark_sent(message.id, self._now(), error=str(refused)[:500])
+            return None
+        except Exception as exc:
+            # Anything else (network, 5xx, 429, a proxy's HTML error page, our own database)
+            # leaves the message stored for another try.
+            delay = exc.delay if isinstance(exc, Retry) else self._backoff.delay(message.attempts)
+            reason = str(exc) if isinstance(exc, Retry) else f"{type(exc).__name__}: {exc}"
+            due = self._now() + timedelta(seconds=delay)
             log.warning(
                 "telegram delivery to %s failed (%s); retrying in %.1f s",
                 message.chat_id,
-                retry,
-                retry.delay,
+                reason,
+                delay,
             )
-            await self._repo.mark_retry(message.id, due, str(retry)[:500])
+            await self._repo.mark_retry(message.id, due, reason[:500])
             return due
-        except Exception as exc:
-            # Refused for good (blocked bot, unknown chat): retrying would hold the chat's
-            # queue forever, so it is recorded and dropped.
-            log.error("telegram refused a message to %s for good: %s", message.chat_id, exc)
-            await self._repo.mark_sent(message.id, self._now(), error=str(exc)[:500])
-            return None
         await self._repo.mark_sent(message.id, self._now())
         return None
 
@@ -264,23 +275,24 @@ class Notifier:
             elif message.kind == EDIT:
                 await self._edit(message.chat_id, payload)
             else:
-                raise ValueError(f"unknown outbox kind {message.kind!r}")
+                raise Refused(f"unknown outbox kind {message.kind!r}")
         except TelegramRetryAfter as exc:
             raise Retry(float(exc.retry_after), "flood control (429)") from exc
+        except TelegramMigrateToChat as exc:
+            raise Refused(
+                f"the group became supergroup {exc.migrate_to_chat_id}: put that id in "
+                "TELEGRAM_ALLOWED_CHAT_IDS"
+            ) from exc
         except (
             TelegramBadRequest,
             TelegramForbiddenError,
             TelegramNotFound,
             TelegramEntityTooLarge,
-        ):
-            raise  # permanent
+        ) as exc:
+            raise Refused(str(exc)) from exc
         except TelegramUnauthorizedError as exc:
             # The token is wrong or revoked: nothing can be sent, but nothing is dropped.
             raise Retry(self._backoff.cap, "unauthorized: check TELEGRAM_BOT_TOKEN") from exc
-        except (TelegramAPIError, OSError, TimeoutError) as exc:
-            # Network errors, 5xx and 409 are worth another try.
-            delay = self._backoff.delay(message.attempts)
-            raise Retry(delay, f"{type(exc).__name__}: {exc}") from exc
 
     async def _send_text(self, chat_id: int, payload: dict[str, Any]) -> None:
         text: str = payload["text"]

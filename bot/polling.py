@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramUnauthorizedError
-from aiogram.types import BotCommand
+from aiogram.exceptions import TelegramBadRequest, TelegramUnauthorizedError
+from aiogram.types import BotCommand, TelegramObject
 
 from bot import render
 from trader.errors import ConfigError
@@ -20,6 +22,7 @@ from trader.errors import ConfigError
 log = logging.getLogger(__name__)
 
 HANDSHAKE_RETRY_CAP = 60.0  # seconds
+HANDLER_GRACE = 10.0  # seconds a command in flight gets to finish at shutdown
 
 
 async def check_token(bot: Bot, timeout: float = 10.0) -> None:  # noqa: ASYNC109
@@ -44,9 +47,13 @@ async def handshake(bot: Bot, retry_first: float = 1.0) -> None:
         try:
             me = await bot.me()
             await bot.delete_webhook(drop_pending_updates=False)
-            await bot.set_my_commands(
-                [BotCommand(command=name, description=text) for name, text in render.COMMANDS]
-            )
+            try:
+                await bot.set_my_commands(
+                    [BotCommand(command=name, description=text) for name, text in render.COMMANDS]
+                )
+            except TelegramBadRequest as exc:
+                # Only the command menu is missing; the commands themselves still work.
+                log.error("Telegram refused the command list: %s", exc)
         except TelegramUnauthorizedError:
             raise ConfigError(
                 "TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized); check the token"
@@ -73,7 +80,26 @@ class Poller:
         self._bot = bot
         self._polling_timeout = polling_timeout
         self._polling = False
+        self._handling: set[asyncio.Task[Any]] = set()
         self.task: asyncio.Task[None] | None = None
+        dispatcher.update.outer_middleware(self._track)
+
+    async def _track(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        update: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        # aiogram runs each update as a task it never waits for on stop; we do, so that a
+        # press or a /close in flight finishes before the engine stops under it.
+        task = asyncio.current_task()
+        if task is not None:
+            self._handling.add(task)
+        try:
+            return await handler(update, data)
+        finally:
+            if task is not None:
+                self._handling.discard(task)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="telegram-polling")
@@ -101,6 +127,10 @@ class Poller:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConfigError):
             await task
+        if self._handling:
+            _, late = await asyncio.wait(set(self._handling), timeout=HANDLER_GRACE)
+            if late:
+                log.warning("%d command(s) still running at shutdown", len(late))
 
 
 class ConflictOnce(logging.Filter):

@@ -196,6 +196,8 @@ def decision_answer(decision: Decision) -> str:
             return "Too late: this signal expired and was not traded."
         case Verdict.ALREADY_DECIDED:
             return f"Already answered ({decision.detail}); nothing changed."
+        case Verdict.UNAVAILABLE:
+            return "The bot is shutting down; nothing changed. Try again after the restart."
         case _:
             return "This button is not for a pending trade; nothing changed."
 
@@ -278,8 +280,11 @@ RESOLUTION_TEXT = {
 }
 
 
-def resolved_text(symbol: str, signal: Signal | None, status: str) -> str:
+def resolved_text(symbol: str, signal: Signal | None, status: str, detail: str = "") -> str:
     head = f"Signal {_signal_line(signal)}" if signal else f"Signal <b>{esc(symbol)}</b>"
+    if detail.startswith("rejected:"):
+        reason = detail.removeprefix("rejected:").replace("_", " ")
+        return f"{head}\n✅ Approved, but not opened: {esc(reason)}."
     return f"{head}\n{RESOLUTION_TEXT.get(status, esc(status))}"
 
 

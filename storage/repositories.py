@@ -321,12 +321,11 @@ class SqliteRepositories:
                 await cursor.close()
         return ids
 
-    async def unsent_messages(self, limit: int) -> Sequence[OutboxMessage]:
-        # Ordered by id, not by due time: a chat reads notifications in the order they
-        # happened, even when an older one has to wait for a retry.
+    async def next_unsent(self) -> Sequence[OutboxMessage]:
+        # One head per chat: a chat whose head must wait never hides another chat's messages.
         rows = await self._fetch_all(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?",
-            (limit,),
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id IN"
+            " (SELECT MIN(id) FROM outbox WHERE sent_at IS NULL GROUP BY chat_id) ORDER BY id"
         )
         return [outbox_message_from_row(row) for row in rows]
 

@@ -34,6 +34,7 @@ class Verdict(StrEnum):
     EXPIRED = "expired"  # pressed after the deadline
     ALREADY_DECIDED = "already_decided"  # a second press
     UNKNOWN = "unknown"  # no such question, or not asked in this message
+    UNAVAILABLE = "unavailable"  # the engine is shutting down
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +124,23 @@ class Confirmations:
             detail = latest.status if latest else ""
             return Decision(Verdict.ALREADY_DECIDED, symbol, detail), None
         self._deadlines.pop(confirmation.signal_id, None)
-        await self._bus.publish(
-            ConfirmationResolved(confirmation.signal_id, symbol, status, self._clock.now(), signal)
-        )
         if not approve:
+            await self.announce(confirmation.signal_id, signal, "declined")
             await self._set_outcome(confirmation.signal_id, symbol, "declined")
             return Decision(Verdict.DECLINED, symbol), None
         if signal is None:  # pragma: no cover - a question is only asked about a valid signal
             log.error("approved signal %s is not stored", confirmation.signal_id)
             return Decision(Verdict.UNKNOWN, symbol), None
+        # The caller announces the approval once it knows whether the trade goes ahead.
         return Decision(Verdict.OPENING, symbol), signal
+
+    async def announce(
+        self, signal_id: str, signal: Signal | None, status: str, detail: str = ""
+    ) -> None:
+        symbol = signal.symbol if signal else ""
+        await self._bus.publish(
+            ConfirmationResolved(signal_id, symbol, status, self._clock.now(), signal, detail)
+        )
 
     async def expire_due(self) -> None:
         """Record ``expired`` for every question whose deadline has passed."""
@@ -144,11 +152,8 @@ class Confirmations:
         self._deadlines.pop(signal_id, None)
         if not await self._repo.resolve_confirmation(signal_id, "expired", self._clock.now()):
             return  # a press got there first
-        symbol = signal.symbol if signal else ""
-        await self._bus.publish(
-            ConfirmationResolved(signal_id, symbol, "expired", self._clock.now(), signal)
-        )
-        await self._set_outcome(signal_id, symbol, "expired")
+        await self.announce(signal_id, signal, "expired")
+        await self._set_outcome(signal_id, signal.symbol if signal else "", "expired")
 
     async def _set_outcome(self, signal_id: str, symbol: str, outcome: str) -> None:
         now = self._clock.now()

@@ -123,6 +123,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
+        self._stopping = False
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
 
     # --- life cycle ----------------------------------------------------------------------
@@ -154,6 +155,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop taking signals and let entries in flight finish; positions keep their SL/TP."""
+        self._stopping = True  # from here on no new entry or exit is started
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,6 +213,8 @@ class Engine:
     ) -> Decision:
         """The trader's answer to a confirmation question (``ref``), asked in the message
         ``origin`` (chat id, message id). An approval runs the risk checks now."""
+        if self._stopping:
+            return Decision(Verdict.UNAVAILABLE)
         decision, signal = await self.confirmations.resolve(ref, approve, origin)
         if signal is None:
             return decision
@@ -218,11 +222,15 @@ class Engine:
         margin = rules.entry_margin(self.strategy, self.limits)
         reason = "already_open" if self._holds(signal.symbol) else None
         reason = reason or rules.risk_reason(margin, self._risk_state(), self.limits)
+        if reason is None and self._stopping:
+            reason = "shutting_down"
         if reason is not None:
+            await self.confirmations.announce(signal.id, signal, "approved", f"rejected:{reason}")
             await self._skip(signal, f"rejected:{reason}")
             return Decision(Verdict.REJECTED, signal.symbol, reason)
         self._in_flight[signal.symbol] = signal.id  # no await since the check above
         self._spawn(self._enter(signal, margin), f"enter-{signal.symbol}")
+        await self.confirmations.announce(signal.id, signal, "approved")
         return decision
 
     def _holds(self, symbol: str) -> bool:
@@ -369,6 +377,10 @@ class Engine:
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run engine work in the background, tracked (``wait_idle``, ``stop``) and never
         failing silently."""
+        if self._stopping:
+            coro.close()
+            log.warning("not starting %s: the engine is stopping", name)
+            return
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -453,7 +465,8 @@ class Engine:
         """The symbol's tick size, for display; the adapter caches instruments."""
         try:
             return (await self.exchange.instrument(symbol)).tick_size
-        except Exception:
+        except Exception as exc:
+            log.debug("no tick size for %s: %s", symbol, exc)
             return None
 
     async def _check_daily_loss(self) -> None:
@@ -549,6 +562,9 @@ class Engine:
             *(self._close_symbol(symbol, CloseReason.MANUAL) for symbol in list(self._positions)),
             return_exceptions=True,
         )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ExchangeError):
+                log.error("close all: a close failed", exc_info=result)
         return [r for r in results if isinstance(r, ClosedTrade)]
 
     def open_positions(self) -> list[Position]:

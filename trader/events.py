@@ -66,6 +66,7 @@ class ConfirmationResolved:
     status: str
     at: datetime
     signal: Signal | None = None
+    detail: str = ""  # for an approval the risk check refused: "rejected:<reason>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,8 +169,8 @@ class OutboxRepository(Protocol):
         """Store messages in one transaction, in order; returns their ids."""
         ...
 
-    async def unsent_messages(self, limit: int) -> Sequence[OutboxMessage]:
-        """Messages not sent yet, oldest first, whether or not their next attempt is due."""
+    async def next_unsent(self) -> Sequence[OutboxMessage]:
+        """The oldest unsent message of each chat (due or not): what each chat reads next."""
         ...
 
     async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     report_interval_minutes: int = Field(default=60, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # A URL without a scheme makes aiohttp fail with the whole request URL in its message,
+        # and that URL holds the bot token: refuse it here, where nothing is logged.
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
     @field_validator("telegram_allowed_chat_ids", mode="before")
     @classmethod
     def _split_chat_ids(cls, value: object) -> object:

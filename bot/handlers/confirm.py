@@ -14,7 +14,7 @@ from trader.engine import Engine
 
 SWITCH = {"on": True, "off": False}
 # A press that changed nothing is explained in a popup the trader has to dismiss.
-ALERTS = frozenset({Verdict.REJECTED, Verdict.EXPIRED, Verdict.ALREADY_DECIDED, Verdict.UNKNOWN})
+ALERTS = frozenset(Verdict) - {Verdict.OPENING, Verdict.DECLINED}
 
 
 async def confirm_mode(message: Message, command: CommandObject, engine: Engine) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
 
@@ -17,6 +17,7 @@ async def unknown_button(query: CallbackQuery) -> None:
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
-    router.message.register(unknown_message)
+    # In a group, chatter and other bots' commands are not for us: stay quiet there.
+    router.message.register(unknown_message, F.chat.type == "private")
     router.callback_query.register(unknown_button)
     return router

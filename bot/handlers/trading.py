@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
@@ -64,12 +63,15 @@ async def _ask_close_all(message: Message, engine: Engine) -> None:
     if count == 0:
         await message.answer("No open positions.")
         return
-    asked = int(time.time())
+    asked = int(engine.clock.now().timestamp())
     keyboard = InlineKeyboardBuilder()
     keyboard.button(
-        text=f"Yes, close {count}", callback_data=CloseAllDecision(action=YES, asked=asked)
+        text=f"Yes, close {count}",
+        callback_data=CloseAllDecision(action=YES, asked=asked, count=count),
     )
-    keyboard.button(text="Cancel", callback_data=CloseAllDecision(action=NO, asked=asked))
+    keyboard.button(
+        text="Cancel", callback_data=CloseAllDecision(action=NO, asked=asked, count=count)
+    )
     await message.answer(render.close_all_question(count), reply_markup=keyboard.as_markup())
 
 
@@ -87,13 +89,22 @@ async def close_all_answered(
     except TelegramBadRequest:
         await query.answer("Already answered; nothing changed.")
         return
-    if time.time() - callback_data.asked > CLOSE_ALL_BUTTON_LIFETIME:
+    if engine.clock.now().timestamp() - callback_data.asked > CLOSE_ALL_BUTTON_LIFETIME:
         await query.answer("This question expired; send /close all again.", show_alert=True)
         await message.edit_text("Expired: nothing was closed.")
         return
     if callback_data.action != YES:
         await query.answer("Cancelled.")
         await message.edit_text("Cancelled: nothing was closed.")
+        return
+    now_open = len(engine.open_positions())
+    if now_open != callback_data.count:
+        # The trader agreed to close what was open then; more (or fewer) are open now.
+        await query.answer("Positions changed since you asked; nothing closed.", show_alert=True)
+        await message.edit_text(
+            f"Nothing closed: {now_open} positions are open now, not {callback_data.count}. "
+            "Send /close all again."
+        )
         return
     await query.answer("Closing all positions…")
     trades = await engine.close_all()

@@ -1,6 +1,6 @@
 -- 002: a confirmation question goes to every allowed chat, so its messages get their own
 -- table; a confirmation gets a short reference for the buttons (Telegram's callback data is
--- at most 64 bytes) and keeps the margin and leverage it asked about.
+-- at most 64 bytes). The outbox is read as each chat's oldest unsent message.
 
 CREATE TABLE confirmations_v2 (
     signal_id   TEXT PRIMARY KEY,
@@ -32,3 +32,5 @@ ALTER TABLE confirmations_v2 RENAME TO confirmations;
 CREATE INDEX confirmations_pending ON confirmations (expires_at) WHERE status = 'pending';
 
 CREATE INDEX confirmation_messages_signal ON confirmation_messages (signal_id);
+
+CREATE INDEX outbox_unsent_by_chat ON outbox (chat_id, id) WHERE sent_at IS NULL;

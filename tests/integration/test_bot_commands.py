@@ -104,6 +104,20 @@ async def test_close_all_asks_with_buttons_first_and_a_second_press_does_nothing
     )
     assert len(app.engine.open_positions()) == 2
 
+    stale = await chat.ask("/close all", "Close all 2 open positions at market?")
+    await chat.ask("/close BTCUSDT", "Closed BTCUSDT")
+    await fake_telegram.wait_for_answer(chat.press(stale, "Yes"))
+    await fake_telegram.wait_until(
+        lambda: (
+            "Nothing closed: 1 positions are open now, not 2"
+            in fake_telegram.message(CHAT, stale.message_id).plain
+        )
+    )
+    assert len(app.engine.open_positions()) == 1
+    mark = chat.mark()
+    append_signal(workdir / "signals_log.csv", clock.now(), "BTCUSDT", "BUY", signal_id="again")
+    await chat.expect("Opened BTCUSDT", after=mark)
+
     question = await chat.ask("/close all", "Close all 2 open positions at market?")
     chat.press(question, "Yes")
     await fake_telegram.wait_until(

@@ -142,6 +142,12 @@ async def test_open_runs_the_risk_checks_at_the_press(
     assert answer.text == "Not opened: max open positions."
     assert answer.show_alert
     assert await outcome(app, "BTCUSDT") == "rejected:max_open_positions"
+    await fake_telegram.wait_until(
+        lambda: (
+            "Approved, but not opened: max open positions"
+            in fake_telegram.message(CHAT, second.message_id).plain
+        )
+    )
     assert [p.symbol for p in app.engine.open_positions()] == ["SOLUSDT"]
 
 

@@ -161,3 +161,15 @@ def test_the_example_env_as_shipped_names_the_missing_token(clean_env: Path) -> 
     example = Path(__file__).resolve().parents[2] / ".env.example"
     with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN is missing"):
         load_settings(env_file=example)
+
+
+def test_a_telegram_api_url_without_a_scheme_is_refused_with_one_line() -> None:
+    with pytest.raises(ConfigError, match="TELEGRAM_API_URL") as caught:
+        load_settings(
+            env_file=None,
+            telegram_bot_token="1:secret",
+            telegram_allowed_chat_ids="1",
+            telegram_api_url="api.telegram.org",
+        )
+    assert "http://" in str(caught.value)
+    assert "secret" not in str(caught.value)

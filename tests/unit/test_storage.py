@@ -551,23 +551,23 @@ async def test_settings_prefix_match_is_literal(repo: SqliteRepositories) -> Non
 # -- notification outbox ----------------------------------------------------------------
 
 
-async def test_outbox_keeps_messages_in_order_until_sent(repo: SqliteRepositories) -> None:
+async def test_outbox_offers_each_chats_oldest_unsent_message(repo: SqliteRepositories) -> None:
     first, second = await repo.enqueue(
         [NewMessage(1, "text", '{"text": "opened"}'), NewMessage(2, "photo", "{}")], T0
     )
     (third,) = await repo.enqueue([NewMessage(1, "text", '{"text": "later"}')], T0 + MINUTE)
     assert first < second < third
 
-    unsent = await repo.unsent_messages(limit=10)
-    assert [(m.id, m.chat_id, m.kind, m.attempts) for m in unsent] == [
+    heads = await repo.next_unsent()
+    assert [(m.id, m.chat_id, m.kind, m.attempts) for m in heads] == [
         (first, 1, "text", 0),
         (second, 2, "photo", 0),
-        (third, 1, "text", 0),
     ]
-    assert unsent[0].payload == '{"text": "opened"}'
-    assert unsent[0].created_at == T0
-    assert unsent[0].next_attempt_at == T0
-    assert [m.id for m in await repo.unsent_messages(limit=2)] == [first, second]
+    assert heads[0].payload == '{"text": "opened"}'
+    assert heads[0].created_at == T0
+    assert heads[0].next_attempt_at == T0
+    await repo.mark_sent(first, T0 + MINUTE)
+    assert [m.id for m in await repo.next_unsent()] == [second, third]
 
 
 async def test_outbox_retry_defers_and_sent_messages_leave(repo: SqliteRepositories) -> None:
@@ -575,7 +575,7 @@ async def test_outbox_retry_defers_and_sent_messages_leave(repo: SqliteRepositor
 
     await repo.mark_retry(first, T0 + timedelta(seconds=30), "TelegramNetworkError")
     await repo.mark_sent(second, T0 + timedelta(seconds=1))
-    unsent = await repo.unsent_messages(limit=10)
+    unsent = await repo.next_unsent()
     assert [(m.id, m.attempts, m.next_attempt_at) for m in unsent] == [
         (first, 1, T0 + timedelta(seconds=30))
     ]
@@ -583,7 +583,7 @@ async def test_outbox_retry_defers_and_sent_messages_leave(repo: SqliteRepositor
         "TelegramNetworkError"
     )
     await repo.mark_sent(first, T0 + MINUTE, error="Forbidden: bot was blocked by the user")
-    assert await repo.unsent_messages(limit=10) == []
+    assert await repo.next_unsent() == []
     assert await scalar(repo, "SELECT last_error FROM outbox WHERE id = ?", (first,)) == (
         "Forbidden: bot was blocked by the user"
     )
@@ -596,7 +596,7 @@ async def test_outbox_survives_a_restart(tmp_path: Path) -> None:
     await before.close()
     after = await SqliteRepositories.open(path)
     try:
-        assert [m.id for m in await after.unsent_messages(limit=5)] == [message_id]
+        assert [m.id for m in await after.next_unsent()] == [message_id]
     finally:
         await after.close()
 
