@@ -90,6 +90,11 @@ def percent(share: Decimal | None) -> str:
     return "—" if share is None else f"{share * 100:.1f}%"
 
 
+def count(n: int, noun: str) -> str:
+    """``1 closed trade``, ``2 closed trades``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def side_word(side: Side) -> str:
     return "long" if side is Side.BUY else "short"
 
@@ -152,7 +157,7 @@ def limits_text(limits: Limits, header: str = "<b>Limits</b>") -> str:
 def trades_text(trades: Sequence[ClosedTrade]) -> str:
     if not trades:
         return "No closed trades yet."
-    lines = [f"<b>Last {len(trades)} closed trades</b> (newest first)"]
+    lines = [f"<b>Last {count(len(trades), 'closed trade')}</b> (newest first)"]
     for t in trades:
         lines.append(
             f"{t.closed_at.strftime('%m-%d %H:%M')} <b>{esc(t.symbol)}</b> {side_word(t.side)} "
@@ -168,13 +173,13 @@ def close_result_text(symbol: str, trade: ClosedTrade | None) -> str:
     return f"Closed {esc(symbol)} at {price(trade.exit_price)}: {pnl(trade.net_pnl)} net."
 
 
-def close_all_question(count: int) -> str:
-    return f"Close all {count} open positions at market?"
+def close_all_question(open_count: int) -> str:
+    return f"Close all {count(open_count, 'open position')} at market?"
 
 
 def close_all_result(trades: Sequence[ClosedTrade], still_open: int) -> str:
     total = sum((t.net_pnl for t in trades), Decimal(0))
-    text = f"Closed {len(trades)} positions: {pnl(total)} net."
+    text = f"Closed {count(len(trades), 'position')}: {pnl(total)} net."
     if still_open:
         text += f"\n⚠️ {still_open} still open (the exchange refused; see the messages above)."
     return text
@@ -250,7 +255,7 @@ def engine_started_text(event: EngineStarted) -> str:
     trading = "on" if event.trading_enabled else "off (send /start_trading)"
     return (
         f"▶️ Engine started · {esc(event.mode)} mode · trading {trading} · "
-        f"{event.open_positions} open positions"
+        f"{count(event.open_positions, 'open position')}"
     )
 
 
@@ -313,7 +318,7 @@ def report_text(status: Status, performance: Performance, now: datetime) -> str:
 
 def chart_caption(performance: Performance) -> str:
     stats = performance.stats
-    return f"Equity after {stats.trades} closed trades: {pnl(stats.net_pnl)} net of fees"
+    return f"Equity after {count(stats.trades, 'closed trade')}: {pnl(stats.net_pnl)} net of fees"
 
 
 # --- splitting -------------------------------------------------------------------------------

@@ -54,4 +54,4 @@ class Reporter:
 
 
 def _subtitle(now: datetime, trades: int) -> str:
-    return f"{trades} closed trades · {now.strftime('%Y-%m-%d %H:%M UTC')}"
+    return f"{render.count(trades, 'closed trade')} · {now.strftime('%Y-%m-%d %H:%M UTC')}"

@@ -330,8 +330,10 @@ class SqliteRepositories:
         return [outbox_message_from_row(row) for row in rows]
 
     async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:
+        # A sent chart's PNG is dropped: it is the bulk of the table and nobody reads it again.
         await self._write(
-            "UPDATE outbox SET sent_at = ?, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET sent_at = ?, last_error = ?,"
+            " payload = CASE WHEN kind = 'photo' THEN '' ELSE payload END WHERE id = ?",
             (to_db_time(at), error, message_id),
         )
 

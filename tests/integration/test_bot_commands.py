@@ -184,7 +184,7 @@ async def test_trades_lists_the_last_closed_trades_and_refuses_a_bad_count(
     await chat.expect("Opened SOLUSDT")
     await fake_bybit.set_ticker("SOLUSDT", last="192.90", bid="192.88", ask="192.92")
     await chat.expect("Closed SOLUSDT")
-    listed = await chat.ask("/trades 5", "Last 1 closed trades")
+    listed = await chat.ask("/trades 5", "Last 1 closed trade")
     assert "SOLUSDT long TP +" in listed.plain
     assert len(await app.engine.recent_trades(5)) == 1
 

@@ -145,7 +145,7 @@ async def test_report_sends_the_numbers_and_an_equity_chart_after_a_closed_trade
     mark = chat.say("/report")
     report = await chat.expect("Report", after=mark)
     assert "Closed trades: 1 · win rate 100.0%" in report.plain
-    photo = await chat.expect("Equity after 1 closed trades", after=mark)
+    photo = await chat.expect("Equity after 1 closed trade:", after=mark)
     assert photo.kind == "photo"
     assert photo.photo is not None
     assert photo.photo.startswith(PNG_SIGNATURE)

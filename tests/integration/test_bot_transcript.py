@@ -41,7 +41,7 @@ async def test_a_trade_from_signal_to_report_reads_well_in_chat(
     assert "net PnL +69.94 USDT" in closed.plain
     mark = chat.say("/report")
     await chat.expect("Report", after=mark)
-    chart = await chat.expect("Equity after 1 closed trades", after=mark)
+    chart = await chat.expect("Equity after 1 closed trade:", after=mark)
     assert chart.kind == "photo"
 
     transcript = fake_telegram.transcript()
