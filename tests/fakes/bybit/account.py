@@ -1,0 +1,202 @@
+"""The fake's unified trading account: what clients ask of it by private REST (market orders
+with TP/SL, leverage, position mode, trading stop), validated and refused as Bybit does, and the
+exchange-side TP/SL that the last price triggers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from tests.fakes.bybit import params as p
+from tests.fakes.bybit.common import BybitError, params_error
+from tests.fakes.bybit.ledger import Ledger
+from tests.fakes.bybit.records import ZERO, FakeOrder, FakePosition
+
+
+class FakeAccount(Ledger):
+    """One unified account trading linear perpetuals in one-way mode with market orders."""
+
+    def place_order(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """``/v5/order/create``: a market order, filled at once (or the error Bybit gives)."""
+        p.require_linear(params)
+        instrument = self.instrument(params.get("symbol"))
+        symbol = instrument.symbol
+        side = params.get("side")
+        if side not in ("Buy", "Sell"):
+            raise params_error("params error: side invalid")
+        order_type = params.get("orderType")
+        if order_type != "Market":
+            raise params_error(f"fake: orderType {order_type!r} is not simulated, only Market")
+        qty = p.order_qty(params, instrument)
+        p.position_idx(params, self.hedge_mode)
+        link = p.order_link_id(params)
+        reduce_only = p.flag(params, "reduceOnly")
+        take_profit = p.optional_price(params, "takeProfit") or None
+        stop_loss = p.optional_price(params, "stopLoss") or None
+        tp_by = p.trigger_by(params, "tpTriggerBy")
+        sl_by = p.trigger_by(params, "slTriggerBy")
+        if take_profit or stop_loss:
+            p.tpsl_mode(params)
+        if link and any(order.order_link_id == link for order in self.orders):
+            raise BybitError(110072, "OrderLinkedID is duplicate")
+        position = self.positions.get(symbol)
+        if reduce_only:
+            if position is None:
+                raise BybitError(
+                    110017, "current position is zero, cannot fix reduce-only order qty"
+                )
+            if position.side == side:
+                raise BybitError(110017, "Reduce-only rule not satisfied")
+            qty = min(qty, position.size)  # Bybit trims a reduce-only order to the position
+            take_profit = stop_loss = None
+        elif take_profit or stop_loss:
+            p.check_tpsl_side(side, self._tickers[symbol].last, take_profit, stop_loss)
+        price = self._book_price(symbol, side)
+        opposite = position.size if position is not None and position.side != side else ZERO
+        opening = max(ZERO, qty - opposite)
+        if opening > 0:
+            cost = opening * price / self.leverage_of(symbol) + opening * price * self.fee_rate
+            if cost > self.available_balance():
+                raise BybitError(110007, "ab not enough for new order")
+        now = self._clock()
+        order = FakeOrder(
+            order_id=str(uuid.uuid4()),
+            order_link_id=link,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            steps=self._steps(symbol),
+            created_ms=now,
+            updated_ms=now,
+            last_price_on_created=self._tickers[symbol].last,
+            reduce_only=reduce_only,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            tp_trigger_by=tp_by if take_profit else "",
+            sl_trigger_by=sl_by if stop_loss else "",
+        )
+        self.orders.append(order)
+        self._push_order(order)
+        self._fill(order)
+        return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def set_leverage(self, params: Mapping[str, Any]) -> None:
+        p.require_linear(params)
+        instrument = self.instrument(params.get("symbol"))
+        buy, sell = p.decimal(params, "buyLeverage"), p.decimal(params, "sellLeverage")
+        if buy != sell and not self.hedge_mode:
+            raise params_error("buy leverage must be equal to sell leverage in one-way mode")
+        if not Decimal(1) <= buy <= Decimal(instrument.max_leverage):
+            raise params_error(f"leverage {buy} is out of range [1, {instrument.max_leverage}]")
+        symbol = instrument.symbol
+        if buy == self.leverage_of(symbol):
+            raise BybitError(110043, "leverage not modified")
+        self.leverage[symbol] = buy
+        position = self.positions.get(symbol)
+        if position is not None:
+            position.leverage = buy
+            self._touch(position)
+            self._push_position(symbol)
+
+    def switch_mode(self, params: Mapping[str, Any]) -> None:
+        p.require_linear(params)
+        if not params.get("symbol") and not params.get("coin"):
+            raise params_error("params error: symbol or coin is required")
+        mode = str(params.get("mode"))
+        if mode not in ("0", "3"):
+            raise params_error("params error: mode invalid")
+        hedge = mode == "3"
+        if hedge == self.hedge_mode:
+            raise BybitError(110025, "Position mode is not modified")
+        if self.positions:
+            raise BybitError(
+                110024, "You have existing positions, so position mode cannot be switched"
+            )
+        self.hedge_mode = hedge
+
+    def set_trading_stop(self, params: Mapping[str, Any]) -> None:
+        """``/v5/position/trading-stop``: set, move or cancel ("0") a position's TP/SL."""
+        p.require_linear(params)
+        symbol = self.instrument(params.get("symbol")).symbol
+        p.position_idx(params, self.hedge_mode)
+        p.tpsl_mode(params)
+        position = self.positions.get(symbol)
+        if position is None:
+            raise params_error("can not set tp/sl/ts for zero position")
+        take_profit = p.optional_price(params, "takeProfit")
+        stop_loss = p.optional_price(params, "stopLoss")
+        new_tp = position.take_profit if take_profit is None else (take_profit or None)
+        new_sl = position.stop_loss if stop_loss is None else (stop_loss or None)
+        tp_by = p.trigger_by(params, "tpTriggerBy") if "tpTriggerBy" in params else None
+        sl_by = p.trigger_by(params, "slTriggerBy") if "slTriggerBy" in params else None
+        unchanged = (new_tp, new_sl) == (position.take_profit, position.stop_loss) and (
+            tp_by in (None, position.tp_trigger_by) and sl_by in (None, position.sl_trigger_by)
+        )
+        if unchanged:
+            raise BybitError(34040, "not modified")
+        p.check_tpsl_side(
+            position.side,
+            self._tickers[symbol].last,
+            new_tp if take_profit else None,
+            new_sl if stop_loss else None,
+        )
+        position.take_profit, position.stop_loss = new_tp, new_sl
+        position.tp_trigger_by = tp_by or position.tp_trigger_by
+        position.sl_trigger_by = sl_by or position.sl_trigger_by
+        self._touch(position)
+        self._sync_conditionals(symbol)
+        self._push_position(symbol)
+
+    def on_ticker(self, symbol: str) -> None:
+        """Trigger the position's SL or TP if the last price has crossed it (SL first)."""
+        position = self.positions.get(symbol)
+        if position is None:
+            return
+        last, long = self._tickers[symbol].last, position.side == "Buy"
+        sl, tp = position.stop_loss, position.take_profit
+        if sl is not None and (last <= sl if long else last >= sl):
+            kind = "StopLoss"
+        elif tp is not None and (last >= tp if long else last <= tp):
+            kind = "TakeProfit"
+        else:
+            return
+        order = self._conditional(symbol, kind)
+        assert order is not None, "_sync_conditionals keeps one order per TP and SL"
+        order.status, order.updated_ms = "Triggered", self._clock()
+        order.qty = position.size
+        self._push_order(order)
+        self._fill(order)
+
+    def seed_position(
+        self,
+        symbol: str,
+        side: str,
+        qty: Decimal,
+        price: Decimal,
+        *,
+        leverage: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        stop_loss: Decimal | None = None,
+    ) -> FakePosition:
+        """A position that was already open (no order, no fee), with its TP/SL orders."""
+        if leverage is not None:
+            self.leverage[symbol] = leverage
+        now = self._clock()
+        position = FakePosition(
+            symbol=symbol,
+            side=side,
+            size=qty,
+            entry_price=price,
+            leverage=self.leverage_of(symbol),
+            steps=self._steps(symbol),
+            created_ms=now,
+            updated_ms=now,
+            seq=self._next_seq(),
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+        )
+        self.positions[symbol] = position
+        self._sync_conditionals(symbol)
+        return position

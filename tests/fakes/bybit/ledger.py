@@ -1,0 +1,313 @@
+"""The fake account's books: a USDT wallet, one-way linear positions and the records of every
+order, fill and closed PnL; how a fill changes them (Bybit's money rules: the taker fee on
+notional at entry and at exit, closed PnL net of both, the entry fee pro rata); and the TP/SL
+conditional orders Bybit keeps for a position.
+
+Every change is queued in ``pushes`` as (topic, data) for the private stream; the server sends
+and clears them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from tests.fakes.bybit.common import TAKER_FEE_RATE, fmt, params_error
+from tests.fakes.bybit.market import FakeInstrument, FakeTicker
+from tests.fakes.bybit.records import (
+    MAINTENANCE_RATE,
+    ZERO,
+    FakeClosedPnl,
+    FakeExecution,
+    FakeOrder,
+    FakePosition,
+    Steps,
+    empty_position,
+)
+
+Push = tuple[str, dict[str, Any]]  # ("order" | "execution" | "position" | "wallet", data)
+DEFAULT_LEVERAGE = Decimal(10)
+CONDITIONAL_KINDS = ("TakeProfit", "StopLoss")
+
+
+def _opposite(side: str) -> str:
+    return "Sell" if side == "Buy" else "Buy"
+
+
+class Ledger:
+    """The books of one unified account; ``instruments`` and ``tickers`` are the market's own."""
+
+    def __init__(
+        self,
+        instruments: Mapping[str, FakeInstrument],
+        tickers: Mapping[str, FakeTicker],
+        clock: Callable[[], int],
+    ) -> None:
+        self._instruments = instruments
+        self._tickers = tickers
+        self._clock = clock
+        self.wallet = ZERO  # USDT walletBalance
+        self.fee_rate = TAKER_FEE_RATE
+        self.hedge_mode = False
+        self.leverage: dict[str, Decimal] = {}
+        self.positions: dict[str, FakePosition] = {}  # open ones only
+        self.cum_realised: dict[str, Decimal] = {}
+        self.orders: list[FakeOrder] = []  # oldest first
+        self.executions: list[FakeExecution] = []
+        self.closed_pnl: list[FakeClosedPnl] = []
+        self.pushes: list[Push] = []
+        self._seq = 0
+
+    # -- views -----------------------------------------------------------------------------
+
+    def mark(self, symbol: str) -> Decimal:
+        return self._tickers[symbol].mark
+
+    def leverage_of(self, symbol: str) -> Decimal:
+        return self.leverage.get(symbol, DEFAULT_LEVERAGE)
+
+    def unrealised_pnl(self) -> Decimal:
+        return sum((pos.unrealised_pnl(self.mark(s)) for s, pos in self.positions.items()), ZERO)
+
+    def initial_margin(self) -> Decimal:
+        return sum((pos.initial_margin for pos in self.positions.values()), ZERO)
+
+    def available_balance(self) -> Decimal:
+        """Bybit's totalAvailableBalance: margin balance (wallet + uPnL) less initial margin."""
+        return self.wallet + self.unrealised_pnl() - self.initial_margin()
+
+    def position_row(self, symbol: str, *, stream: bool = False) -> dict[str, Any]:
+        cum = self.cum_realised.get(symbol, ZERO)
+        pos = self.positions.get(symbol)
+        if pos is not None:
+            return pos.to_bybit(self.mark(symbol), cum, stream=stream)
+        steps = self._steps(symbol)
+        leverage = self.leverage_of(symbol)
+        now = self._clock()
+        return empty_position(
+            symbol, leverage, self.mark(symbol), cum, steps, now, self._seq, stream=stream
+        )
+
+    def wallet_row(self) -> dict[str, Any]:
+        """One ``wallet-balance`` account (also the ``wallet`` stream's data item)."""
+        upl, margin = self.unrealised_pnl(), self.initial_margin()
+        maintenance = sum((pos.value * MAINTENANCE_RATE for pos in self.positions.values()), ZERO)
+        equity = self.wallet + upl
+        coin = {
+            "coin": "USDT",
+            "equity": fmt(equity),
+            "usdValue": fmt(equity),
+            "walletBalance": fmt(self.wallet),
+            "locked": "0",
+            "spotHedgingQty": "0",
+            "borrowAmount": "0",
+            "availableToWithdraw": fmt(max(ZERO, self.wallet - margin)),
+            "availableToBorrow": "",
+            "accruedInterest": "0",
+            "totalOrderIM": "0",
+            "totalPositionIM": fmt(margin),
+            "totalPositionMM": fmt(maintenance),
+            "unrealisedPnl": fmt(upl),
+            "cumRealisedPnl": fmt(sum(self.cum_realised.values(), ZERO)),
+            "bonus": "0",
+            "marginCollateral": True,
+            "collateralSwitch": True,
+        }
+        return {
+            "accountType": "UNIFIED",
+            "accountIMRate": fmt(margin / equity) if equity > 0 else "0",
+            "accountMMRate": fmt(maintenance / equity) if equity > 0 else "0",
+            "accountLTV": "0",
+            "totalEquity": fmt(equity),
+            "totalWalletBalance": fmt(self.wallet),
+            "totalMarginBalance": fmt(equity),
+            "totalAvailableBalance": fmt(self.available_balance()),
+            "totalPerpUPL": fmt(upl),
+            "totalInitialMargin": fmt(margin),
+            "totalMaintenanceMargin": fmt(maintenance),
+            "coin": [coin],
+        }
+
+    # -- fills -----------------------------------------------------------------------------
+
+    def _fill(self, order: FakeOrder) -> None:
+        """Fill ``order`` whole at the book: close (part of) an opposite position, open or add
+        to one, charge the fee, and record the execution and any closed PnL."""
+        symbol, side, qty = order.symbol, order.side, order.qty
+        price, now = self._book_price(symbol, side), self._clock()
+        position = self.positions.get(symbol)
+        closed = ZERO
+        if position is not None and position.side != side:
+            closed = min(qty, position.size)
+            self._close(position, order, closed, price, now)
+        opening = qty - closed
+        if opening > 0:
+            self._open(symbol, side, opening, price, now)
+        order.status, order.updated_ms, order.price, order.avg_price = "Filled", now, price, price
+        order.cum_exec_qty, order.cum_exec_value = qty, qty * price
+        order.cum_exec_fee = qty * price * self.fee_rate
+        execution = FakeExecution(
+            exec_id=str(uuid.uuid4()),
+            order=order,
+            exec_price=price,
+            exec_qty=qty,
+            exec_fee=order.cum_exec_fee,
+            fee_rate=self.fee_rate,
+            closed_size=closed,
+            mark_price=self.mark(symbol),
+            exec_ms=now,
+            seq=self._next_seq(),
+        )
+        self.executions.append(execution)
+        self.pushes.append(("execution", execution.to_bybit(stream=True)))
+        self._push_order(order)
+        position = self.positions.get(symbol)
+        if (
+            position is not None
+            and position.side == side
+            and (order.take_profit or order.stop_loss)
+        ):
+            position.take_profit = order.take_profit or position.take_profit
+            position.stop_loss = order.stop_loss or position.stop_loss
+            position.tp_trigger_by = order.tp_trigger_by or position.tp_trigger_by
+            position.sl_trigger_by = order.sl_trigger_by or position.sl_trigger_by
+        self._push_position(symbol)
+        self._sync_conditionals(symbol)
+        self.pushes.append(("wallet", self.wallet_row()))
+
+    def _close(
+        self, position: FakePosition, order: FakeOrder, closed: Decimal, price: Decimal, now: int
+    ) -> None:
+        entry = position.entry_price
+        gross = (price - entry if position.side == "Buy" else entry - price) * closed
+        open_fee = position.open_fee * closed / position.size
+        close_fee = closed * price * self.fee_rate
+        net = gross - open_fee - close_fee
+        self.wallet += gross - close_fee  # the entry fee was paid at entry
+        self.cum_realised[order.symbol] = (
+            self.cum_realised.get(order.symbol, ZERO) + gross - close_fee
+        )
+        record = FakeClosedPnl(
+            order, closed, entry, price, net, open_fee, close_fee, position.leverage, now
+        )
+        self.closed_pnl.append(record)
+        order.closed_pnl += net
+        position.open_fee -= open_fee
+        position.cur_realised_pnl += gross - close_fee
+        position.size -= closed
+        self._touch(position)
+        if position.size == 0:
+            del self.positions[order.symbol]
+
+    def _open(self, symbol: str, side: str, qty: Decimal, price: Decimal, now: int) -> None:
+        fee = qty * price * self.fee_rate
+        self.wallet -= fee
+        self.cum_realised[symbol] = self.cum_realised.get(symbol, ZERO) - fee
+        position = self.positions.get(symbol)
+        if position is None:
+            self.positions[symbol] = FakePosition(
+                symbol=symbol,
+                side=side,
+                size=qty,
+                entry_price=price,
+                leverage=self.leverage_of(symbol),
+                steps=self._steps(symbol),
+                created_ms=now,
+                updated_ms=now,
+                seq=self._next_seq(),
+                open_fee=fee,
+                cur_realised_pnl=-fee,
+            )
+            return
+        size = position.size + qty
+        position.entry_price = (position.entry_price * position.size + price * qty) / size
+        position.size = size
+        position.open_fee += fee
+        position.cur_realised_pnl -= fee
+        self._touch(position)
+
+    # -- the position's TP/SL conditional orders --------------------------------------------
+
+    def _conditional(self, symbol: str, kind: str) -> FakeOrder | None:
+        for order in reversed(self.orders):
+            if order.symbol == symbol and order.stop_order_type == kind and order.is_open:
+                return order
+        return None
+
+    def _sync_conditionals(self, symbol: str) -> None:
+        """Keep one Untriggered TP and one SL order per position, as Bybit lists them; cancel
+        them (Deactivated) when the position closes or its TP/SL is cleared."""
+        position = self.positions.get(symbol)
+        for kind in CONDITIONAL_KINDS:
+            order = self._conditional(symbol, kind)
+            price = None
+            if position is not None:
+                price = position.take_profit if kind == "TakeProfit" else position.stop_loss
+            if position is None or price is None:
+                if order is not None:
+                    order.status, order.updated_ms = "Deactivated", self._clock()
+                    self._push_order(order)
+                continue
+            by = position.tp_trigger_by if kind == "TakeProfit" else position.sl_trigger_by
+            rising = (kind == "TakeProfit") == (position.side == "Buy")
+            if order is None:
+                now = self._clock()
+                order = FakeOrder(
+                    order_id=str(uuid.uuid4()),
+                    order_link_id="",
+                    symbol=symbol,
+                    side=_opposite(position.side),
+                    qty=position.size,
+                    steps=position.steps,
+                    created_ms=now,
+                    updated_ms=now,
+                    last_price_on_created=self._tickers[symbol].last,
+                    status="Untriggered",
+                    reduce_only=True,
+                    close_on_trigger=True,
+                    stop_order_type=kind,
+                    create_type=f"CreateBy{kind}",
+                    trigger_price=price,
+                    trigger_by=by,
+                    trigger_direction=1 if rising else 2,
+                )
+                self.orders.append(order)
+            elif (order.trigger_price, order.qty, order.trigger_by) == (price, position.size, by):
+                continue
+            order.trigger_price, order.qty, order.trigger_by = price, position.size, by
+            order.updated_ms = self._clock()
+            self._push_order(order)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def instrument(self, symbol: Any) -> FakeInstrument:
+        instrument = self._instruments.get(str(symbol))
+        if instrument is None or str(symbol) not in self._tickers:
+            raise params_error("params error: symbol invalid")
+        return instrument
+
+    def _steps(self, symbol: str) -> Steps:
+        instrument = self._instruments[symbol]
+        return Steps(qty=instrument.qty_step, tick=instrument.tick_size)
+
+    def _book_price(self, symbol: str, side: str) -> Decimal:
+        """A market buy takes the best ask, a sell the best bid (the last price if that side of
+        the book is empty)."""
+        ticker = self._tickers[symbol]
+        best = ticker.ask if side == "Buy" else ticker.bid
+        return ticker.last if best is None else best
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _touch(self, position: FakePosition) -> None:
+        position.updated_ms, position.seq = self._clock(), self._next_seq()
+
+    def _push_order(self, order: FakeOrder) -> None:
+        self.pushes.append(("order", order.to_bybit(stream=True)))
+
+    def _push_position(self, symbol: str) -> None:
+        self.pushes.append(("position", self.position_row(symbol, stream=True)))

@@ -1,0 +1,121 @@
+"""The public side of the fake's market: linear instruments and their tickers, as Bybit shapes
+them in ``instruments-info``, ``tickers`` and the ``tickers.X`` stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FakeInstrument:
+    """One linear perpetual's trading filters, kept as the strings Bybit sends."""
+
+    symbol: str
+    tick_size: str
+    qty_step: str
+    min_qty: str
+    min_notional: str = "5"
+    max_qty: str = "1000000"
+    max_mkt_qty: str = "100000"
+    max_leverage: str = "100.00"
+    status: str = "Trading"
+
+    def to_bybit(self) -> dict[str, Any]:
+        """One entry of ``instruments-info``'s ``result.list``, shaped as Bybit sends it."""
+        base = self.symbol.removesuffix("USDT")
+        tick = Decimal(self.tick_size)
+        decimals = len(self.tick_size.partition(".")[2])
+        return {
+            "symbol": self.symbol,
+            "contractType": "LinearPerpetual",
+            "status": self.status,
+            "baseCoin": base,
+            "quoteCoin": "USDT",
+            "launchTime": "1585526400000",
+            "deliveryTime": "0",
+            "deliveryFeeRate": "",
+            "priceScale": str(decimals),
+            "leverageFilter": {
+                "minLeverage": "1",
+                "maxLeverage": self.max_leverage,
+                "leverageStep": "0.01",
+            },
+            "priceFilter": {
+                "minPrice": self.tick_size,
+                "maxPrice": str(tick * 19999998),
+                "tickSize": self.tick_size,
+            },
+            "lotSizeFilter": {
+                "maxOrderQty": self.max_qty,
+                "maxMktOrderQty": self.max_mkt_qty,
+                "minOrderQty": self.min_qty,
+                "qtyStep": self.qty_step,
+                "postOnlyMaxOrderQty": self.max_qty,
+                "minNotionalValue": self.min_notional,
+            },
+            "unifiedMarginTrade": True,
+            "fundingInterval": 480,
+            "settleCoin": "USDT",
+            "copyTrading": "both",
+            "upperFundingRate": "0.005",
+            "lowerFundingRate": "-0.005",
+            "isPreListing": False,
+            "preListingInfo": None,
+            "displayName": "",
+        }
+
+
+@dataclass(frozen=True)
+class FakeTicker:
+    """One symbol's top of book; ``None`` for an empty side of the book."""
+
+    symbol: str
+    last: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    mark: Decimal
+    index: Decimal
+
+    def to_bybit(self) -> dict[str, str]:
+        """The ticker fields shared by REST ``tickers`` and the ``tickers.X`` stream."""
+        return {
+            "symbol": self.symbol,
+            "lastPrice": str(self.last),
+            "markPrice": str(self.mark),
+            "indexPrice": str(self.index),
+            "bid1Price": "" if self.bid is None else str(self.bid),
+            "bid1Size": "" if self.bid is None else "12.5",
+            "ask1Price": "" if self.ask is None else str(self.ask),
+            "ask1Size": "" if self.ask is None else "9.8",
+            "prevPrice24h": str(self.last),
+            "price24hPcnt": "0",
+            "highPrice24h": str(self.last),
+            "lowPrice24h": str(self.last),
+            "prevPrice1h": str(self.last),
+            "openInterest": "1000",
+            "openInterestValue": str(self.last * 1000),
+            "turnover24h": "0",
+            "volume24h": "0",
+            "fundingRate": "0.0001",
+            "nextFundingTime": "1700006400000",
+        }
+
+
+# symbol, tickSize, qtyStep (= minOrderQty), maxOrderQty, maxMktOrderQty, maxLeverage, price:
+# Bybit's linear filters as of 2025, near enough for sizing and rounding tests.
+DEFAULT_INSTRUMENTS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
+    ("BTCUSDT", "0.10", "0.001", "1190.000", "119.000", "100.00", "65000.00"),
+    ("ETHUSDT", "0.01", "0.01", "7240.00", "724.00", "100.00", "3400.00"),
+    ("SOLUSDT", "0.010", "0.1", "79770.0", "7977.0", "100.00", "150.000"),
+    ("XRPUSDT", "0.0001", "1", "1842000", "184200", "75.00", "0.6000"),
+    ("DOGEUSDT", "0.00001", "1", "29165000", "2916500", "75.00", "0.15000"),
+    ("ADAUSDT", "0.0001", "1", "3050000", "305000", "75.00", "0.4500"),
+    ("BNBUSDT", "0.10", "0.01", "1500.00", "150.00", "75.00", "580.00"),
+    ("LINKUSDT", "0.001", "0.1", "112000.0", "11200.0", "75.00", "14.000"),
+    ("AVAXUSDT", "0.001", "0.1", "54500.0", "5450.0", "50.00", "28.000"),
+    ("HYPEUSDT", "0.001", "0.01", "35000.00", "3500.00", "25.00", "30.000"),
+    ("TRXUSDT", "0.00001", "1", "8000000", "800000", "75.00", "0.12000"),
+    ("YFIUSDT", "1", "0.0001", "11.4000", "1.1400", "50.00", "5200"),
+)
