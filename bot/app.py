@@ -22,6 +22,7 @@ from aiogram.enums import ParseMode
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import render
 from bot.handlers import build_router
 from bot.middlewares import AllowedChats
 from bot.notifier import Backoff, Notifier
@@ -33,6 +34,8 @@ from trader.clock import Clock, SystemClock
 from trader.engine import Engine
 from trader.errors import ConfigError
 from trader.events import Event, PositionClosed
+from trader.exchange.base import Exchange
+from trader.exchange.bybit import BybitExchange
 from trader.exchange.market import BybitMarketData
 from trader.exchange.paper import PaperExchange
 from trader.settings import Settings, Strategy, load_strategy
@@ -101,10 +104,6 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Ru
     """Wire the process from settings. Raises ``ConfigError`` with one line on bad input."""
     clock = clock or SystemClock()
     strategy = load_strategy(settings.strategy_path)
-    if settings.trading_mode != "paper":
-        raise ConfigError(
-            "TRADING_MODE=live is not available in this version yet; use TRADING_MODE=paper"
-        )
     repo = await SqliteRepositories.open(settings.db_path)
     try:
         positions = await repo.open_positions()
@@ -115,7 +114,11 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Ru
             - sum((p.entry_fee for p in positions), Decimal(0))
         )
         market = BybitMarketData(settings.rest_url, settings.ws_public_url)
-        exchange = PaperExchange(market, fee_rate=strategy.fee_rate, wallet=wallet, clock=clock)
+        exchange: Exchange
+        if settings.trading_mode == "live":
+            exchange = _live_exchange(settings, market, clock)
+        else:
+            exchange = PaperExchange(market, fee_rate=strategy.fee_rate, wallet=wallet, clock=clock)
         engine = Engine(strategy=strategy, exchange=exchange, repo=repo, clock=clock)
         await _mirror_trades(engine, repo, settings.trades_csv_path)
         follower = await _open_follower(settings, repo)
@@ -123,6 +126,18 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Ru
         await repo.close()
         raise
     return Runtime(settings, strategy, repo, engine, follower)
+
+
+def _live_exchange(settings: Settings, market: BybitMarketData, clock: Clock) -> Exchange:
+    if settings.bybit_api_key is None or settings.bybit_api_secret is None:
+        raise ConfigError("TRADING_MODE=live needs BYBIT_API_KEY and BYBIT_API_SECRET")
+    return BybitExchange(
+        market,
+        rest_url=settings.rest_url,
+        api_key=settings.bybit_api_key.get_secret_value(),
+        api_secret=settings.bybit_api_secret.get_secret_value(),
+        clock=clock,
+    )
 
 
 async def _mirror_trades(engine: Engine, repo: SqliteRepositories, path: Path) -> None:
@@ -172,7 +187,13 @@ class App:
     async def start(self) -> None:
         await check_token(self.bot)
         self.notifier.start()  # first: the engine's "started" goes through it
-        await self.runtime.start()
+        try:
+            await self.runtime.start()
+        except ConfigError as exc:
+            # Refused to trade (a key that can withdraw, say): say so in chat as well; the
+            # outbox is flushed as the process stops.
+            await self.notifier.send_text(render.refused_text(str(exc)))
+            raise
         self.scheduler.start()
         self.poller.start()
 

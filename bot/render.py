@@ -259,6 +259,10 @@ def engine_started_text(event: EngineStarted) -> str:
     )
 
 
+def refused_text(reason: str) -> str:
+    return f"⛔ Not trading: {esc(reason)}"
+
+
 def engine_stopped_text(event: EngineStopped) -> str:
     return "⏹ Engine stopped. Open positions keep their stop-loss and take-profit."
 

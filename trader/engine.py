@@ -513,13 +513,23 @@ class Engine:
 
     async def _resolve_interrupted(self) -> None:
         """Signals a crash left undecided. Paper orders die with the process, so an order
-        still pending was never filled; the live adapter looks such orders up instead."""
+        still pending was never filled. A live one may have been: until reconciliation can
+        adopt it, the trader is told to check the exchange (its SL/TP were attached)."""
         held = {p.link_id for p in self._positions.values()}
         for order in await self.repo.orders_with_status(OrderStatus.PENDING, OrderStatus.UNKNOWN):
             if order.link_id in held:
                 await self.repo.update_order(order.link_id, OrderStatus.FILLED)
                 continue
             await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
+            if self.exchange.mode == "live":
+                await self._publish(
+                    OrderFailed(
+                        order.signal_id,
+                        order.symbol,
+                        f"interrupted by a restart: check Bybit for orderLinkId {order.link_id}",
+                        self.clock.now(),
+                    )
+                )
         now = self.clock.now()
         for stored in await self.repo.signals_without_outcome():
             if self.confirmations.is_pending(stored.id):
