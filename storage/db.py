@@ -110,8 +110,10 @@ class Database:
         with SQLITE_BUSY when another process holds it; it waits ``busy_timeout`` instead.
         """
         async with self._lock:
-            await self._connection.execute("BEGIN IMMEDIATE")
             try:
+                # BEGIN inside the try: a task cancelled while BEGIN runs on aiosqlite's thread
+                # would otherwise leave the transaction open for everyone after it.
+                await self._connection.execute("BEGIN IMMEDIATE")
                 yield self._connection
                 await self._connection.execute("COMMIT")
             except BaseException:

@@ -6,6 +6,7 @@ Each test opens its own database under ``tmp_path``; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import sqlite3
 import time
@@ -696,3 +697,16 @@ def test_every_port_method_is_implemented_with_its_signature() -> None:
         theirs = inspect.signature(getattr(Repositories, name))
         assert list(ours.parameters) == list(theirs.parameters), name
         assert inspect.iscoroutinefunction(getattr(SqliteRepositories, name)), name
+
+
+async def test_a_writer_cancelled_mid_transaction_leaves_no_transaction_open(
+    repo: SqliteRepositories,
+) -> None:
+    for _ in range(20):
+        writer = asyncio.create_task(repo.set_setting("k", "v"))
+        await asyncio.sleep(0)  # let it take the lock and start BEGIN on the worker thread
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+    await repo.set_setting("after", "ok")
+    assert await repo.get_setting("after") == "ok"
