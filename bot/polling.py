@@ -21,6 +21,7 @@ from trader.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+TOKEN_REFUSED = "TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized); check the token"
 HANDSHAKE_RETRY_CAP = 60.0  # seconds
 HANDLER_GRACE = 10.0  # seconds a command in flight gets to finish at shutdown
 
@@ -32,9 +33,7 @@ async def check_token(bot: Bot, timeout: float = 10.0) -> None:  # noqa: ASYNC10
         async with asyncio.timeout(timeout):
             await bot.me()
     except TelegramUnauthorizedError:
-        raise ConfigError(
-            "TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized); check the token"
-        ) from None
+        raise ConfigError(TOKEN_REFUSED) from None
     except Exception as exc:
         log.warning("Telegram is not reachable yet (%s); will keep trying", type(exc).__name__)
 
@@ -55,9 +54,7 @@ async def handshake(bot: Bot, retry_first: float = 1.0) -> None:
                 # Only the command menu is missing; the commands themselves still work.
                 log.error("Telegram refused the command list: %s", exc)
         except TelegramUnauthorizedError:
-            raise ConfigError(
-                "TELEGRAM_BOT_TOKEN was refused by Telegram (401 Unauthorized); check the token"
-            ) from None
+            raise ConfigError(TOKEN_REFUSED) from None
         except Exception as exc:
             log.warning("Telegram handshake failed (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)

@@ -187,9 +187,12 @@ class Engine:
             await self._publish(SignalSkipped(record.id, "", f"invalid:{record.reason}", now))
             return
         signal = record
-        open_symbols = self._positions.keys() | self._in_flight.keys()
         reason = rules.screen(
-            signal, now=now, strategy=self.strategy, limits=self.limits, open_symbols=open_symbols
+            signal,
+            now=now,
+            strategy=self.strategy,
+            limits=self.limits,
+            open_symbols=self._held_symbols(),
         )
         if reason is not None:
             await self._skip(signal, f"filtered:{reason}")
@@ -220,7 +223,7 @@ class Engine:
             return decision
         await self._refresh_day()
         margin = rules.entry_margin(self.strategy, self.limits)
-        reason = "already_open" if self._holds(signal.symbol) else None
+        reason = "already_open" if signal.symbol in self._held_symbols() else None
         reason = reason or rules.risk_reason(margin, self._risk_state(), self.limits)
         if reason is None and self._stopping:
             reason = "shutting_down"
@@ -233,8 +236,9 @@ class Engine:
         await self.confirmations.announce(signal.id, signal, "approved")
         return decision
 
-    def _holds(self, symbol: str) -> bool:
-        return symbol in self._positions or symbol in self._in_flight
+    def _held_symbols(self) -> set[str]:
+        """Symbols with a position, or an entry in flight: one per symbol (one-way mode)."""
+        return self._positions.keys() | self._in_flight.keys()
 
     async def set_confirm_mode(self, enabled: bool) -> None:
         await self.confirmations.set_enabled(enabled)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
 from trader.clock import Clock
@@ -26,9 +25,9 @@ from trader.errors import (
     NoPosition,
     OrderRejected,
     OutcomeUnknown,
-    RateLimited,
 )
 from trader.exchange.base import Listener, MarketData, PositionExited, PriceUpdated
+from trader.exchange.bybit_wire import call_pybit, decimal_field
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -47,10 +46,8 @@ SETTLE_COIN = "USDT"
 LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
-RATE_LIMIT_CODES = frozenset({10006, 10018})
 TRANSFER_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
 STOP_REASONS = {"StopLoss": CloseReason.STOP_LOSS, "TakeProfit": CloseReason.TAKE_PROFIT}
-_DETAIL_CHARS = 160
 
 
 # --- Bybit's shapes → ours ---------------------------------------------------------------------
@@ -94,7 +91,7 @@ def parse_wallet(result: Mapping[str, Any]) -> Decimal:
     for account in result.get("list") or []:
         for coin in account.get("coin") or []:
             if coin.get("coin") == SETTLE_COIN:
-                return _decimal(coin.get("walletBalance"), "walletBalance")
+                return decimal_field(coin.get("walletBalance"), "walletBalance")
     return Decimal(0)
 
 
@@ -102,7 +99,7 @@ def parse_open_symbols(result: Mapping[str, Any]) -> dict[str, Decimal]:
     """Symbol → size of every open position in ``/v5/position/list``'s result."""
     sizes: dict[str, Decimal] = {}
     for row in result.get("list") or []:
-        size = _decimal(row.get("size") or "0", "size")
+        size = decimal_field(row.get("size") or "0", "size")
         if size > 0:
             sizes[str(row["symbol"])] = size
     return sizes
@@ -114,12 +111,17 @@ def parse_fill(rows: Sequence[Mapping[str, Any]], link_id: str) -> Fill | None:
     trades = [r for r in rows if r.get("execType", "Trade") == "Trade"]
     if not trades:
         return None
-    qty = sum((_decimal(r["execQty"], "execQty") for r in trades), Decimal(0))
-    value = sum(
-        (_decimal(r["execQty"], "execQty") * _decimal(r["execPrice"], "execPrice") for r in trades),
-        Decimal(0),
-    )
-    fee = sum((_decimal(r["execFee"], "execFee") for r in trades), Decimal(0))
+    parts = [
+        (
+            decimal_field(r["execQty"], "execQty"),
+            decimal_field(r["execPrice"], "execPrice"),
+            decimal_field(r["execFee"], "execFee"),
+        )
+        for r in trades
+    ]
+    qty = sum((q for q, _, _ in parts), Decimal(0))
+    value = sum((q * price for q, price, _ in parts), Decimal(0))
+    fee = sum((f for _, _, f in parts), Decimal(0))
     last = max(trades, key=lambda r: int(r.get("execTime") or 0))
     return Fill(
         link_id=link_id,
@@ -131,13 +133,6 @@ def parse_fill(rows: Sequence[Mapping[str, Any]], link_id: str) -> Fill | None:
         at=datetime.fromtimestamp(int(last["execTime"]) / 1000, UTC),
         exec_id=str(last.get("execId") or ""),
     )
-
-
-def _decimal(raw: Any, name: str) -> Decimal:
-    try:
-        return Decimal(str(raw))
-    except (InvalidOperation, ValueError):
-        raise ExchangeError(f"Bybit sent a bad {name}: {str(raw)[:20]!r}") from None
 
 
 def _result(response: Any) -> Mapping[str, Any]:
@@ -206,7 +201,7 @@ class BybitExchange:
         await self._market.stop()
 
     async def check_account(self) -> None:
-        server = await self._call("server time", self._http.get_server_time)
+        server = await call_pybit("server time", self._http.get_server_time)
         server_ms = int(_result(server).get("timeNano") or 0) // 1_000_000 or int(
             server.get("time") or 0
         )
@@ -218,12 +213,12 @@ class BybitExchange:
                 skew_ms,
                 self._recv_window,
             )
-        key = await self._call("API key information", self._http.get_api_key_information)
+        key = await call_pybit("API key information", self._http.get_api_key_information)
         refusal = parse_permissions(_result(key)).refusal()
         if refusal is not None:
             raise ConfigError(f"{refusal}: refusing to trade; use a key with trade rights only")
         try:
-            await self._call(
+            await call_pybit(
                 "position mode",
                 self._http.switch_position_mode,
                 category=CATEGORY,
@@ -258,7 +253,7 @@ class BybitExchange:
         if self._leverage.get(symbol) == leverage:
             return
         try:
-            await self._call(
+            await call_pybit(
                 "set leverage",
                 self._http.set_leverage,
                 category=CATEGORY,
@@ -320,7 +315,7 @@ class BybitExchange:
         """Send an order once. After a timeout it is looked up by ``orderLinkId``: found
         means accepted, and it is never sent again."""
         try:
-            await self._call("order", self._http.place_order, order=True, **params)
+            await call_pybit("order", self._http.place_order, order=True, **params)
         except OutcomeUnknown:
             log.warning("no answer to order %s; looking it up by orderLinkId", link_id)
             if not await self._order_known(link_id):
@@ -328,7 +323,7 @@ class BybitExchange:
             log.info("order %s was accepted after all", link_id)
 
     async def _order_known(self, link_id: str) -> bool:
-        response = await self._call(
+        response = await call_pybit(
             "order lookup", self._http.get_open_orders, category=CATEGORY, orderLinkId=link_id
         )
         return bool(_result(response).get("list"))
@@ -338,7 +333,7 @@ class BybitExchange:
         once; the read can still come a moment early)."""
         deadline = asyncio.get_running_loop().time() + self._fill_timeout
         while True:
-            response = await self._call(
+            response = await call_pybit(
                 "executions", self._http.get_executions, category=CATEGORY, orderLinkId=link_id
             )
             fill = parse_fill(_result(response).get("list") or [], link_id)
@@ -349,7 +344,7 @@ class BybitExchange:
             await asyncio.sleep(0.1)
 
     async def balance(self) -> Decimal:
-        response = await self._call(
+        response = await call_pybit(
             "wallet balance",
             self._http.get_wallet_balance,
             accountType="UNIFIED",
@@ -373,7 +368,7 @@ class BybitExchange:
         watched = [s for s in self._held if s not in self._closing]
         if not watched:
             return
-        response = await self._call(
+        response = await call_pybit(
             "positions", self._http.get_positions, category=CATEGORY, settleCoin=SETTLE_COIN
         )
         open_now = parse_open_symbols(_result(response))
@@ -388,7 +383,7 @@ class BybitExchange:
                 self._listener(PositionExited(symbol, exit_fill, reason))
 
     async def _closing_fill(self, symbol: str) -> tuple[Fill | None, CloseReason]:
-        response = await self._call(
+        response = await call_pybit(
             "executions", self._http.get_executions, category=CATEGORY, symbol=symbol, limit=50
         )
         rows = [r for r in _result(response).get("list") or [] if _closes(r)]
@@ -398,30 +393,6 @@ class BybitExchange:
         closing = [r for r in rows if r.get("orderId") == order_id]
         reason = STOP_REASONS.get(str(closing[0].get("stopOrderType") or ""), CloseReason.EXTERNAL)
         return parse_fill(closing, str(closing[0].get("orderLinkId") or "")), reason
-
-    # --- the one way to pybit ----------------------------------------------------------------
-
-    async def _call(
-        self, what: str, call: Callable[..., Any], *, order: bool = False, **params: Any
-    ) -> Any:
-        """One blocking pybit call in a worker thread; its failures as our errors, quoting
-        Bybit's reason and never pybit's request line or headers."""
-        try:
-            return await asyncio.to_thread(call, **params)
-        except InvalidRequestError as exc:
-            code = exc.status_code if isinstance(exc.status_code, int) else None
-            detail = str(exc.message)[:_DETAIL_CHARS]
-            message = f"Bybit refused the {what}: {detail} (retCode {code})"
-            if code in RATE_LIMIT_CODES:
-                raise RateLimited(message, code=code) from None
-            raise (OrderRejected if order else ExchangeError)(message, code=code) from None
-        except FailedRequestError as exc:
-            detail = str(exc.message)[:_DETAIL_CHARS]
-            raise ExchangeError(f"Bybit {what} failed: {detail} (HTTP {exc.status_code})") from None
-        except OSError as exc:  # requests' errors: connection, timeout, TLS
-            if order:
-                raise OutcomeUnknown(f"no answer to the {what}: {type(exc).__name__}") from None
-            raise ExchangeError(f"Bybit {what} unreachable: {type(exc).__name__}") from None
 
 
 def _wire(value: Decimal) -> str:

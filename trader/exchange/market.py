@@ -11,22 +11,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP, WebSocket
 
-from trader.errors import ExchangeError, RateLimited
+from trader.errors import ExchangeError
 from trader.exchange.base import TickerListener
+from trader.exchange.bybit_wire import call_pybit, decimal_field
 from trader.models import Instrument, Ticker
 
 logger = logging.getLogger(__name__)
 
 CATEGORY = "linear"
 TRADING = "Trading"
-RATE_LIMIT_CODES = frozenset({10006, 10018})  # Bybit: too many visits / IP rate limit
-_DETAIL_CHARS = 200  # cap on venue text quoted in our errors
 _CLOSE_TIMEOUT = 3.0  # seconds to wait for pybit's socket thread, or a connect, to end
 _CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
 _MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
@@ -39,21 +37,8 @@ def _utc_now() -> datetime:
 # -- parsing: Bybit's camelCase dicts stop here ----------------------------------------------
 
 
-def _decimal(value: Any, name: str) -> Decimal:
-    # Bybit sends numbers as strings; a float here would already have lost the exact value.
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a decimal string")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a decimal") from None
-    if not number.is_finite():
-        raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a finite decimal")
-    return number
-
-
 def _positive(value: Any, name: str) -> Decimal:
-    number = _decimal(value, name)
+    number = decimal_field(value, name)
     if number <= 0:
         raise ExchangeError(f"Bybit sent {name}={value!r:.40}, not a positive decimal")
     return number
@@ -63,7 +48,7 @@ def _optional_price(value: Any, name: str) -> Decimal | None:
     # An empty side of the book comes as "" (or not at all).
     if value is None or value == "":
         return None
-    return _decimal(value, name)
+    return decimal_field(value, name)
 
 
 def parse_instrument(raw: Mapping[str, Any]) -> Instrument:
@@ -84,7 +69,7 @@ def parse_instrument(raw: Mapping[str, Any]) -> Instrument:
             qty_step=_positive(lot["qtyStep"], "qtyStep"),
             min_order_qty=_positive(lot["minOrderQty"], "minOrderQty"),
             max_order_qty=_positive(max_qty, "maxOrderQty"),
-            min_notional=_decimal(lot["minNotionalValue"], "minNotionalValue"),
+            min_notional=decimal_field(lot["minNotionalValue"], "minNotionalValue"),
             max_leverage=_positive(leverage["maxLeverage"], "maxLeverage"),
         )
     except (KeyError, TypeError, AttributeError) as exc:
@@ -280,7 +265,7 @@ class BybitMarketData:
         cached = self._instruments.get(symbol)
         if cached is not None:
             return cached
-        response = await self._rest(
+        response = await call_pybit(
             "instruments-info", self._http.get_instruments_info, category=CATEGORY, symbol=symbol
         )
         raw = _first_of_list(response, "instruments-info")
@@ -301,32 +286,13 @@ class BybitMarketData:
         return await self._rest_ticker(symbol)
 
     async def _rest_ticker(self, symbol: str) -> Ticker:
-        response = await self._rest(
+        response = await call_pybit(
             "tickers", self._http.get_tickers, category=CATEGORY, symbol=symbol
         )
         raw = _first_of_list(response, "tickers")
         if raw is None:
             raise ExchangeError(f"Bybit has no ticker for {symbol}")
         return parse_ticker(raw, self._now())
-
-    async def _rest(self, what: str, call: Callable[..., Any], **params: Any) -> Any:
-        """One blocking pybit call in a worker thread, its failures as ``ExchangeError``s.
-
-        Our messages quote Bybit's reason, capped, and never pybit's request line or headers.
-        """
-        try:
-            return await asyncio.to_thread(call, **params)
-        except InvalidRequestError as exc:
-            code = exc.status_code if isinstance(exc.status_code, int) else None
-            error = RateLimited if code in RATE_LIMIT_CODES else ExchangeError
-            detail = str(exc.message)[:_DETAIL_CHARS]
-            raise error(f"Bybit refused {what}: {detail} (retCode {code})", code=code) from None
-        except FailedRequestError as exc:
-            error = RateLimited if exc.status_code == 403 else ExchangeError
-            detail = str(exc.message)[:_DETAIL_CHARS]
-            raise error(f"Bybit {what} failed: {detail} (HTTP {exc.status_code})") from None
-        except OSError as exc:  # requests' errors are OSErrors: connection, timeout, TLS
-            raise ExchangeError(f"Bybit {what} unreachable: {type(exc).__name__}") from None
 
     # -- the stream ------------------------------------------------------------------------
 
