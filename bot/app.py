@@ -134,6 +134,7 @@ def _live_exchange(settings: Settings, market: BybitMarketData, clock: Clock) ->
     return BybitExchange(
         market,
         rest_url=settings.rest_url,
+        ws_private_url=settings.ws_private_url,
         api_key=settings.bybit_api_key.get_secret_value(),
         api_secret=settings.bybit_api_secret.get_secret_value(),
         clock=clock,

@@ -192,6 +192,12 @@ class SqliteRepositories:
         )
         return [order_from_row(row) for row in rows]
 
+    async def count_exit_orders(self, signal_id: str) -> int:
+        row = await self._fetch_one(
+            "SELECT COUNT(*) FROM orders WHERE signal_id = ? AND reduce_only = 1", (signal_id,)
+        )
+        return int(row[0]) if row is not None else 0
+
     async def add_fill(self, fill: Fill) -> bool:
         async with self._db.transaction() as conn:
             return await _insert_fill(conn, fill)

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from trader import orders, rules
+from trader import orders, reconcile, rules
 from trader.clock import Clock, utc_day_start
 from trader.confirmation import Confirmations, Decision, Verdict
-from trader.errors import ExchangeError, NoPosition, OrderRejected
+from trader.errors import ExchangeError, NoPosition, OrderRejected, OutcomeUnknown
 from trader.events import (
     DailyLossLimitReached,
     EngineStarted,
@@ -28,10 +28,17 @@ from trader.events import (
     OrderFailed,
     PositionClosed,
     PositionOpened,
+    Reconciled,
     SignalSkipped,
     TradingToggled,
 )
-from trader.exchange.base import Exchange, ExchangeEvent, PositionExited, PriceUpdated
+from trader.exchange.base import (
+    Exchange,
+    ExchangeEvent,
+    PositionExited,
+    PriceUpdated,
+    VenuePosition,
+)
 from trader.models import (
     ClosedTrade,
     CloseReason,
@@ -124,6 +131,8 @@ class Engine:
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
+        self._reconciling = asyncio.Lock()
+        self._recheck_orders = False  # an order's outcome is unknown: reconcile once free
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
 
     # --- life cycle ----------------------------------------------------------------------
@@ -139,7 +148,8 @@ class Engine:
         await self._refresh_day()
         await self.exchange.start(self._on_exchange_event)
         await self.exchange.adopt(positions)
-        await self._resolve_interrupted()
+        await self.reconcile("start-up", startup=True)
+        await self._fail_undecided()
         self._sweeper = asyncio.create_task(self._sweep_ttl(), name="ttl-sweeper")
         self._started = True
         await self._publish(
@@ -258,6 +268,9 @@ class Engine:
             # Released only now, when the position is in the book or the entry has failed:
             # until then the slot counts against the limits.
             self._in_flight.pop(signal.symbol, None)
+            if self._recheck_orders:
+                self._recheck_orders = False
+                self._spawn(self.reconcile("an order without an answer"), "reconcile")
 
     async def _place_entry(self, signal: Signal, margin: Decimal) -> None:
         side = signal.side
@@ -364,12 +377,14 @@ class Engine:
         if not isinstance(exc, ExchangeError):
             log.error("entry for %s failed", signal.symbol, exc_info=exc)
         reason = _short(str(exc) or type(exc).__name__)
-        status = OrderStatus.REJECTED if isinstance(exc, OrderRejected) else OrderStatus.FAILED
+        status = _order_status(exc)
         if await self.repo.get_order(link_id) is not None:
             await self.repo.update_order(link_id, status, error=reason)
         now = self.clock.now()
         await self.repo.set_outcome(signal.id, f"failed:{reason}", now)
         await self._publish(OrderFailed(signal.id, signal.symbol, reason, now))
+        if status is OrderStatus.UNKNOWN:  # it may fill yet: reconciling will find it
+            self._recheck_orders = True
 
     async def _skip(self, signal: Signal, outcome: str) -> None:
         now = self.clock.now()
@@ -406,8 +421,10 @@ class Engine:
             if position is None or not self._close_due(position):
                 return
             self._spawn(self._close_quietly(position.symbol, CloseReason.TTL), "ttl-close")
-        else:
+        elif isinstance(event, PositionExited):
             self._spawn(self._exchange_closed(event), f"exchange-closed-{event.symbol}")
+        else:  # the venue's stream is back: what it missed is found by reconciling
+            self._spawn(self.reconcile("the private stream reconnected"), "reconcile")
 
     async def _exchange_closed(self, event: PositionExited) -> None:
         async with self._lock(event.symbol):
@@ -427,30 +444,60 @@ class Engine:
                 position = self._positions.get(symbol)
                 if position is None:
                     return None
-                order = ExitOrder(
-                    link_id=orders.exit_link_id(position.signal_id),
-                    symbol=symbol,
-                    side=position.side.opposite,
-                    qty=position.qty,
-                    reason=reason,
-                )
+                order = await self._exit_order(position, reason)
                 try:
                     fill = await self.exchange.close(order)
-                except NoPosition:
+                except NoPosition as exc:
                     # An SL/TP trigger got there first; its close is recorded once we let go.
                     log.info("%s was already closed on the venue", symbol)
+                    await self.repo.update_order(
+                        order.link_id, OrderStatus.REJECTED, error=str(exc)
+                    )
                     return None
                 except ExchangeError as exc:
                     self._retry_close_at[symbol] = self.clock.now() + CLOSE_RETRY_DELAY
                     reason_text = _short(str(exc))
+                    await self.repo.update_order(
+                        order.link_id, _order_status(exc), error=reason_text
+                    )
                     log.error("closing %s failed: %s", symbol, reason_text)
                     await self._publish(
                         OrderFailed(position.signal_id, symbol, reason_text, self.clock.now())
                     )
                     raise
+                await self.repo.update_order(order.link_id, OrderStatus.FILLED)
                 return await self._record_close(position, fill, reason)
         finally:
             self._closing.discard(symbol)
+
+    async def _exit_order(self, position: Position, reason: CloseReason) -> ExitOrder:
+        """The closing order of ``position``, recorded before it is sent. Each attempt has
+        its own ``orderLinkId`` (Bybit refuses a link id it has seen)."""
+        attempt = await self.repo.count_exit_orders(position.signal_id)
+        order = ExitOrder(
+            link_id=orders.exit_link_id(position.signal_id, attempt),
+            symbol=position.symbol,
+            side=position.side.opposite,
+            qty=position.qty,
+            reason=reason,
+        )
+        await self.repo.add_order(
+            OrderRecord(
+                link_id=order.link_id,
+                signal_id=position.signal_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=order.qty,
+                reduce_only=True,
+                status=OrderStatus.PENDING,
+                created_at=self.clock.now(),
+            )
+        )
+        return order
+
+    async def _order_done(self, link_id: str, status: OrderStatus, error: str) -> None:
+        with contextlib.suppress(Exception):  # the order's record must not mask its outcome
+            await self.repo.update_order(link_id, status, error=error)
 
     async def _record_close(
         self, position: Position, fill: Fill, reason: CloseReason
@@ -515,25 +562,119 @@ class Engine:
             except Exception:
                 log.exception("TTL sweep failed")
 
-    async def _resolve_interrupted(self) -> None:
-        """Signals a crash left undecided. Paper orders die with the process, so an order
-        still pending was never filled. A live one may have been: until reconciliation can
-        adopt it, the trader is told to check the exchange (its SL/TP were attached)."""
+    # --- reconciliation --------------------------------------------------------------------
+
+    async def reconcile(self, trigger: str, *, startup: bool = False) -> list[str]:
+        """Compare the venue's positions and orders with the database, repair what differs,
+        and report it in chat (``Reconciled``). At ``startup`` every order a crash left
+        pending is looked up; later, only those whose outcome was unknown."""
+        async with self._reconciling:
+            try:
+                venue = {p.symbol: p for p in await self.exchange.positions()}
+            except ExchangeError as exc:
+                log.error("reconciling (%s) failed: %s", trigger, exc)
+                if startup:  # looked up at the next reconciliation instead
+                    for order in await self.repo.orders_with_status(OrderStatus.PENDING):
+                        await self.repo.update_order(order.link_id, OrderStatus.UNKNOWN)
+                finding = f"could not ask Bybit ({_short(str(exc), 120)}); will try again"
+                await self._publish(Reconciled(trigger, (finding,), self.clock.now()))
+                return [finding]
+            findings = await self._resolve_orders(venue, startup=startup)
+            found = reconcile.diff(self._positions, venue, self._busy())
+            for position in found.vanished:
+                findings.append(await self._settle_vanished(position))
+            for venue_position in found.unknown:
+                findings.append(await self._adopt_unknown(venue_position))
+            findings += [reconcile.said_mismatched(p, v) for p, v in found.mismatched]
+            findings = [f for f in findings if f]
+            if findings:
+                log.warning("reconciled (%s): %s", trigger, "; ".join(findings))
+                await self._publish(Reconciled(trigger, tuple(findings), self.clock.now()))
+            else:
+                log.info("reconciled (%s): the venue agrees with the database", trigger)
+            return findings
+
+    def _busy(self) -> set[str]:
+        """Symbols with an order in flight: left alone until it has finished."""
+        return self._in_flight.keys() | self._closing
+
+    async def _resolve_orders(self, venue: dict[str, VenuePosition], *, startup: bool) -> list[str]:
+        """Orders a crash or a lost answer left undecided, looked up by ``orderLinkId``."""
+        statuses = (OrderStatus.PENDING, OrderStatus.UNKNOWN) if startup else (OrderStatus.UNKNOWN,)
         held = {p.link_id for p in self._positions.values()}
-        for order in await self.repo.orders_with_status(OrderStatus.PENDING, OrderStatus.UNKNOWN):
+        findings: list[str] = []
+        for order in await self.repo.orders_with_status(*statuses):
             if order.link_id in held:
                 await self.repo.update_order(order.link_id, OrderStatus.FILLED)
                 continue
-            await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
-            if self.exchange.mode == "live":
-                await self._publish(
-                    OrderFailed(
-                        order.signal_id,
-                        order.symbol,
-                        f"interrupted by a restart: check Bybit for orderLinkId {order.link_id}",
-                        self.clock.now(),
-                    )
-                )
+            if order.symbol in self._busy():
+                continue
+            try:
+                fill = await self.exchange.find_order(order.link_id)
+            except ExchangeError as exc:
+                await self.repo.update_order(order.link_id, OrderStatus.UNKNOWN, error=str(exc))
+                findings.append(reconcile.said_unchecked(order.symbol, order.link_id, str(exc)))
+                continue
+            if fill is None:
+                await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
+                if self.exchange.mode == "live":
+                    findings.append(reconcile.said_never_placed(order.symbol, order.link_id))
+                continue
+            if order.reduce_only:  # an exit that went through: the position diff closes it
+                await self.repo.update_order(order.link_id, OrderStatus.FILLED)
+                continue
+            findings.append(await self._recover_entry(order.signal_id, fill, venue))
+        return findings
+
+    async def _recover_entry(
+        self, signal_id: str, fill: Fill, venue: dict[str, VenuePosition]
+    ) -> str:
+        """An entry the venue filled while the bot lost track of it: recorded now."""
+        async with self._lock(fill.symbol):
+            signal = await self.repo.load_signal(signal_id)
+            instrument = await self.exchange.instrument(fill.symbol)
+            position = reconcile.recovered_entry(
+                signal_id,
+                fill,
+                signal=signal,
+                venue=venue.get(fill.symbol),
+                strategy=self.strategy,
+                limits=self.limits,
+                tick=instrument.tick_size,
+            )
+            stored = await self.repo.record_entry(position, fill, self.clock.now())
+            self._positions[stored.symbol] = stored
+            await self.exchange.adopt([stored])
+        await self._publish(PositionOpened(stored, self.clock.now(), instrument.tick_size))
+        return reconcile.said_recovered(stored)
+
+    async def _settle_vanished(self, position: Position) -> str:
+        """A recorded position the venue no longer holds: closed there, unseen by us."""
+        async with self._lock(position.symbol):
+            if self._positions.get(position.symbol) is not position:
+                return ""  # settled meanwhile (its close was reported after all)
+            try:
+                exit_ = await self.exchange.last_exit(position.symbol, position.opened_at)
+            except ExchangeError as exc:
+                log.warning("looking up the close of %s failed: %s", position.symbol, exc)
+                exit_ = None
+            if exit_ is None:
+                return reconcile.said_missing(position)
+            trade = await self._record_close(position, *exit_)
+        return reconcile.said_closed(trade)
+
+    async def _adopt_unknown(self, found: VenuePosition) -> str:
+        """A venue position the bot never recorded: taken over so that it is tracked."""
+        async with self._lock(found.symbol):
+            if found.symbol in self._positions or found.side is None:
+                return ""
+            stored = await self.repo.add_position(reconcile.adopted(found, self.clock.now()))
+            self._positions[stored.symbol] = stored
+            await self.exchange.adopt([stored])
+        return reconcile.said_adopted(stored)
+
+    async def _fail_undecided(self) -> None:
+        """Signals a crash left without an outcome (their orders were resolved above)."""
         now = self.clock.now()
         for stored in await self.repo.signals_without_outcome():
             if self.confirmations.is_pending(stored.id):
@@ -649,6 +790,15 @@ class Engine:
         """Wait until every entry and exit in flight has finished (for shutdown and tests)."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+
+
+def _order_status(exc: Exception) -> OrderStatus:
+    """How a failed order is recorded: refused, unknown (to be looked up), or failed."""
+    if isinstance(exc, OrderRejected):
+        return OrderStatus.REJECTED
+    if isinstance(exc, OutcomeUnknown):
+        return OrderStatus.UNKNOWN
+    return OrderStatus.FAILED
 
 
 def _short(text: str, limit: int = 200) -> str:

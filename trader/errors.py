@@ -4,10 +4,18 @@
     ├── ConfigError              a bad or missing setting; the message names the key
     ├── SignalError              a signal row that cannot be parsed; ``reason`` is short
     └── ExchangeError            the exchange said no, or could not be reached
-        ├── OrderRejected        the venue refused the order: report it, never retry
+        ├── OrderRejected        rejected: the venue refused the order; report it, never retry
         │   └── NoPosition       nothing to reduce: the position is already closed
-        ├── RateLimited          back off, then it is safe to retry
-        └── OutcomeUnknown       sent, no answer: look the order up before re-sending
+        ├── Retryable            the request was refused before it did anything (a 5xx, or
+        │   │                    Bybit's 10002 timestamp / 10016 server error), or a read got
+        │   │                    no answer: back off, then a retry is safe
+        │   └── RateLimited      Bybit's 10006 / 10018, HTTP 403: wait ``retry_after``
+        └── OutcomeUnknown       an order was sent and no answer came (timeout, connection
+                                 lost, a 5xx from a gateway): look it up by ``orderLinkId``
+                                 before anything is re-sent
+
+Where each Bybit answer lands is decided in one place, ``trader/exchange/bybit_wire.py``;
+the back-off (0.5 s doubling, 4 attempts) is applied there too.
 
 Messages never contain secrets (tokens, API keys or secrets).
 """
@@ -48,8 +56,18 @@ class NoPosition(OrderRejected):
     """A reduce-only order found no position: it was closed already (e.g. by its SL/TP)."""
 
 
-class RateLimited(ExchangeError):
-    """The venue asked us to slow down; safe to retry after a pause."""
+class Retryable(ExchangeError):
+    """The request had no effect and may be sent again after a pause."""
+
+
+class RateLimited(Retryable):
+    """The venue asked us to slow down; safe to retry after ``retry_after`` seconds."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class OutcomeUnknown(ExchangeError):

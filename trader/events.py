@@ -93,6 +93,16 @@ class OrderFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconciled:
+    """The venue and the database disagreed, at start-up or after the venue's stream came back
+    from a gap; ``findings`` says what differed and what was done, one line each."""
+
+    trigger: str
+    findings: tuple[str, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DailyLossLimitReached:
     loss: Decimal
     limit: Decimal
@@ -109,6 +119,7 @@ Event = (
     | PositionOpened
     | PositionClosed
     | OrderFailed
+    | Reconciled
     | DailyLossLimitReached
 )
 

@@ -139,6 +139,9 @@ class Fill:
     fee: Decimal
     at: datetime
     exec_id: str = ""
+    # The venue's own net PnL of what this fill closed (Bybit's closedPnl); None when the
+    # venue does not say (paper, replay, entries): the PnL is then computed from prices.
+    closed_pnl: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

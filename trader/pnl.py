@@ -65,8 +65,16 @@ def open_position(
 def close_trade(
     position: Position, exit_fill: Fill, reason: CloseReason, closed_at: datetime | None = None
 ) -> ClosedTrade:
-    """The closed trade of ``position`` exited by ``exit_fill``: PnL net of entry and exit fees."""
+    """The closed trade of ``position`` exited by ``exit_fill``: PnL net of entry and exit fees.
+
+    Where the venue booked its own net PnL for the exit (Bybit's ``closedPnl``), that figure
+    is the trade's net PnL: it is what the account actually made. It equals gross − fees
+    unless the venue charged something we do not model.
+    """
     gross = gross_pnl(position.side, position.qty, position.entry_price, exit_fill.price)
+    net = gross - position.entry_fee - exit_fill.fee
+    if exit_fill.closed_pnl is not None:
+        net = exit_fill.closed_pnl
     return ClosedTrade(
         signal_id=position.signal_id,
         symbol=position.symbol,
@@ -79,7 +87,7 @@ def close_trade(
         entry_fee=position.entry_fee,
         exit_fee=exit_fill.fee,
         gross_pnl=gross,
-        net_pnl=gross - position.entry_fee - exit_fill.fee,
+        net_pnl=net,
         reason=reason,
         opened_at=position.opened_at,
         closed_at=closed_at or exit_fill.at,

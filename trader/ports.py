@@ -109,6 +109,10 @@ class OrderRepository(Protocol):
 
     async def orders_with_status(self, *statuses: OrderStatus) -> Sequence[OrderRecord]: ...
 
+    async def count_exit_orders(self, signal_id: str) -> int:
+        """How many closing (reduce-only) orders the signal's position has had."""
+        ...
+
     async def add_fill(self, fill: Fill) -> bool:
         """Store an execution; False if its ``exec_id`` (when set) was already stored."""
         ...

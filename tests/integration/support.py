@@ -95,6 +95,7 @@ def settings_for(workdir: Path, fake: FakeBybit, **overrides: object) -> Setting
         env_file=None,
         bybit_rest_url=fake.url,
         bybit_ws_public_url=fake.ws_public_url,
+        bybit_ws_private_url=fake.ws_private_url,
         signals_path=workdir / "signals_log.csv",
         strategy_path=workdir / "strategy.json",
         data_dir=workdir / "data",

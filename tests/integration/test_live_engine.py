@@ -148,6 +148,7 @@ async def test_an_order_whose_answer_timed_out_is_found_by_its_link_id_not_sent_
     exchange = BybitExchange(
         market,
         rest_url=live_bybit.url,
+        ws_private_url=live_bybit.ws_private_url,
         api_key=KEY,
         api_secret=SECRET,
         clock=SystemClock(),

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from trader.models import CloseReason, EntryOrder, ExitOrder, Fill, Instrument, Position, Ticker
+from trader.models import (
+    CloseReason,
+    EntryOrder,
+    ExitOrder,
+    Fill,
+    Instrument,
+    Position,
+    Side,
+    Ticker,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +40,28 @@ class PositionExited:
     reason: CloseReason
 
 
-ExchangeEvent = PriceUpdated | PositionExited
+@dataclass(frozen=True, slots=True)
+class StreamRestored:
+    """The venue's push stream is back after a gap: what happened meanwhile may have been
+    missed, so the engine reconciles."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """A position as the venue reports it (for reconciliation). ``side`` is None when flat;
+    ``stop_loss`` / ``take_profit`` None when the venue holds none."""
+
+    symbol: str
+    side: Side | None
+    qty: Decimal
+    entry_price: Decimal
+    leverage: Decimal
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    opened_at: datetime | None
+
+
+ExchangeEvent = PriceUpdated | PositionExited | StreamRestored
 Listener = Callable[[ExchangeEvent], None]
 TickerListener = Callable[[Ticker], None]
 
@@ -86,4 +117,19 @@ class Exchange(Protocol):
 
     async def balance(self) -> Decimal:
         """Wallet balance in USDT (realised, net of fees)."""
+        ...
+
+    async def positions(self) -> list[VenuePosition]:
+        """Every open position the venue holds (for reconciliation)."""
+        ...
+
+    async def find_order(self, link_id: str) -> Fill | None:
+        """The fill of the order sent as ``link_id``, or None if the venue has no such order
+        or it filled nothing (a restart lost track of it). Raises ``ExchangeError`` when the
+        venue cannot be asked."""
+        ...
+
+    async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
+        """The fill that last closed ``symbol``'s position after ``since``, with why (its
+        SL, its TP, or by hand), or None if the venue shows none."""
         ...

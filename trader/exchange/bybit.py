@@ -1,8 +1,14 @@
-"""Live trading on Bybit v5 (unified account, category linear) through pybit's ``HTTP``.
+"""Live trading on Bybit v5 (unified account, category linear) through pybit.
 
-The only module that trades with keys. Every pybit call runs in a worker thread; Bybit's
-shapes are parsed here, one function per message, and go no further. Exits the exchange makes
-by itself (SL/TP) are found by polling positions; the private stream comes next.
+The only module that trades with keys. Every pybit call runs in a worker thread
+(``bybit_wire.call_pybit``); Bybit's shapes are parsed in ``bybit_private`` and here, one
+function per message, and go no further.
+
+Fills and closes come from the private stream (``execution``, ``order``, ``position``): an
+order's fill is complete when its ``order`` push is final and its executions add up to its
+``cumExecQty``. While the stream is down, REST covers both: fills are read back by
+``orderLinkId`` and positions are polled every ``poll_interval`` seconds. When the stream comes
+back, ``StreamRestored`` asks the engine to reconcile.
 """
 
 from __future__ import annotations
@@ -10,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
-
-from pybit.unified_trading import HTTP
 
 from trader.clock import Clock
 from trader.errors import (
@@ -26,8 +31,25 @@ from trader.errors import (
     OrderRejected,
     OutcomeUnknown,
 )
-from trader.exchange.base import Listener, MarketData, PositionExited, PriceUpdated
-from trader.exchange.bybit_wire import call_pybit, decimal_field
+from trader.exchange.base import (
+    Listener,
+    MarketData,
+    PositionExited,
+    PriceUpdated,
+    StreamRestored,
+    VenuePosition,
+)
+from trader.exchange.bybit_private import (
+    Execution,
+    OrderUpdate,
+    PrivateStream,
+    fill_from,
+    parse_execution,
+    parse_order,
+    parse_position,
+    parse_rows,
+)
+from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -35,7 +57,6 @@ from trader.models import (
     Fill,
     Instrument,
     Position,
-    Side,
     Ticker,
 )
 
@@ -48,6 +69,8 @@ POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
 TRANSFER_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
 STOP_REASONS = {"StopLoss": CloseReason.STOP_LOSS, "TakeProfit": CloseReason.TAKE_PROFIT}
+KEPT_ORDERS = 500  # orders whose pushes are kept, newest last
+STREAM_GRACE = 1.0  # seconds to wait for pushes before asking REST
 
 
 # --- Bybit's shapes → ours ---------------------------------------------------------------------
@@ -95,44 +118,12 @@ def parse_wallet(result: Mapping[str, Any]) -> Decimal:
     return Decimal(0)
 
 
-def parse_open_symbols(result: Mapping[str, Any]) -> dict[str, Decimal]:
-    """Symbol → size of every open position in ``/v5/position/list``'s result."""
-    sizes: dict[str, Decimal] = {}
-    for row in result.get("list") or []:
-        size = decimal_field(row.get("size") or "0", "size")
-        if size > 0:
-            sizes[str(row["symbol"])] = size
-    return sizes
-
-
-def parse_fill(rows: Sequence[Mapping[str, Any]], link_id: str) -> Fill | None:
-    """One fill from an order's executions (``/v5/execution/list``): quantity summed, price
-    weighted by quantity, Bybit's own ``execFee`` summed. None when there are none."""
-    trades = [r for r in rows if r.get("execType", "Trade") == "Trade"]
-    if not trades:
-        return None
-    parts = [
-        (
-            decimal_field(r["execQty"], "execQty"),
-            decimal_field(r["execPrice"], "execPrice"),
-            decimal_field(r["execFee"], "execFee"),
-        )
-        for r in trades
-    ]
-    qty = sum((q for q, _, _ in parts), Decimal(0))
-    value = sum((q * price for q, price, _ in parts), Decimal(0))
-    fee = sum((f for _, _, f in parts), Decimal(0))
-    last = max(trades, key=lambda r: int(r.get("execTime") or 0))
-    return Fill(
-        link_id=link_id,
-        symbol=str(last["symbol"]),
-        side=Side(str(last["side"])),
-        qty=qty,
-        price=value / qty,
-        fee=fee,
-        at=datetime.fromtimestamp(int(last["execTime"]) / 1000, UTC),
-        exec_id=str(last.get("execId") or ""),
-    )
+def parse_closed_pnl(rows: Sequence[Mapping[str, Any]], order_id: str) -> Decimal | None:
+    """The ``closedPnl`` Bybit booked for ``order_id`` (``/v5/position/closed-pnl``)."""
+    for row in rows:
+        if str(row.get("orderId")) == order_id:
+            return decimal_field(row.get("closedPnl"), "closedPnl")
+    return None
 
 
 def _result(response: Any) -> Mapping[str, Any]:
@@ -140,6 +131,85 @@ def _result(response: Any) -> Mapping[str, Any]:
     if not isinstance(result, Mapping):
         raise ExchangeError("Bybit sent a response without a result")
     return result
+
+
+def _rows(response: Any) -> list[Mapping[str, Any]]:
+    rows = _result(response).get("list") or []
+    return [row for row in rows if isinstance(row, Mapping)]
+
+
+# --- what the private stream told us -----------------------------------------------------------
+
+
+class _Pushes:
+    """The recent orders and executions the stream (or REST) reported, by order id."""
+
+    def __init__(self) -> None:
+        self.orders: OrderedDict[str, OrderUpdate] = OrderedDict()
+        self.executions: dict[str, dict[str, Execution]] = {}
+        self.by_link: dict[str, str] = {}  # orderLinkId → orderId
+        self._changed = asyncio.Event()
+
+    def add_order(self, update: OrderUpdate) -> None:
+        self.orders[update.order_id] = update
+        self.orders.move_to_end(update.order_id)
+        if update.link_id:
+            self.by_link[update.link_id] = update.order_id
+        self._forget_old()
+        self._wake()
+
+    def add_execution(self, execution: Execution) -> None:
+        self.executions.setdefault(execution.order_id, {})[execution.exec_id] = execution
+        if execution.link_id:
+            self.by_link[execution.link_id] = execution.order_id
+        self._wake()
+
+    def _forget_old(self) -> None:
+        while len(self.orders) > KEPT_ORDERS:
+            order_id, update = self.orders.popitem(last=False)
+            self.executions.pop(order_id, None)
+            self.by_link.pop(update.link_id, None)
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def fill_of(self, order_id: str) -> Fill | None:
+        """The order's whole fill once it is final and all its executions are in; raises
+        ``OrderRejected`` for an order that ended with nothing filled."""
+        update = self.orders.get(order_id)
+        if update is None or not update.terminal:
+            return None
+        executions = list(self.executions.get(order_id, {}).values())
+        if update.cum_exec_qty == 0:
+            reason = update.reject_reason or "no reason given"
+            raise OrderRejected(f"Bybit ended the order {update.status}: {reason}")
+        if sum((e.qty for e in executions), Decimal(0)) < update.cum_exec_qty:
+            return None  # executions still on their way
+        return fill_from(executions, update.link_id, update.closed_pnl)
+
+    def last_close(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
+        """The newest final order that closed ``symbol`` after ``since``, complete, with why
+        it closed."""
+        for order_id in reversed(self.orders):
+            update = self.orders[order_id]
+            executions = list(self.executions.get(order_id, {}).values())
+            closing = [e for e in executions if e.closed_size > 0 and e.at >= since]
+            if update.symbol != symbol or not closing:
+                continue
+            fill = self.fill_of(order_id)
+            if fill is None:
+                return None
+            return fill, _reason(executions[0].stop_order_type)
+        return None
+
+
+def _reason(stop_order_type: str) -> CloseReason:
+    return STOP_REASONS.get(stop_order_type, CloseReason.EXTERNAL)
 
 
 # --- the adapter -------------------------------------------------------------------------------
@@ -155,6 +225,7 @@ class BybitExchange:
         market: MarketData,
         *,
         rest_url: str,
+        ws_private_url: str | None,
         api_key: str,
         api_secret: str,
         clock: Clock,
@@ -163,24 +234,39 @@ class BybitExchange:
         poll_interval: float = 1.0,
         fill_timeout: float = 5.0,
     ) -> None:
+        """``ws_private_url`` None: no private stream, REST polling only."""
         self._market = market
         self._clock = clock
         self._recv_window = recv_window
         self._poll_interval = poll_interval
         self._fill_timeout = fill_timeout
-        # force_retry stays off: pybit would re-send an order whose answer timed out.
-        self._http = HTTP(
-            testnet=False,
+        self._http = make_http(
+            rest_url,
             api_key=api_key,
             api_secret=api_secret,
             recv_window=recv_window,
             timeout=timeout,
-            force_retry=False,
         )
-        self._http.endpoint = rest_url.rstrip("/")  # pybit's HTTP has no URL parameter
+        self._stream = (
+            PrivateStream(
+                ws_private_url,
+                api_key,
+                api_secret,
+                on_push=self._on_push,
+                on_restored=self._on_restored,
+            )
+            if ws_private_url
+            else None
+        )
+        self._pushes = _Pushes()
         self._listener: Listener | None = None
-        self._held: dict[str, Position | EntryOrder] = {}  # symbol → what we hold there
+        # Symbol → since when we hold a position there (a close counts from then on).
+        self._held: dict[str, datetime] = {}
         self._closing: set[str] = set()
+        self._settling: set[str] = set()
+        self._placing: set[str] = set()  # entries sent, fill not yet known
+        self._flat: dict[str, bool] = {}  # symbol → its last position push was flat
+        self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._leverage: dict[str, int] = {}
 
@@ -191,14 +277,28 @@ class BybitExchange:
         self._listener = listener
         await self.check_account()
         await self._market.start(self._on_ticker)
+        if self._stream is not None:
+            await self._stream.start()
         self._poller = asyncio.create_task(self._poll_exits(), name="bybit-exit-poller")
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        tasks = [t for t in (self._poller, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._stream is not None:
+            await self._stream.stop()
         await self._market.stop()
+        await asyncio.to_thread(self._http.client.close)
+
+    @property
+    def stream_healthy(self) -> bool:
+        return self._stream is not None and self._stream.healthy
+
+    async def drop_stream(self) -> None:
+        """Close the private stream; it reconnects, and the engine reconciles."""
+        if self._stream is not None:
+            await self._stream.drop()
 
     async def check_account(self) -> None:
         server = await call_pybit("server time", self._http.get_server_time)
@@ -232,7 +332,7 @@ class BybitExchange:
 
     async def adopt(self, positions: Sequence[Position]) -> None:
         for position in positions:
-            self._held[position.symbol] = position
+            self._held[position.symbol] = position.opened_at
             await self._market.watch(position.symbol)
 
     # --- market data -----------------------------------------------------------------------
@@ -282,9 +382,17 @@ class BybitExchange:
             "slTriggerBy": "LastPrice",
             "tpTriggerBy": "LastPrice",
         }
-        await self._place(params, order.link_id)
-        self._held[order.symbol] = order
-        return await self._await_fill(order.link_id, order.symbol)
+        # Marked from before sending: an SL/TP push may beat the order's own answer.
+        self._placing.add(order.symbol)
+        try:
+            await self._place(params, order.link_id)
+            fill = await self._await_fill(order.link_id, order.symbol)
+        finally:
+            self._placing.discard(order.symbol)
+        self._held[order.symbol] = fill.at
+        if self._flat.get(order.symbol, False) and self.stream_healthy:
+            self._spawn_settle(order.symbol)  # closed again while we waited for the fill
+        return fill
 
     async def close(self, order: ExitOrder) -> Fill:
         params = {
@@ -303,6 +411,8 @@ class BybitExchange:
                 await self._place(params, order.link_id)
             except OrderRejected as exc:
                 if exc.code == REDUCE_ONLY_NOTHING_TO_CLOSE:
+                    # Its SL/TP (or a hand) got there first: settle that close instead.
+                    self._spawn_settle(order.symbol)
                     raise NoPosition(str(exc), code=exc.code) from None
                 raise
             fill = await self._await_fill(order.link_id, order.symbol)
@@ -312,36 +422,77 @@ class BybitExchange:
             self._closing.discard(order.symbol)
 
     async def _place(self, params: dict[str, Any], link_id: str) -> None:
-        """Send an order once. After a timeout it is looked up by ``orderLinkId``: found
+        """Send an order once. After no answer it is looked up by ``orderLinkId``: found
         means accepted, and it is never sent again."""
         try:
             await call_pybit("order", self._http.place_order, order=True, **params)
         except OutcomeUnknown:
             log.warning("no answer to order %s; looking it up by orderLinkId", link_id)
-            if not await self._order_known(link_id):
+            if await self._order_row(link_id) is None:
                 raise
             log.info("order %s was accepted after all", link_id)
 
-    async def _order_known(self, link_id: str) -> bool:
+    async def _order_row(self, link_id: str) -> OrderUpdate | None:
         response = await call_pybit(
             "order lookup", self._http.get_open_orders, category=CATEGORY, orderLinkId=link_id
         )
-        return bool(_result(response).get("list"))
+        orders = parse_rows(_rows(response), parse_order)
+        return orders[0] if orders else None
 
     async def _await_fill(self, link_id: str, symbol: str) -> Fill:
-        """The order's executions, read back until they are there (a market order fills at
-        once; the read can still come a moment early)."""
-        deadline = asyncio.get_running_loop().time() + self._fill_timeout
+        """The order's whole fill: from the stream's pushes, or read back by REST when they
+        do not come (the stream is down, or a push was lost)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._fill_timeout
+        rest_after = loop.time() + (STREAM_GRACE if self.stream_healthy else 0.0)
         while True:
-            response = await call_pybit(
-                "executions", self._http.get_executions, category=CATEGORY, orderLinkId=link_id
-            )
-            fill = parse_fill(_result(response).get("list") or [], link_id)
+            order_id = self._pushes.by_link.get(link_id)
+            fill = self._pushes.fill_of(order_id) if order_id else None
+            if fill is None and loop.time() >= rest_after:
+                fill = await self._rest_fill(link_id)
             if fill is not None:
                 return fill
-            if asyncio.get_running_loop().time() >= deadline:
+            if loop.time() >= deadline:
                 raise OutcomeUnknown(f"order {link_id} for {symbol} shows no fill yet")
-            await asyncio.sleep(0.1)
+            await self._pushes.changed(0.1 if loop.time() >= rest_after else STREAM_GRACE)
+
+    async def _rest_fill(self, link_id: str) -> Fill | None:
+        """The order and its executions by REST, fed through the same bookkeeping."""
+        update = await self._order_row(link_id)
+        if update is None:
+            return None
+        response = await call_pybit(
+            "executions", self._http.get_executions, category=CATEGORY, orderLinkId=link_id
+        )
+        for execution in parse_rows(_rows(response), parse_execution):
+            self._pushes.add_execution(execution)
+        if update.closed_pnl is None and update.terminal and update.cum_exec_qty > 0:
+            executions = self._pushes.executions.get(update.order_id, {}).values()
+            if any(e.closed_size > 0 for e in executions):
+                update = await self._with_closed_pnl(update)
+        self._pushes.add_order(update)
+        return self._pushes.fill_of(update.order_id)
+
+    async def _with_closed_pnl(self, update: OrderUpdate) -> OrderUpdate:
+        response = await call_pybit(
+            "closed PnL",
+            self._http.get_closed_pnl,
+            category=CATEGORY,
+            symbol=update.symbol,
+            limit=50,
+        )
+        pnl = parse_closed_pnl(_rows(response), update.order_id)
+        if pnl is None:
+            return update
+        return OrderUpdate(
+            order_id=update.order_id,
+            link_id=update.link_id,
+            symbol=update.symbol,
+            status=update.status,
+            cum_exec_qty=update.cum_exec_qty,
+            closed_pnl=pnl,
+            reject_reason=update.reject_reason,
+        )
 
     async def balance(self) -> Decimal:
         response = await call_pybit(
@@ -352,57 +503,138 @@ class BybitExchange:
         )
         return parse_wallet(_result(response))
 
-    # --- exits the exchange makes ------------------------------------------------------------
+    # --- reconciliation ----------------------------------------------------------------------
+
+    async def positions(self) -> list[VenuePosition]:
+        response = await call_pybit(
+            "positions", self._http.get_positions, category=CATEGORY, settleCoin=SETTLE_COIN
+        )
+        found: list[VenuePosition] = parse_rows(_rows(response), parse_position)
+        return [p for p in found if p.qty > 0]
+
+    async def find_order(self, link_id: str) -> Fill | None:
+        try:
+            return await self._rest_fill(link_id)
+        except OrderRejected:
+            return None  # it ended with nothing filled
+
+    async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
+        response = await call_pybit(
+            "executions", self._http.get_executions, category=CATEGORY, symbol=symbol, limit=50
+        )
+        executions = [
+            e
+            for e in parse_rows(_rows(response), parse_execution)
+            if e.closed_size > 0 and e.at >= since
+        ]
+        if not executions:
+            return None
+        newest = max(executions, key=lambda e: e.at)
+        for execution in executions:
+            if execution.order_id == newest.order_id:
+                self._pushes.add_execution(execution)
+        lookup = await call_pybit(
+            "order lookup",
+            self._http.get_open_orders,
+            category=CATEGORY,
+            orderId=newest.order_id,
+        )
+        orders = parse_rows(_rows(lookup), parse_order)
+        if not orders:
+            return None
+        update = orders[0]
+        if update.closed_pnl is None:
+            update = await self._with_closed_pnl(update)
+        self._pushes.add_order(update)
+        fill = self._pushes.fill_of(update.order_id)
+        if fill is None:
+            return None
+        return fill, _reason(newest.stop_order_type)
+
+    # --- what the stream pushes --------------------------------------------------------------
+
+    def _on_push(self, topic: str, rows: list[Mapping[str, Any]]) -> None:
+        """A private push, on the loop."""
+        if topic == "execution":
+            for execution in parse_rows(rows, parse_execution):
+                self._pushes.add_execution(execution)
+        elif topic == "order":
+            for update in parse_rows(rows, parse_order):
+                self._pushes.add_order(update)
+        elif topic == "position":
+            for position in parse_rows(rows, parse_position):
+                self._flat[position.symbol] = position.qty == 0
+                if position.qty == 0 and self._exchange_made(position.symbol):
+                    self._spawn_settle(position.symbol)
+
+    def _on_restored(self) -> None:
+        if self._listener is not None:
+            self._listener(StreamRestored())
+
+    def _exchange_made(self, symbol: str) -> bool:
+        """A close of ``symbol`` we neither sent nor are still opening."""
+        return symbol in self._held and symbol not in self._closing and symbol not in self._placing
+
+    def _spawn_settle(self, symbol: str) -> None:
+        if symbol in self._settling:
+            return
+        self._settling.add(symbol)
+        task = asyncio.create_task(self._settle(symbol), name=f"bybit-settle-{symbol}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, symbol: str) -> None:
+        """Report the close of ``symbol`` the exchange made: from the pushes when they are
+        complete, else from REST."""
+        since = self._held.get(symbol)
+        try:
+            if since is None:
+                return
+            closed = self._pushes.last_close(symbol, since)
+            if closed is None:
+                await self._pushes.changed(STREAM_GRACE)
+                closed = self._pushes.last_close(symbol, since)
+            if closed is None:
+                # Not from the stream's pushes: the stream was down, or they are late.
+                closed = await self.last_exit(symbol, since)
+            if closed is None:
+                log.warning("%s is flat on Bybit but its closing fill is not visible yet", symbol)
+                return  # the poller or the next reconciliation tries again
+            self._report_exit(symbol, *closed)
+        except Exception as exc:
+            log.warning("settling the close of %s failed: %s", symbol, exc)
+        finally:
+            self._settling.discard(symbol)
+
+    def _report_exit(self, symbol: str, fill: Fill, reason: CloseReason) -> None:
+        if self._held.pop(symbol, None) is None:
+            return  # reported already
+        if self._listener is not None:
+            self._listener(PositionExited(symbol, fill, reason))
+
+    # --- REST polling while the stream is down -----------------------------------------------
 
     async def _poll_exits(self) -> None:
         while True:
             await asyncio.sleep(self._poll_interval)
+            if self.stream_healthy:
+                continue
             try:
                 await self.reconcile_exits()
             except Exception as exc:
                 log.warning("checking Bybit positions failed: %s", exc)
 
     async def reconcile_exits(self) -> None:
-        """Positions we hold that Bybit no longer has were closed there (SL/TP, or by hand):
-        each is reported with the exchange's closing executions."""
-        watched = [s for s in self._held if s not in self._closing]
+        """Positions we hold that Bybit no longer has were closed there (SL/TP, or by hand)."""
+        watched = [s for s in self._held if self._exchange_made(s)]
         if not watched:
             return
-        response = await call_pybit(
-            "positions", self._http.get_positions, category=CATEGORY, settleCoin=SETTLE_COIN
-        )
-        open_now = parse_open_symbols(_result(response))
+        open_now = {p.symbol for p in await self.positions()}
         for symbol in watched:
-            if symbol in open_now or symbol in self._closing:
-                continue
-            exit_fill, reason = await self._closing_fill(symbol)
-            if exit_fill is None:
-                continue  # executions not visible yet: next round
-            self._held.pop(symbol, None)
-            if self._listener is not None:
-                self._listener(PositionExited(symbol, exit_fill, reason))
-
-    async def _closing_fill(self, symbol: str) -> tuple[Fill | None, CloseReason]:
-        response = await call_pybit(
-            "executions", self._http.get_executions, category=CATEGORY, symbol=symbol, limit=50
-        )
-        rows = [r for r in _result(response).get("list") or [] if _closes(r)]
-        if not rows:
-            return None, CloseReason.EXTERNAL
-        order_id = rows[0].get("orderId")  # the newest closing order
-        closing = [r for r in rows if r.get("orderId") == order_id]
-        reason = STOP_REASONS.get(str(closing[0].get("stopOrderType") or ""), CloseReason.EXTERNAL)
-        return parse_fill(closing, str(closing[0].get("orderLinkId") or "")), reason
+            if symbol not in open_now and self._exchange_made(symbol):
+                self._spawn_settle(symbol)
 
 
 def _wire(value: Decimal) -> str:
     """A number as Bybit takes it: plain digits, no exponent, no trailing zeros."""
     return f"{value.normalize():f}"
-
-
-def _closes(row: Mapping[str, Any]) -> bool:
-    """An execution that reduced a position."""
-    try:
-        return Decimal(str(row.get("closedSize") or "0")) > 0
-    except InvalidOperation:
-        return False

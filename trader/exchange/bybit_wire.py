@@ -1,20 +1,74 @@
 """Bybit's wire conventions, shared by the public (``market``) and trading (``bybit``) adapters:
-numbers arrive as decimal strings, and pybit's blocking calls fail in pybit's own classes.
+numbers arrive as decimal strings; pybit's blocking calls fail in pybit's own classes, which
+are sorted here into the error taxonomy of ``trader.errors``; and the retries live here.
+
+pybit's own retry loop is switched off (it sleeps on its thread, and after its last attempt
+it throws away Bybit's retCode). Retries are ours: a ``Retryable`` answer is retried with
+back-off (0.5 s doubling, at most ``ATTEMPTS`` tries, never sooner than a rate limit's reset).
+An order that got no answer is never retried here: ``OutcomeUnknown`` goes to the caller,
+which looks it up by ``orderLinkId``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pybit.exceptions import FailedRequestError, InvalidRequestError
+from pybit.unified_trading import HTTP
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
-from trader.errors import ExchangeError, OrderRejected, OutcomeUnknown, RateLimited
+from trader.errors import (
+    ExchangeError,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+    Retryable,
+)
+
+log = logging.getLogger(__name__)
 
 RATE_LIMIT_CODES = frozenset({10006, 10018})  # Bybit: too many visits / IP rate limit
+# Refused before anything happened: 10000 server timeout, 10002 request time outside the
+# recv_window (the retry is signed afresh), 10016 server error.
+RETRYABLE_CODES = frozenset({10000, 10002, 10016})
+NO_PYBIT_RETRIES = frozenset({-1})  # pybit retries the codes in this set; Bybit sends no -1
+ATTEMPTS = 4
 DETAIL_CHARS = 200  # cap on venue text quoted in our errors
+_backoff = wait_exponential(multiplier=0.5, max=8)
+
+
+def make_http(
+    rest_url: str,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    recv_window: int = 5000,
+    timeout: int = 10,
+) -> HTTP:
+    """pybit's ``HTTP`` at ``rest_url``, with its own retries off (``force_retry`` too: it
+    would re-send an order whose answer timed out)."""
+    http = HTTP(
+        testnet=False,
+        api_key=api_key,
+        api_secret=api_secret,
+        recv_window=recv_window,
+        timeout=timeout,
+        force_retry=False,
+        retry_codes=set(NO_PYBIT_RETRIES),
+    )
+    http.endpoint = rest_url.rstrip("/")  # pybit's HTTP has no URL parameter
+    return http
 
 
 def decimal_field(value: Any, name: str) -> Decimal:
@@ -34,12 +88,48 @@ def decimal_field(value: Any, name: str) -> Decimal:
 async def call_pybit(
     what: str, call: Callable[..., Any], *, order: bool = False, **params: Any
 ) -> Any:
-    """One blocking pybit call in a worker thread, its failures as ``ExchangeError``s that
-    quote Bybit's reason, capped, and never pybit's request line or headers.
+    """One blocking pybit call in a worker thread, retried with back-off while the answer is
+    ``Retryable``; its failures as ``ExchangeError``s that quote Bybit's reason, capped, and
+    never pybit's request line or headers.
 
     ``order``: the call places an order, so a refusal is ``OrderRejected`` and no answer at
     all is ``OutcomeUnknown`` (it may have been accepted: look it up before re-sending).
+    A ``Retryable`` refusal of an order is re-sent: it did nothing, and the ``orderLinkId``
+    makes Bybit refuse a duplicate anyway.
     """
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(ATTEMPTS),
+        wait=_wait,
+        retry=retry_if_exception_type(Retryable),
+        reraise=True,
+        before_sleep=lambda state: _log_retry(what, state),
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await _call_once(what, call, order, params)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _wait(state: RetryCallState) -> float:
+    """Back-off, and never sooner than Bybit said its rate limit resets."""
+    delay = float(_backoff(state))
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+def _log_retry(what: str, state: RetryCallState) -> None:
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    delay = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("%s; retrying the %s in %.1f s", error, what, delay)
+
+
+async def _call_once(
+    what: str, call: Callable[..., Any], order: bool, params: Mapping[str, Any]
+) -> Any:
     try:
         return await asyncio.to_thread(call, **params)
     except InvalidRequestError as exc:
@@ -47,13 +137,29 @@ async def call_pybit(
         detail = str(exc.message)[:DETAIL_CHARS]
         message = f"Bybit refused the {what}: {detail} (retCode {code})"
         if code in RATE_LIMIT_CODES:
-            raise RateLimited(message, code=code) from None
+            raise RateLimited(message, code=code, retry_after=_reset_in(exc.resp_headers)) from None
+        if code in RETRYABLE_CODES:
+            raise Retryable(message, code=code) from None
         raise (OrderRejected if order else ExchangeError)(message, code=code) from None
     except FailedRequestError as exc:
-        error = RateLimited if exc.status_code == 403 else ExchangeError
-        detail = str(exc.message)[:DETAIL_CHARS]
-        raise error(f"Bybit {what} failed: {detail} (HTTP {exc.status_code})") from None
+        status = exc.status_code if isinstance(exc.status_code, int) else 0
+        message = f"Bybit {what} failed: {str(exc.message)[:DETAIL_CHARS]} (HTTP {status})"
+        if status == 403:  # Bybit's answer to too many requests from one IP
+            raise RateLimited(message, code=None) from None
+        if status >= 500:
+            # A gateway error after sending an order says nothing of whether it was placed.
+            raise (OutcomeUnknown if order else Retryable)(message) from None
+        raise ExchangeError(message) from None
     except OSError as exc:  # requests' errors are OSErrors: connection, timeout, TLS
         if order:
             raise OutcomeUnknown(f"no answer to the {what}: {type(exc).__name__}") from None
-        raise ExchangeError(f"Bybit {what} unreachable: {type(exc).__name__}") from None
+        raise Retryable(f"Bybit {what} unreachable: {type(exc).__name__}") from None
+
+
+def _reset_in(headers: Any) -> float | None:
+    """Seconds until Bybit's rate limit resets (``X-Bapi-Limit-Reset-Timestamp``)."""
+    try:
+        reset_ms = int(headers["X-Bapi-Limit-Reset-Timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0.0, reset_ms / 1000 - time.time())

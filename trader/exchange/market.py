@@ -6,27 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pybit.unified_trading import HTTP, WebSocket
-
 from trader.errors import ExchangeError
 from trader.exchange.base import TickerListener
-from trader.exchange.bybit_wire import call_pybit, decimal_field
+from trader.exchange.bybit_stream import CLOSE_TIMEOUT, BybitSocket
+from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http
 from trader.models import Instrument, Ticker
 
 logger = logging.getLogger(__name__)
 
 CATEGORY = "linear"
 TRADING = "Trading"
-_CLOSE_TIMEOUT = 3.0  # seconds to wait for pybit's socket thread, or a connect, to end
-_CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
 _MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
 
 
@@ -106,69 +101,6 @@ def _first_of_list(response: Any, what: str) -> Mapping[str, Any] | None:
     return first
 
 
-# -- the stream: pybit's WebSocket, pointed at our URL ----------------------------------------
-
-
-class _PublicStream(WebSocket):  # type: ignore[misc]  # pybit is untyped
-    """pybit's public linear WebSocket at ``url``, which never reconnects by itself.
-
-    The adapter's watchdog is the one owner of reconnecting: pybit's own reconnect runs on its
-    socket thread, races ``exit()`` and can revive a socket we are closing.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = url  # before super().__init__(), which connects through _connect()
-        self._raw_socket: socket.socket | None = None
-        # retries=3: pybit raises even when its last allowed attempt succeeds, so 3 means two.
-        super().__init__(channel_type=CATEGORY, testnet=False, restart_on_error=False, retries=3)
-
-    def _connect(self, url: str) -> None:
-        # pybit formats its own wss:// template here, on the first connect and on reconnects.
-        super()._connect(self._url)
-
-    def _on_open(self) -> None:
-        # When the connection drops, pybit's exit() forgets the socket without closing it;
-        # keep hold of it so that close() can.
-        with contextlib.suppress(Exception):
-            self._raw_socket = self.ws.sock.sock
-        super()._on_open()
-
-    def is_connected(self) -> bool:
-        # pybit's subscribe() waits for a connection with no deadline. This socket never
-        # reconnects, so once it has exited that wait would hang a worker thread forever:
-        # report "connected" then, and let the send fail fast instead.
-        return bool(self.exited) or bool(super().is_connected())
-
-    def is_live(self) -> bool:
-        return not self.exited and bool(super().is_connected())
-
-    def close(self) -> None:
-        """Close for good and wait (bounded) for pybit's socket thread to end. Blocking."""
-        self.handle_error = False
-        self.exited = True  # so pybit's error handler takes our own close for no error
-        thread = getattr(self, "wst", None)
-        if not isinstance(thread, threading.Thread) or thread is threading.current_thread():
-            thread = None
-        # Say goodbye and let the reader thread take the venue's close reply: it then ends
-        # by itself. pybit's exit() alone would close the socket under that thread, which
-        # sits in poll() and would not notice before its ping_timeout (10 s).
-        connection = getattr(getattr(self, "ws", None), "sock", None)
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                connection.send_close()
-        if thread is not None:
-            thread.join(_CLOSE_GRACE)
-        raw = self._raw_socket
-        if raw is not None and thread is not None and thread.is_alive():
-            with contextlib.suppress(OSError):
-                raw.shutdown(socket.SHUT_RDWR)  # no reply: wake the reader with an EOF
-        self.exit()
-        if thread is not None:
-            thread.join(_CLOSE_TIMEOUT)
-        if raw is not None:
-            raw.close()
-
-
 # -- the adapter ------------------------------------------------------------------------------
 
 
@@ -192,8 +124,7 @@ class BybitMarketData:
         """``stale_after``: seconds without a stream update after which a symbol's price comes
         from REST. ``reconnect_after`` (default 3 × ``stale_after``): seconds of a silent
         stream, while symbols are watched, after which the stream is rebuilt."""
-        self._http = HTTP(testnet=False)
-        self._http.endpoint = rest_url.rstrip("/")  # pybit's HTTP has no URL parameter
+        self._http = make_http(rest_url)
         self._ws_url = ws_public_url
         self._stale_after = stale_after
         self._watchdog_interval = watchdog_interval
@@ -211,11 +142,11 @@ class BybitMarketData:
 
         # The stream and its subscriptions change only under _stream_lock.
         self._stream_lock = asyncio.Lock()
-        self._stream: _PublicStream | None = None
+        self._stream: BybitSocket | None = None
         self._subscribed: set[str] = set()
         self._stream_heard = 0.0  # monotonic time of the last message, or of connecting
         self._reconnecting: asyncio.Task[None] | None = None
-        self._connecting: asyncio.Task[_PublicStream | None] | None = None
+        self._connecting: asyncio.Task[BybitSocket | None] | None = None
         self._reconnect_delay = watchdog_interval
         self._next_connect = 0.0  # monotonic time before which no new connect is tried
 
@@ -245,13 +176,13 @@ class BybitMarketData:
                 await self._close_stream(stream)
         await asyncio.to_thread(self._http.client.close)  # pybit's requests.Session
 
-    async def _finish_connecting(self) -> _PublicStream | None:
+    async def _finish_connecting(self) -> BybitSocket | None:
         """The socket of a connect cut short by stop(), once its thread is done with it."""
         connecting, self._connecting = self._connecting, None
         if connecting is None:
             return None
         try:
-            return await asyncio.wait_for(asyncio.shield(connecting), _CLOSE_TIMEOUT)
+            return await asyncio.wait_for(asyncio.shield(connecting), CLOSE_TIMEOUT)
         except TimeoutError:
             # _open_stream() sees _stopped when it gets through, and closes the socket itself.
             logger.warning("public stream: stopped while still connecting")
@@ -354,15 +285,15 @@ class BybitMarketData:
         logger.info("public stream: connected to %s", self._ws_url)
         await self._subscribe(self._watched)
 
-    def _open_stream(self) -> _PublicStream | None:
+    def _open_stream(self) -> BybitSocket | None:
         """Connect a new stream. Blocking: runs in a worker thread."""
-        stream = _PublicStream(self._ws_url)
+        stream = BybitSocket(self._ws_url, CATEGORY)
         if self._stopped:  # stop() gave up waiting for us; nobody else would close it
             stream.close()
             return None
         return stream
 
-    async def _close_stream(self, stream: _PublicStream) -> None:
+    async def _close_stream(self, stream: BybitSocket) -> None:
         try:
             await asyncio.to_thread(stream.close)
         except Exception as exc:

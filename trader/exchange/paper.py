@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from trader.clock import Clock
@@ -17,8 +18,18 @@ from trader.exchange.base import (
     MarketData,
     PositionExited,
     PriceUpdated,
+    VenuePosition,
 )
-from trader.models import EntryOrder, ExitOrder, Fill, Instrument, Position, Side, Ticker
+from trader.models import (
+    CloseReason,
+    EntryOrder,
+    ExitOrder,
+    Fill,
+    Instrument,
+    Position,
+    Side,
+    Ticker,
+)
 from trader.pnl import gross_pnl, taker_fee
 from trader.rules import balance_reason, exit_trigger
 
@@ -104,6 +115,30 @@ class PaperExchange:
 
     async def balance(self) -> Decimal:
         return self._wallet
+
+    # Reconciliation: the paper venue lives in this process, so it always agrees with the
+    # database, and a restart forgets its orders (an order still pending was never filled).
+
+    async def positions(self) -> list[VenuePosition]:
+        return [
+            VenuePosition(
+                symbol=entry.symbol,
+                side=entry.side,
+                qty=entry.qty,
+                entry_price=entry.entry_price,
+                leverage=Decimal(entry.leverage),
+                stop_loss=entry.stop_loss,
+                take_profit=entry.take_profit,
+                opened_at=None,
+            )
+            for entry in self._book.values()
+        ]
+
+    async def find_order(self, link_id: str) -> Fill | None:
+        return None
+
+    async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
+        return None
 
     def available(self) -> Decimal:
         """Wallet less the margin held by open positions."""

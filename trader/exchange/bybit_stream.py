@@ -1,0 +1,107 @@
+"""pybit's WebSocket pointed at our URL, closed for good on request, never reconnecting by
+itself: the public (``market``) and private (``bybit``) adapters each own their reconnects.
+
+pybit's own reconnect runs on its socket thread, races ``exit()`` and can revive a socket we
+are closing; and a refused private login raises on that thread, which ends it for good. Here a
+refused login is reported to ``on_auth`` instead, and the socket stays closable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pybit.unified_trading import WebSocket
+
+CLOSE_TIMEOUT = 3.0  # seconds to wait for pybit's socket thread, or a connect, to end
+CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
+
+AuthListener = Callable[[bool, str], None]  # (accepted, Bybit's message); on pybit's thread
+
+
+class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
+    """One pybit v5 WebSocket of ``channel_type`` (``"linear"`` or ``"private"``) at ``url``.
+
+    Blocking: construct, subscribe and close it in a worker thread.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channel_type: str,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        on_auth: AuthListener | None = None,
+    ) -> None:
+        self._url = url  # before super().__init__(), which connects through _connect()
+        self._raw_socket: socket.socket | None = None
+        self._on_auth = on_auth
+        keys: dict[str, Any] = {}
+        if channel_type == "private":
+            keys = {"api_key": api_key, "api_secret": api_secret}
+        # retries=3: pybit raises even when its last allowed attempt succeeds, so 3 means two.
+        super().__init__(
+            channel_type=channel_type,
+            testnet=False,
+            restart_on_error=False,
+            retries=3,
+            **keys,
+        )
+
+    def _connect(self, url: str) -> None:
+        # pybit formats its own wss:// template here, on the first connect and on reconnects.
+        super()._connect(self._url)
+
+    def _on_open(self) -> None:
+        # When the connection drops, pybit's exit() forgets the socket without closing it;
+        # keep hold of it so that close() can.
+        with contextlib.suppress(Exception):
+            self._raw_socket = self.ws.sock.sock
+        super()._on_open()
+
+    def _process_auth_message(self, message: dict[str, Any]) -> None:
+        # pybit raises on a refused login, on its socket thread: report it instead.
+        accepted = message.get("success") is True
+        self.auth = accepted
+        if self._on_auth is not None:
+            with contextlib.suppress(Exception):
+                self._on_auth(accepted, str(message.get("ret_msg") or "")[:200])
+
+    def is_connected(self) -> bool:
+        # pybit's subscribe() waits for a connection with no deadline. This socket never
+        # reconnects, so once it has exited that wait would hang a worker thread forever:
+        # report "connected" then, and let the send fail fast instead.
+        return bool(self.exited) or bool(super().is_connected())
+
+    def is_live(self) -> bool:
+        return not self.exited and bool(super().is_connected())
+
+    def close(self) -> None:
+        """Close for good and wait (bounded) for pybit's socket thread to end. Blocking."""
+        self.handle_error = False
+        self.exited = True  # so pybit's error handler takes our own close for no error
+        thread = getattr(self, "wst", None)
+        if not isinstance(thread, threading.Thread) or thread is threading.current_thread():
+            thread = None
+        # Say goodbye and let the reader thread take the venue's close reply: it then ends
+        # by itself. pybit's exit() alone would close the socket under that thread, which
+        # sits in poll() and would not notice before its ping_timeout (10 s).
+        connection = getattr(getattr(self, "ws", None), "sock", None)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.send_close()
+        if thread is not None:
+            thread.join(CLOSE_GRACE)
+        raw = self._raw_socket
+        if raw is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)  # no reply: wake the reader with an EOF
+        self.exit()
+        if thread is not None:
+            thread.join(CLOSE_TIMEOUT)
+        if raw is not None:
+            raw.close()

@@ -1,0 +1,167 @@
+"""Reconciliation: the venue's positions against the positions the database records.
+
+Run by the engine at start-up and whenever the venue's push stream comes back after a gap.
+This module decides what differs and what a repaired record looks like; the engine applies
+it under its symbol locks. Every difference becomes one plain line for the chat report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from trader import rules
+from trader.exchange.base import VenuePosition
+from trader.models import ClosedTrade, Fill, Position, Signal
+from trader.pnl import notional, open_position
+from trader.rules import Limits
+from trader.settings import Strategy
+
+ADOPTED_PREFIX = "adopted-"
+# A position the bot did not open has no signal and so no TTL: it is never closed by time.
+NO_EXPIRY = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    vanished: list[Position] = field(default_factory=list)  # recorded, not on the venue
+    unknown: list[VenuePosition] = field(default_factory=list)  # on the venue, not recorded
+    mismatched: list[tuple[Position, VenuePosition]] = field(default_factory=list)
+
+
+def diff(
+    recorded: Mapping[str, Position], venue: Mapping[str, VenuePosition], busy: Set[str]
+) -> Diff:
+    """What differs, leaving out ``busy`` symbols (an order for them is in flight)."""
+    result = Diff()
+    for symbol, position in recorded.items():
+        if symbol in busy:
+            continue
+        found = venue.get(symbol)
+        if found is None:
+            result.vanished.append(position)
+        elif (found.side, found.qty) != (position.side, position.qty):
+            result.mismatched.append((position, found))
+    for symbol, found in venue.items():
+        if symbol not in recorded and symbol not in busy:
+            result.unknown.append(found)
+    return result
+
+
+def recovered_entry(
+    signal_id: str,
+    fill: Fill,
+    *,
+    signal: Signal | None,
+    venue: VenuePosition | None,
+    strategy: Strategy,
+    limits: Limits,
+    tick: Decimal,
+) -> Position:
+    """The position of an entry a restart interrupted and the venue filled: SL/TP and
+    leverage as the venue holds them, else as the entry would have set them."""
+    leverage = int(venue.leverage) if venue is not None and venue.leverage > 0 else limits.leverage
+    if venue is not None:
+        stop, take = venue.stop_loss or Decimal(0), venue.take_profit or Decimal(0)
+    else:
+        stop, take = rules.protective_prices(
+            fill.side,
+            fill.price,
+            sl_pct=strategy.sl_pct,
+            tp_pct=strategy.tp_pct,
+            leverage=leverage,
+            tick=tick,
+        )
+    expires_at = (
+        signal.timestamp + rules.signal_ttl(signal, strategy) if signal is not None else NO_EXPIRY
+    )
+    return open_position(
+        signal_id,
+        fill,
+        leverage=leverage,
+        stop_loss=stop,
+        take_profit=take,
+        expires_at=expires_at,
+    )
+
+
+def adopted(found: VenuePosition, now: datetime) -> Position:
+    """A position the venue holds and the bot never opened, taken over as it is: its entry
+    fee is unknown (the venue's closed PnL will include it), and it has no TTL."""
+    assert found.side is not None
+    leverage = max(1, int(found.leverage))
+    opened_at = found.opened_at or now
+    return Position(
+        signal_id=f"{ADOPTED_PREFIX}{found.symbol}-{int(opened_at.timestamp() * 1000)}",
+        symbol=found.symbol,
+        side=found.side,
+        qty=found.qty,
+        entry_price=found.entry_price,
+        leverage=leverage,
+        margin=notional(found.qty, found.entry_price) / leverage,
+        stop_loss=found.stop_loss or Decimal(0),
+        take_profit=found.take_profit or Decimal(0),
+        entry_fee=Decimal(0),
+        opened_at=opened_at,
+        expires_at=NO_EXPIRY,
+    )
+
+
+# --- the lines of the report ---------------------------------------------------------------
+
+
+def _what(position: Position | VenuePosition) -> str:
+    side = position.side.label.lower() if position.side is not None else "flat"
+    return f"{position.symbol} {side} {position.qty} @ {position.entry_price}"
+
+
+def _protection(stop: Decimal | None, take: Decimal | None) -> str:
+    if not stop:
+        return "⚠️ it has NO stop-loss on Bybit"
+    return f"SL {stop} · TP {take}" if take else f"SL {stop} · no TP"
+
+
+def said_recovered(position: Position) -> str:
+    return (
+        f"{_what(position)}: its entry was filled while the bot was not watching; now "
+        f"tracked ({_protection(position.stop_loss, position.take_profit)})"
+    )
+
+
+def said_never_placed(symbol: str, link_id: str) -> str:
+    return f"{symbol}: order {link_id} is not on Bybit; nothing was traded"
+
+
+def said_unchecked(symbol: str, link_id: str, error: str) -> str:
+    return f"{symbol}: order {link_id} could not be looked up ({error}); will look again"
+
+
+def said_closed(trade: ClosedTrade) -> str:
+    return (
+        f"{trade.symbol} {trade.side.label.lower()} was closed on Bybit ({trade.reason.value}) "
+        "while the bot was not watching: recorded with Bybit's closed PnL "
+        f"{trade.net_pnl:+.2f} USDT"
+    )
+
+
+def said_missing(position: Position) -> str:
+    return (
+        f"{_what(position)} is no longer on Bybit, and its closing fill is not visible "
+        "yet; it stays listed until it is"
+    )
+
+
+def said_adopted(position: Position) -> str:
+    return (
+        f"{_what(position)} is on Bybit but was not opened by the bot: adopted, no TTL "
+        f"({_protection(position.stop_loss, position.take_profit)})"
+    )
+
+
+def said_mismatched(position: Position, found: VenuePosition) -> str:
+    return (
+        f"{position.symbol}: the bot recorded {_what(position)}, Bybit holds {_what(found)}; "
+        "left as it is, check it on Bybit"
+    )
