@@ -41,6 +41,7 @@ from trader.events import (
     OrderFailed,
     PositionClosed,
     PositionOpened,
+    Reconciled,
     SignalSkipped,
 )
 from trader.ports import NewMessage, OutboxMessage, Repositories
@@ -109,6 +110,8 @@ class Notifier:
                 await self.send_text(render.closed_text(event))
             case OrderFailed():
                 await self.send_text(render.order_failed_text(event))
+            case Reconciled():
+                await self.send_text(render.reconciled_text(event))
             case DailyLossLimitReached():
                 await self.send_text(render.daily_loss_text(event))
             case EngineStarted():

@@ -21,8 +21,9 @@ from trader.events import (
     OrderFailed,
     PositionClosed,
     PositionOpened,
+    Reconciled,
 )
-from trader.models import ClosedTrade, CloseReason, Side, Signal
+from trader.models import ClosedTrade, CloseReason, Position, Side, Signal
 from trader.rules import Limits
 
 MESSAGE_LIMIT = 4096  # Telegram's limit on a message's text
@@ -80,6 +81,13 @@ def price(value: Decimal, tick: Decimal | None = None) -> str:
         value = value.quantize(tick.normalize(), ROUND_HALF_EVEN)
         return f"{value:f}"
     return f"{value.normalize():f}"
+
+
+def protection(position: Position, tick: Decimal | None = None) -> str:
+    """A position's SL and TP; a missing one (0: the venue holds none) is said plainly."""
+    stop = price(position.stop_loss, tick) if position.stop_loss > 0 else "⚠️ none"
+    take = price(position.take_profit, tick) if position.take_profit > 0 else "none"
+    return f"SL {stop} · TP {take}"
 
 
 def qty(value: Decimal) -> str:
@@ -140,9 +148,7 @@ def status_text(status: Status) -> str:
             f"<b>{esc(p.symbol)}</b> {side_word(p.side)} {qty(p.qty)}"
             f" @ {price(p.entry_price, tick)}"
         )
-        lines.append(
-            f"  SL {price(p.stop_loss, tick)} · TP {price(p.take_profit, tick)} · uPnL {upnl}"
-        )
+        lines.append(f"  {protection(p, tick)} · uPnL {upnl}")
     return "\n".join(lines)
 
 
@@ -216,7 +222,7 @@ def opened_text(event: PositionOpened) -> str:
         [
             f"🟢 Opened <b>{esc(p.symbol)}</b> {side_word(p.side)}",
             f"qty {qty(p.qty)} @ {price(p.entry_price, tick)}",
-            f"SL {price(p.stop_loss, tick)} · TP {price(p.take_profit, tick)}",
+            protection(p, tick),
             f"margin {usdt(p.margin)} · {p.leverage}x",
         ]
     )
@@ -237,6 +243,12 @@ def closed_text(event: PositionClosed) -> str:
 
 def order_failed_text(event: OrderFailed) -> str:
     return f"⚠️ Order failed: <b>{esc(event.symbol)}</b>\n{esc(event.reason)}"
+
+
+def reconciled_text(event: Reconciled) -> str:
+    lines = [f"🔎 Checked against Bybit ({esc(event.trigger)}):"]
+    lines += [f"• {esc(finding)}" for finding in event.findings]
+    return "\n".join(lines)
 
 
 def rejected_text(symbol: str, reason: str) -> str:

@@ -220,8 +220,9 @@ class PrivateStream:
         self._socket: BybitSocket | None = None
         self._logged_in = False
         self._ever_logged_in = False
-        self._login_answer: asyncio.Event = asyncio.Event()
-        self._login_refusal = ""
+        self._ready: asyncio.Event = asyncio.Event()  # logged in and subscribed, or refused
+        self._refusal = ""
+        self._subscribed = 0
         self._watchdog: asyncio.Task[None] | None = None
         self._stopped = False  # read by pybit's threads too
         self._delay = check_interval
@@ -266,20 +267,23 @@ class PrivateStream:
         if self._socket is not None:
             log.warning("private stream: %s; reconnecting", reason)
         await self._close()
-        self._login_answer = asyncio.Event()
+        self._ready, self._refusal, self._subscribed = asyncio.Event(), "", 0
         try:
             self._socket = await asyncio.to_thread(self._open)
         except Exception as exc:
             self._back_off(f"cannot connect to {self._url}: {exc!r:.200}")
             return
         try:
-            await asyncio.wait_for(self._login_answer.wait(), AUTH_TIMEOUT)
+            await asyncio.wait_for(self._ready.wait(), AUTH_TIMEOUT)
         except TimeoutError:
-            self._back_off("no answer to the login")
+            self._back_off("no answer to the login and subscriptions")
+            await self._close()
             return
-        if not self._logged_in:
-            self._back_off(f"Bybit refused the login: {self._login_refusal}")
+        if self._refusal:
+            self._back_off(f"Bybit refused {self._refusal}")
+            await self._close()
             return
+        self._logged_in = True
         log.info("private stream: connected to %s", self._url)
         self._delay = self._check_interval
         restored, self._ever_logged_in = self._ever_logged_in, True
@@ -302,7 +306,8 @@ class PrivateStream:
             "private",
             api_key=self._key,
             api_secret=self._secret,
-            on_auth=self._on_auth,
+            on_auth=lambda ok, why: self._hop(self._answered, "the login", ok, why),
+            on_subscribed=lambda ok, why: self._hop(self._answered, "a subscription", ok, why),
         )
         if self._stopped:
             socket.close()
@@ -323,16 +328,21 @@ class PrivateStream:
 
     # --- on pybit's threads: hop to the loop, never raise -------------------------------------
 
-    def _on_auth(self, accepted: bool, message: str) -> None:
+    def _hop(self, handler: Callable[..., None], *args: Any) -> None:
         loop = self._loop
         if loop is not None and not self._stopped:
             with contextlib.suppress(RuntimeError):  # the loop is closing
-                loop.call_soon_threadsafe(self._logged_in_as, accepted, message)
+                loop.call_soon_threadsafe(handler, *args)
 
-    def _logged_in_as(self, accepted: bool, message: str) -> None:
-        self._logged_in = accepted
-        self._login_refusal = message
-        self._login_answer.set()
+    def _answered(self, what: str, accepted: bool, message: str) -> None:
+        """The login's answer, or a subscription's: ready once all three topics are on."""
+        if not accepted:
+            self._refusal = self._refusal or f"{what}: {message}"
+            self._ready.set()
+        elif what == "a subscription":
+            self._subscribed += 1
+            if self._subscribed == len(TOPICS):
+                self._ready.set()
 
     def _on_message(self, message: Any) -> None:
         try:

@@ -19,7 +19,8 @@ from pybit.unified_trading import WebSocket
 CLOSE_TIMEOUT = 3.0  # seconds to wait for pybit's socket thread, or a connect, to end
 CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
 
-AuthListener = Callable[[bool, str], None]  # (accepted, Bybit's message); on pybit's thread
+# (accepted, Bybit's message), called on pybit's thread for each login / subscription answer.
+AnswerListener = Callable[[bool, str], None]
 
 
 class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
@@ -35,11 +36,13 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
         *,
         api_key: str | None = None,
         api_secret: str | None = None,
-        on_auth: AuthListener | None = None,
+        on_auth: AnswerListener | None = None,
+        on_subscribed: AnswerListener | None = None,
     ) -> None:
         self._url = url  # before super().__init__(), which connects through _connect()
         self._raw_socket: socket.socket | None = None
         self._on_auth = on_auth
+        self._on_subscribed = on_subscribed
         keys: dict[str, Any] = {}
         if channel_type == "private":
             keys = {"api_key": api_key, "api_secret": api_secret}
@@ -65,11 +68,15 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
 
     def _process_auth_message(self, message: dict[str, Any]) -> None:
         # pybit raises on a refused login, on its socket thread: report it instead.
-        accepted = message.get("success") is True
-        self.auth = accepted
-        if self._on_auth is not None:
-            with contextlib.suppress(Exception):
-                self._on_auth(accepted, str(message.get("ret_msg") or "")[:200])
+        self.auth = message.get("success") is True
+        _answer(self._on_auth, message)
+
+    def _process_subscription_message(self, message: dict[str, Any]) -> None:
+        # pybit looks the answer up by req_id, and would raise (ending its thread) if the
+        # answer beat its own bookkeeping of the request.
+        with contextlib.suppress(Exception):
+            super()._process_subscription_message(message)
+        _answer(self._on_subscribed, message)
 
     def is_connected(self) -> bool:
         # pybit's subscribe() waits for a connection with no deadline. This socket never
@@ -105,3 +112,9 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
             thread.join(CLOSE_TIMEOUT)
         if raw is not None:
             raw.close()
+
+
+def _answer(listener: AnswerListener | None, message: dict[str, Any]) -> None:
+    if listener is not None:
+        with contextlib.suppress(Exception):
+            listener(message.get("success") is True, str(message.get("ret_msg") or "")[:200])

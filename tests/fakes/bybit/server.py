@@ -174,6 +174,23 @@ class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults):
         await self._flush_account()
         return position
 
+    async def close_by_hand(self, symbol: str) -> None:
+        """Close ``symbol``'s position as a person would on Bybit's own site: a reduce-only
+        market order with no orderLinkId of the bot's; pushed like any change."""
+        position = self.account.positions[symbol]
+        self.account.place_order(
+            {
+                "category": "linear",
+                "symbol": symbol,
+                "side": "Sell" if position.side == "Buy" else "Buy",
+                "orderType": "Market",
+                "qty": str(position.size),
+                "reduceOnly": True,
+                "positionIdx": 0,
+            }
+        )
+        await self._flush_account()
+
     # -- the account: inspection -----------------------------------------------------------
 
     @property
