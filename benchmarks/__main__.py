@@ -30,6 +30,7 @@ from trader.replay import load_instruments, load_outcomes, load_signals, replay
 from trader.settings import load_settings, load_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
+CREATE = "/v5/order/create"
 EXAMPLES = ROOT / "examples"
 HEADER = (
     "timestamp,symbol,interval,verdict,confidence,score,min_score,max_score,entry_price,vwap,"
@@ -44,8 +45,11 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-async def entry_latency(signals: int = 60, *, live: bool = False) -> list[float]:
-    """Append → position filled and stored; live: against the fake's private REST."""
+async def entry_latency(
+    signals: int = 60, *, live: bool = False
+) -> tuple[list[float], list[float]]:
+    """Append → position filled and stored, and (live) append → the order reaching the fake
+    Bybit; live runs against the fake's signed private REST and private stream."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         log_path = work / "signals_log.csv"
@@ -72,6 +76,7 @@ async def entry_latency(signals: int = 60, *, live: bool = False) -> list[float]
                 telegram_allowed_chat_ids="1",
                 bybit_rest_url=fake.url,
                 bybit_ws_public_url=fake.ws_public_url,
+                bybit_ws_private_url=fake.ws_private_url,
                 signals_path=log_path,
                 strategy_path=work / "strategy.json",
                 data_dir=work / "data",
@@ -89,20 +94,29 @@ async def entry_latency(signals: int = 60, *, live: bool = False) -> list[float]
             await runtime.engine.start_trading()
             symbols = ["SOLUSDT", "BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT"]
             latencies: list[float] = []
+            to_order: list[float] = []
+
+            def entries() -> int:
+                return sum(1 for r in fake.requests_to(CREATE) if "reduceOnly" not in r.body)
+
             try:
                 for i in range(signals):
                     symbol = symbols[i % len(symbols)]
                     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
                     row = f"{now},{symbol},,BUY,0.9,,,,,,,,,,,,15,,,bench-{i}\n"
+                    sent_before = entries()
                     started = time.perf_counter()
                     with log_path.open("a") as handle:
                         handle.write(row)
+                    if live:
+                        await fake.wait_until(lambda n=sent_before: entries() > n, timeout=10)
+                        to_order.append((time.perf_counter() - started) * 1000)
                     filled = await asyncio.wait_for(opened.get(), timeout=10)
                     latencies.append((filled - started) * 1000)
                     await runtime.engine.close(symbol)  # free the symbol for its next turn
             finally:
                 await runtime.stop()
-            return latencies
+            return latencies, to_order
 
 
 async def store_closed_trades(path: Path, count: int) -> None:
@@ -196,26 +210,28 @@ def replay_throughput(rounds: int = 20) -> tuple[float, int]:
     return rounds * len(records) / elapsed, result.signals
 
 
+def _figures(values: list[float], target: str) -> str:
+    return (
+        f"  p50 {percentile(values, 50):.1f} ms   p95 {percentile(values, 95):.1f} ms   "
+        f"max {max(values):.1f} ms   mean {statistics.fmean(values):.1f} ms   ({target})"
+    )
+
+
 def main() -> int:
-    latencies = asyncio.run(entry_latency())
-    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    latencies, _ = asyncio.run(entry_latency())
     print(
         f"paper engine, signal appended -> position filled and stored ({len(latencies)} signals):"
     )
+    print(_figures(latencies, "target p95 <= 50 ms"))
+    filled, ordered = asyncio.run(entry_latency(live=True))
     print(
-        f"  p50 {p50:.1f} ms   p95 {p95:.1f} ms   max {max(latencies):.1f} ms   "
-        f"mean {statistics.fmean(latencies):.1f} ms   (target p95 <= 50 ms)"
+        "live engine against the fake Bybit (signed REST, private stream, real pybit), "
+        f"{len(ordered)} signals:"
     )
-    live = asyncio.run(entry_latency(live=True))
-    l50, l95 = percentile(live, 50), percentile(live, 95)
-    print(
-        "live engine (fake Bybit private REST, signed), signal appended -> order filled "
-        f"and stored ({len(live)} signals):"
-    )
-    print(
-        f"  p50 {l50:.1f} ms   p95 {l95:.1f} ms   max {max(live):.1f} ms   "
-        f"mean {statistics.fmean(live):.1f} ms   (target p95 <= 50 ms)"
-    )
+    print("signal appended -> market order received by Bybit:")
+    print(_figures(ordered, "target p95 <= 50 ms"))
+    print("signal appended -> fill pushed on the private stream, position stored:")
+    print(_figures(filled, "target p95 <= 50 ms"))
     replies = asyncio.run(status_latency())
     s50, s95 = percentile(replies, 50), percentile(replies, 95)
     print(f"/status, update offered -> reply sent, 10,000 closed trades ({len(replies)} samples):")
@@ -225,7 +241,8 @@ def main() -> int:
     )
     rate, count = replay_throughput()
     print(f"replay: {rate:,.0f} signals/s (the {count}-row sample log, 20 rounds)")
-    return 0 if p95 <= 50 and l95 <= 50 and s95 <= 100 else 1
+    worst = max(percentile(v, 95) for v in (latencies, ordered, filled))
+    return 0 if worst <= 50 and s95 <= 100 else 1
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class VenuePosition:
     stop_loss: Decimal | None
     take_profit: Decimal | None
     opened_at: datetime | None
+    updated_at: datetime | None = None
 
 
 ExchangeEvent = PriceUpdated | PositionExited | StreamRestored

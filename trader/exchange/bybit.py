@@ -265,7 +265,7 @@ class BybitExchange:
         self._closing: set[str] = set()
         self._settling: set[str] = set()
         self._placing: set[str] = set()  # entries sent, fill not yet known
-        self._flat: dict[str, bool] = {}  # symbol → its last position push was flat
+        self._flat: dict[str, datetime] = {}  # symbol → time of its last push, if flat
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._leverage: dict[str, int] = {}
@@ -390,7 +390,8 @@ class BybitExchange:
         finally:
             self._placing.discard(order.symbol)
         self._held[order.symbol] = fill.at
-        if self._flat.get(order.symbol, False) and self.stream_healthy:
+        flat_at = self._flat.get(order.symbol)
+        if flat_at is not None and flat_at >= fill.at:
             self._spawn_settle(order.symbol)  # closed again while we waited for the fill
         return fill
 
@@ -563,7 +564,10 @@ class BybitExchange:
                 self._pushes.add_order(update)
         elif topic == "position":
             for position in parse_rows(rows, parse_position):
-                self._flat[position.symbol] = position.qty == 0
+                if position.qty > 0:
+                    self._flat.pop(position.symbol, None)
+                else:
+                    self._flat[position.symbol] = position.updated_at or self._clock.now()
                 if position.qty == 0 and self._exchange_made(position.symbol):
                     self._spawn_settle(position.symbol)
 

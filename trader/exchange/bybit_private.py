@@ -131,7 +131,7 @@ def parse_position(row: Mapping[str, Any]) -> VenuePosition:
     try:
         qty = decimal_field(row.get("size") or "0", "size")
         side_text = str(row.get("side") or "")
-        created = row.get("createdTime")
+        created, updated = row.get("createdTime"), row.get("updatedTime")
         return VenuePosition(
             symbol=str(row["symbol"]),
             side=Side(side_text) if qty > 0 and side_text in ("Buy", "Sell") else None,
@@ -142,6 +142,7 @@ def parse_position(row: Mapping[str, Any]) -> VenuePosition:
             stop_loss=_price_or_none(row.get("stopLoss"), "stopLoss"),
             take_profit=_price_or_none(row.get("takeProfit"), "takeProfit"),
             opened_at=_ms(created, "createdTime") if created else None,
+            updated_at=_ms(updated, "updatedTime") if updated else None,
         )
     except KeyError as exc:
         raise ExchangeError(f"Bybit sent a position without {exc!s:.40}") from None
