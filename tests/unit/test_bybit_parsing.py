@@ -1,0 +1,283 @@
+"""Bybit's private messages parsed into ours, the error taxonomy of pybit's failures, and the
+reconciliation diff: pure functions, no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pybit.exceptions import FailedRequestError, InvalidRequestError
+
+from trader import reconcile
+from trader.errors import (
+    ExchangeError,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
+    Retryable,
+)
+from trader.exchange import bybit_wire
+from trader.exchange.base import VenuePosition
+from trader.exchange.bybit_private import fill_from, parse_execution, parse_order, parse_position
+from trader.models import CloseReason, Fill, Position, Side
+from trader.pnl import close_trade
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def execution_row(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "category": "linear",
+        "symbol": "SOLUSDT",
+        "orderId": "o-1",
+        "orderLinkId": "sig-1",
+        "side": "Sell",
+        "execId": "e-1",
+        "execPrice": "192.88",
+        "execQty": "26.3",
+        "execFee": "2.78996560",
+        "execType": "Trade",
+        "execTime": str(int(T0.timestamp() * 1000)),
+        "closedSize": "26.3",
+        "stopOrderType": "TakeProfit",
+    }
+    return {**row, **overrides}
+
+
+def test_an_execution_keeps_bybits_exact_figures() -> None:
+    execution = parse_execution(execution_row())
+    assert execution is not None
+    assert (execution.price, execution.qty, execution.fee) == (
+        Decimal("192.88"),
+        Decimal("26.3"),
+        Decimal("2.78996560"),
+    )
+    assert execution.closed_size == Decimal("26.3")
+    assert execution.at == T0
+    assert execution.side is Side.SELL
+
+
+def test_a_funding_execution_is_not_a_trade() -> None:
+    assert parse_execution(execution_row(execType="Funding")) is None
+
+
+@pytest.mark.parametrize("bad", [1.5, "abc", "NaN", None])
+def test_a_malformed_number_is_refused_by_name(bad: object) -> None:
+    with pytest.raises(ExchangeError, match="execPrice"):
+        parse_execution(execution_row(execPrice=bad))
+
+
+def test_an_order_carries_its_closed_pnl_and_state() -> None:
+    order = parse_order(
+        {
+            "orderId": "o-1",
+            "orderLinkId": "",
+            "symbol": "SOLUSDT",
+            "orderStatus": "Filled",
+            "cumExecQty": "26.3",
+            "closedPnl": "69.93853440",
+            "rejectReason": "EC_NoError",
+        }
+    )
+    assert order.terminal
+    assert order.closed_pnl == Decimal("69.93853440")
+    assert not parse_order({**_order(), "orderStatus": "Untriggered"}).terminal
+    assert parse_order({**_order(), "closedPnl": ""}).closed_pnl is None
+
+
+def _order() -> dict[str, Any]:
+    return {"orderId": "o", "symbol": "SOLUSDT", "orderStatus": "New", "cumExecQty": "0"}
+
+
+def test_a_flat_position_has_no_side_and_no_protection() -> None:
+    flat = parse_position(
+        {
+            "symbol": "SOLUSDT",
+            "side": "",
+            "size": "0",
+            "avgPrice": "0",
+            "stopLoss": "",
+            "takeProfit": "0",
+        }
+    )
+    assert (flat.side, flat.qty, flat.stop_loss, flat.take_profit) == (None, 0, None, None)
+
+
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.decimals("0.1", "100", places=1),
+            st.decimals("1", "1000", places=2),
+            st.decimals("0", "1", places=8),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_fill_sums_quantities_and_fees_and_weights_the_price(
+    parts: list[tuple[Decimal, Decimal, Decimal]],
+) -> None:
+    executions = []
+    for i, (qty, price, fee) in enumerate(parts):
+        parsed = parse_execution(
+            execution_row(execId=f"e{i}", execQty=str(qty), execPrice=str(price), execFee=str(fee))
+        )
+        assert parsed is not None
+        executions.append(parsed)
+    fill = fill_from(executions, "sig-1")
+    assert fill is not None
+    assert fill.qty == sum(q for q, _, _ in parts)
+    assert fill.fee == sum(f for _, _, f in parts)
+    # The average is a division: exact to Decimal's 28 digits.
+    assert abs(fill.price * fill.qty - sum(q * p for q, p, _ in parts)) < Decimal("1e-20")
+    assert min(p for _, p, _ in parts) <= fill.price <= max(p for _, p, _ in parts)
+
+
+def test_the_venues_closed_pnl_is_the_trades_net_pnl() -> None:
+    position = _position()
+    exit_fill = Fill(
+        "ex", "SOLUSDT", Side.SELL, Decimal("26.3"), Decimal("192.88"), Decimal("2.79"), T0
+    )
+    computed = close_trade(position, exit_fill, CloseReason.TAKE_PROFIT)
+    assert computed.net_pnl == computed.gross_pnl - computed.fees
+    told = close_trade(
+        position,
+        Fill(
+            "ex",
+            "SOLUSDT",
+            Side.SELL,
+            Decimal("26.3"),
+            Decimal("192.88"),
+            Decimal("2.79"),
+            T0,
+            closed_pnl=Decimal("69.90"),
+        ),
+        CloseReason.TAKE_PROFIT,
+    )
+    assert told.net_pnl == Decimal("69.90")
+    assert told.gross_pnl == computed.gross_pnl
+
+
+def _position(symbol: str = "SOLUSDT", side: Side = Side.BUY, qty: str = "26.3") -> Position:
+    return Position(
+        signal_id=f"s-{symbol}",
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        entry_price=Decimal("190.01"),
+        leverage=50,
+        margin=Decimal("99.95"),
+        stop_loss=Decimal("188.49"),
+        take_profit=Decimal("192.86"),
+        entry_fee=Decimal("2.75"),
+        opened_at=T0,
+        expires_at=T0,
+    )
+
+
+def _venue(symbol: str, side: Side | None = Side.BUY, qty: str = "26.3") -> VenuePosition:
+    return VenuePosition(symbol, side, Decimal(qty), Decimal("190.01"), Decimal(50), None, None, T0)
+
+
+def test_the_diff_names_vanished_unknown_and_mismatched_positions_and_skips_busy_ones() -> None:
+    recorded = {s: _position(s) for s in ("SOLUSDT", "BTCUSDT", "ETHUSDT", "XRPUSDT")}
+    venue = {
+        "SOLUSDT": _venue("SOLUSDT"),  # agrees
+        "ETHUSDT": _venue("ETHUSDT", qty="10"),  # resized by hand
+        "DOGEUSDT": _venue("DOGEUSDT"),  # unknown
+        "ADAUSDT": _venue("ADAUSDT"),  # unknown, but an order is in flight for it
+    }
+    found = reconcile.diff(recorded, venue, busy={"XRPUSDT", "ADAUSDT"})
+    assert [p.symbol for p in found.vanished] == ["BTCUSDT"]
+    assert [v.symbol for v in found.unknown] == ["DOGEUSDT"]
+    assert [(p.symbol, v.qty) for p, v in found.mismatched] == [("ETHUSDT", Decimal(10))]
+
+
+def test_an_adopted_position_has_no_ttl_and_says_when_it_has_no_stop() -> None:
+    adopted = reconcile.adopted(_venue("BTCUSDT", Side.SELL, "0.01"), T0)
+    assert adopted.expires_at == reconcile.NO_EXPIRY
+    assert adopted.stop_loss == 0
+    assert "NO stop-loss" in reconcile.said_adopted(adopted)
+
+
+# --- pybit's failures → our taxonomy ------------------------------------------------------------
+
+
+def _invalid(code: int, headers: dict[str, str] | None = None) -> InvalidRequestError:
+    return InvalidRequestError(
+        request="POST /v5/order/create: {secret stuff}",
+        message="refused",
+        status_code=code,
+        time="00:00:00",
+        resp_headers=headers or {},
+    )
+
+
+def _failed(status: int) -> FailedRequestError:
+    return FailedRequestError(
+        request="GET /x: {}", message="bad gateway", status_code=status, time="0", resp_headers={}
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "order", "expected"),
+    [
+        (_invalid(10001), True, OrderRejected),
+        (_invalid(110007), True, OrderRejected),
+        (_invalid(10001), False, ExchangeError),
+        (_invalid(10006), True, RateLimited),
+        (_invalid(10002), True, Retryable),
+        (_invalid(10016), False, Retryable),
+        (_failed(403), False, RateLimited),
+        (_failed(502), False, Retryable),
+        (_failed(502), True, OutcomeUnknown),
+        (_failed(404), False, ExchangeError),
+        (TimeoutError(), True, OutcomeUnknown),
+        (ConnectionRefusedError(), False, Retryable),
+    ],
+)
+async def test_each_failure_lands_in_its_class(
+    error: Exception, order: bool, expected: type[ExchangeError]
+) -> None:
+    def call() -> None:
+        raise error
+
+    # One attempt's classification; the retries around it are tested below.
+    with pytest.raises(ExchangeError) as caught:
+        await bybit_wire._call_once("order", call, order, {})
+    assert type(caught.value) is expected
+    assert "secret" not in str(caught.value)  # pybit's request line never leaks
+
+
+async def test_retryable_answers_are_retried_and_an_unknown_outcome_never_is() -> None:
+    answers: list[Exception | None] = [_invalid(10016), _failed(503), None]
+
+    def flaky() -> str:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        return "ok"
+
+    assert await bybit_wire.call_pybit("wallet", flaky) == "ok"
+    assert answers == []
+
+    sent = 0
+
+    def times_out() -> None:
+        nonlocal sent
+        sent += 1
+        raise TimeoutError
+
+    with pytest.raises(OutcomeUnknown):
+        await bybit_wire.call_pybit("order", times_out, order=True)
+    assert sent == 1
+
+
+def test_a_rate_limit_waits_for_bybits_reset() -> None:
+    error = RateLimited("slow down", code=10006, retry_after=3.0)
+    assert error.retry_after == 3.0
+    assert isinstance(error, Retryable)
