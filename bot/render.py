@@ -50,6 +50,7 @@ REASON_TEXT = {
     CloseReason.MANUAL: "closed by command",
     CloseReason.DAILY_LOSS: "daily loss limit",
     CloseReason.EXTERNAL: "closed on the exchange",
+    CloseReason.LIQUIDATION: "liquidated by the exchange",
 }
 
 LIMIT_UNITS = {"daily_loss": " USDT", "position_size": " USDT", "leverage": "x"}

@@ -133,6 +133,9 @@ class Engine:
         self._stopping = False
         self._reconciling = asyncio.Lock()
         self._recheck_orders = False  # an order's outcome is unknown: reconcile once free
+        # Symbol → orderLinkId of an entry whose outcome is unknown: the symbol stays taken
+        # (and counts against max_positions) until reconciliation says what became of it.
+        self._unresolved: dict[str, str] = {}
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
 
     # --- life cycle ----------------------------------------------------------------------
@@ -247,8 +250,9 @@ class Engine:
         return decision
 
     def _held_symbols(self) -> set[str]:
-        """Symbols with a position, or an entry in flight: one per symbol (one-way mode)."""
-        return self._positions.keys() | self._in_flight.keys()
+        """Symbols with a position, an entry in flight, or an entry whose outcome is not known
+        yet: one per symbol (one-way mode)."""
+        return self._positions.keys() | self._in_flight.keys() | self._unresolved.keys()
 
     async def set_confirm_mode(self, enabled: bool) -> None:
         await self.confirmations.set_enabled(enabled)
@@ -257,7 +261,7 @@ class Engine:
         """Risk now; ``own_slot``: for an entry in flight, whose own slot is not counted."""
         return RiskState(
             trading_enabled=self.trading_enabled,
-            open_positions=len(self._positions) + len(self._in_flight) - int(own_slot),
+            open_positions=len(self._held_symbols()) - int(own_slot),
             daily_net_pnl=self._day_pnl,
         )
 
@@ -384,6 +388,7 @@ class Engine:
         await self.repo.set_outcome(signal.id, f"failed:{reason}", now)
         await self._publish(OrderFailed(signal.id, signal.symbol, reason, now))
         if status is OrderStatus.UNKNOWN:  # it may fill yet: reconciling will find it
+            self._unresolved[signal.symbol] = link_id
             self._recheck_orders = True
 
     async def _skip(self, signal: Signal, outcome: str) -> None:
@@ -432,6 +437,9 @@ class Engine:
             if position is None:
                 log.warning("exchange closed %s, which the engine does not hold", event.symbol)
                 return
+            if event.fill.at < position.opened_at:
+                log.warning("ignoring a close of %s older than its position", event.symbol)
+                return
             await self._record_close(position, event.fill, event.reason)
 
     async def _close_symbol(self, symbol: str, reason: CloseReason) -> ClosedTrade | None:
@@ -450,16 +458,13 @@ class Engine:
                 except NoPosition as exc:
                     # An SL/TP trigger got there first; its close is recorded once we let go.
                     log.info("%s was already closed on the venue", symbol)
-                    await self.repo.update_order(
-                        order.link_id, OrderStatus.REJECTED, error=str(exc)
-                    )
+                    await self._order_done(order.link_id, OrderStatus.REJECTED, str(exc))
                     return None
                 except ExchangeError as exc:
                     self._retry_close_at[symbol] = self.clock.now() + CLOSE_RETRY_DELAY
                     reason_text = _short(str(exc))
-                    await self.repo.update_order(
-                        order.link_id, _order_status(exc), error=reason_text
-                    )
+                    await self._order_done(order.link_id, _order_status(exc), reason_text)
+                    self._recheck_orders |= isinstance(exc, OutcomeUnknown)
                     log.error("closing %s failed: %s", symbol, reason_text)
                     await self._publish(
                         OrderFailed(position.signal_id, symbol, reason_text, self.clock.now())
@@ -469,6 +474,9 @@ class Engine:
                 return await self._record_close(position, fill, reason)
         finally:
             self._closing.discard(symbol)
+            if self._recheck_orders:
+                self._recheck_orders = False
+                self._spawn(self.reconcile("a close without an answer"), "reconcile")
 
     async def _exit_order(self, position: Position, reason: CloseReason) -> ExitOrder:
         """The closing order of ``position``, recorded before it is sent. Each attempt has
@@ -576,11 +584,19 @@ class Engine:
                 if startup:  # looked up at the next reconciliation instead
                     for order in await self.repo.orders_with_status(OrderStatus.PENDING):
                         await self.repo.update_order(order.link_id, OrderStatus.UNKNOWN)
+                        if not order.reduce_only:
+                            self._unresolved.setdefault(order.symbol, order.link_id)
                 finding = f"could not ask Bybit ({_short(str(exc), 120)}); will try again"
                 await self._publish(Reconciled(trigger, (finding,), self.clock.now()))
                 return [finding]
             findings = await self._resolve_orders(venue, startup=startup)
-            found = reconcile.diff(self._positions, venue, self._busy())
+            found = reconcile.Diff()
+            try:  # again: the lookups took time, and closes may have happened meanwhile
+                venue = {p.symbol: p for p in await self.exchange.positions()}
+                found = reconcile.diff(self._positions, venue, self._busy())
+            except ExchangeError as exc:
+                log.error("reconciling (%s) failed: %s", trigger, exc)
+                findings.append(f"could not ask Bybit ({_short(str(exc), 120)}); will try again")
             for position in found.vanished:
                 findings.append(await self._settle_vanished(position))
             for venue_position in found.unknown:
@@ -610,27 +626,42 @@ class Engine:
             if order.symbol in self._busy():
                 continue
             try:
-                fill = await self.exchange.find_order(order.link_id)
-            except ExchangeError as exc:
+                findings.append(await self._resolve_order(order, venue))
+            except Exception as exc:  # one order must not stop the others being checked
+                log.exception("resolving order %s failed", order.link_id)
                 await self.repo.update_order(order.link_id, OrderStatus.UNKNOWN, error=str(exc))
                 findings.append(reconcile.said_unchecked(order.symbol, order.link_id, str(exc)))
-                continue
-            if fill is None:
-                await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
-                if self.exchange.mode == "live":
-                    findings.append(reconcile.said_never_placed(order.symbol, order.link_id))
-                continue
-            if order.reduce_only:  # an exit that went through: the position diff closes it
-                await self.repo.update_order(order.link_id, OrderStatus.FILLED)
-                continue
-            findings.append(await self._recover_entry(order.signal_id, fill, venue))
+        for order in await self.repo.orders_with_status(OrderStatus.UNKNOWN):
+            if not order.reduce_only:  # still unknown: its symbol stays taken
+                self._unresolved.setdefault(order.symbol, order.link_id)
         return findings
+
+    async def _resolve_order(self, order: OrderRecord, venue: dict[str, VenuePosition]) -> str:
+        fill = await self.exchange.find_order(order.link_id)
+        if self._unresolved.get(order.symbol) == order.link_id:
+            del self._unresolved[order.symbol]
+        if fill is None:
+            await self.repo.update_order(order.link_id, OrderStatus.FAILED, error="interrupted")
+            if self.exchange.mode == "live":
+                return reconcile.said_never_placed(order.symbol, order.link_id)
+            return ""
+        if order.reduce_only:  # an exit that went through: the position diff closes it
+            await self.repo.update_order(order.link_id, OrderStatus.FILLED)
+            return ""
+        return await self._recover_entry(order.signal_id, fill, venue)
 
     async def _recover_entry(
         self, signal_id: str, fill: Fill, venue: dict[str, VenuePosition]
     ) -> str:
         """An entry the venue filled while the bot lost track of it: recorded now."""
         async with self._lock(fill.symbol):
+            held = self._positions.get(fill.symbol)
+            if held is not None:  # adopted meanwhile as an unknown position: keep that one
+                await self.repo.update_order(fill.link_id, OrderStatus.FILLED)
+                return (
+                    f"{fill.symbol}: entry {fill.link_id} was filled on Bybit; the position "
+                    f"is already tracked (as {held.signal_id})"
+                )
             signal = await self.repo.load_signal(signal_id)
             instrument = await self.exchange.instrument(fill.symbol)
             position = reconcile.recovered_entry(
@@ -667,6 +698,11 @@ class Engine:
         """A venue position the bot never recorded: taken over so that it is tracked."""
         async with self._lock(found.symbol):
             if found.symbol in self._positions or found.side is None:
+                return ""
+            # Asked again under the lock: a close recorded since the snapshot must not come
+            # back as an "unknown" position.
+            now_there = {p.symbol for p in await self.exchange.positions()}
+            if found.symbol not in now_there or found.symbol in self._busy():
                 return ""
             stored = await self.repo.add_position(reconcile.adopted(found, self.clock.now()))
             self._positions[stored.symbol] = stored

@@ -41,6 +41,7 @@ class CloseReason(StrEnum):
     MANUAL = "manual"
     DAILY_LOSS = "daily_loss"
     EXTERNAL = "external"  # closed outside the bot (by hand on the exchange)
+    LIQUIDATION = "liquidation"  # the exchange liquidated it
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,9 @@ def entry_link_id(signal_id: str) -> str:
 
 
 def exit_link_id(signal_id: str, attempt: int = 0) -> str:
-    """``orderLinkId`` of the closing order of a signal's position (attempt n for retries)."""
-    suffix = f"-{attempt}" if attempt else ""
-    return f"ex-{_digest(signal_id)}{suffix}"[:MAX_LINK_ID]
+    """``orderLinkId`` of the closing order of a signal's position (attempt n for retries:
+    Bybit refuses a link id it has seen, so each attempt has its own)."""
+    if not attempt:
+        return f"ex-{_digest(signal_id)}"
+    suffix = f"-{attempt}"
+    return f"ex-{_digest(signal_id)[: MAX_LINK_ID - 3 - len(suffix)]}{suffix}"

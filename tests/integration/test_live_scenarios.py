@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pybit.unified_trading import HTTP
@@ -289,25 +290,7 @@ async def test_a_fill_during_a_stream_gap_is_recovered_by_reconciliation(
 ) -> None:
     """No REST polling here (an hour apart): only the reconciliation after the reconnect
     can find the TP that hit while the stream was down."""
-    repo = await SqliteRepositories.open(workdir / "gap.db")
-    market = BybitMarketData(live_bybit.url, live_bybit.ws_public_url)
-    exchange = BybitExchange(
-        market,
-        rest_url=live_bybit.url,
-        ws_private_url=live_bybit.ws_private_url,
-        api_key=KEY,
-        api_secret=SECRET,
-        clock=clock,
-        poll_interval=3600,
-    )
-    engine = Engine(
-        strategy=load_strategy(workdir / "strategy.json"),
-        exchange=exchange,
-        repo=repo,
-        clock=clock,
-    )
-    events = Events()
-    engine.bus.subscribe(events)
+    engine, exchange, repo, events = await _engine(workdir, live_bybit, clock, poll_interval=3600)
     await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
     await engine.start()
     try:
@@ -409,7 +392,88 @@ async def test_retryable_answers_are_retried_with_back_off(
     assert len(live_bybit.requests_to(path)) - before == times + 1
 
 
+async def test_an_order_with_a_server_error_is_looked_up_not_resent(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """10016 on an order proves nothing either way: it is looked up by orderLinkId, not sent
+    again; not found, the signal fails and reconciliation confirms nothing was traded."""
+    runtime, events = await start_live()
+    await runtime.engine.start_trading()
+    live_bybit.fail_next(CREATE, ret_code=10016, ret_msg="server error")
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="s5")
+    failed = await events.next(OrderFailed)
+    assert isinstance(failed, OrderFailed)
+    report = await events.next(Reconciled)
+    assert isinstance(report, Reconciled)
+    assert "is not on Bybit; nothing was traded" in report.findings[0]
+    assert len(live_bybit.requests_to(CREATE)) == 1
+    stored = await runtime.repo.get_order(entry_link_id("s5"))
+    assert stored is not None
+    assert stored.status is OrderStatus.FAILED
+
+
+async def test_an_accepted_order_whose_lookup_failed_is_recovered_and_holds_its_symbol(
+    workdir: Path, live_bybit: FakeBybit, clock: ManualClock
+) -> None:
+    """No answer to the order, and the lookup fails too: the outcome is unknown. The symbol
+    stays taken (a second signal for it is not traded) until reconciliation finds the fill."""
+    engine, _, repo, events = await _engine(workdir, live_bybit, clock, timeout=1)
+    await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    await engine.start()
+    try:
+        await engine.start_trading()
+        live_bybit.accept_then_timeout(CREATE, delay=2.5)
+        live_bybit.fail_next("/v5/order/realtime", http_status=404, ret_msg="fake: lost")
+        signal = Signal("lost-1", clock.now(), "SOLUSDT", "BUY", Decimal("0.8"), ttl_minutes=15)
+        await engine.handle_record(signal)
+        failed = await events.next(OrderFailed)
+        assert isinstance(failed, OrderFailed)
+        await engine.handle_record(
+            Signal("again-1", clock.now(), "SOLUSDT", "BUY", Decimal("0.8"), ttl_minutes=15)
+        )
+        again = await repo.get_signal("again-1")
+        assert again is not None
+        assert again.outcome == "filtered:already_open"
+        opened = await events.next(PositionOpened)
+        assert isinstance(opened, PositionOpened)
+        assert opened.position.signal_id == "lost-1"
+        report = await events.next(Reconciled)
+        assert isinstance(report, Reconciled)
+        assert "its entry was filled" in report.findings[0]
+        assert len(live_bybit.requests_to(CREATE)) == 1
+    finally:
+        await engine.stop()
+        await repo.close()
+
+
 # --- helpers -------------------------------------------------------------------------------------
+
+
+async def _engine(
+    workdir: Path, fake: FakeBybit, clock: ManualClock, **options: Any
+) -> tuple[Engine, BybitExchange, SqliteRepositories, Events]:
+    """An engine over the live adapter built by hand, for adapter options ``build_runtime``
+    does not expose (a short HTTP timeout, no REST polling)."""
+    repo = await SqliteRepositories.open(workdir / "engine.db")
+    market = BybitMarketData(fake.url, fake.ws_public_url)
+    exchange = BybitExchange(
+        market,
+        rest_url=fake.url,
+        ws_private_url=fake.ws_private_url,
+        api_key=KEY,
+        api_secret=SECRET,
+        clock=clock,
+        **options,
+    )
+    engine = Engine(
+        strategy=load_strategy(workdir / "strategy.json"),
+        exchange=exchange,
+        repo=repo,
+        clock=clock,
+    )
+    events = Events()
+    engine.bus.subscribe(events)
+    return engine, exchange, repo, events
 
 
 async def _record_pending_entry(

@@ -22,8 +22,10 @@ from trader.errors import (
 )
 from trader.exchange import bybit_wire
 from trader.exchange.base import VenuePosition
+from trader.exchange.bybit import _reason
 from trader.exchange.bybit_private import fill_from, parse_execution, parse_order, parse_position
 from trader.models import CloseReason, Fill, Position, Side
+from trader.orders import MAX_LINK_ID, exit_link_id
 from trader.pnl import close_trade
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -281,3 +283,21 @@ def test_a_rate_limit_waits_for_bybits_reset() -> None:
     error = RateLimited("slow down", code=10006, retry_after=3.0)
     assert error.retry_after == 3.0
     assert isinstance(error, Retryable)
+
+
+def test_a_liquidation_is_a_close_with_its_own_reason() -> None:
+    liquidation = parse_execution(execution_row(execType="BustTrade", stopOrderType=""))
+    assert liquidation is not None
+    assert _reason(liquidation) is CloseReason.LIQUIDATION
+    take_profit = parse_execution(execution_row())
+    assert take_profit is not None
+    assert _reason(take_profit) is CloseReason.TAKE_PROFIT
+    assert parse_execution(execution_row(category="spot")) is None
+
+
+@given(attempt=st.integers(0, 10**6))
+def test_every_exit_attempt_has_its_own_link_id_within_bybits_limit(attempt: int) -> None:
+    link = exit_link_id("signal-1", attempt)
+    assert len(link) <= MAX_LINK_ID
+    assert link != exit_link_id("signal-1", attempt + 1)
+    assert link.replace("-", "").isalnum()

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -67,10 +67,12 @@ SETTLE_COIN = "USDT"
 LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
+DUPLICATE_LINK_ID = 110072  # an order with this orderLinkId exists: a send that got through
 TRANSFER_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
 STOP_REASONS = {"StopLoss": CloseReason.STOP_LOSS, "TakeProfit": CloseReason.TAKE_PROFIT}
 KEPT_ORDERS = 500  # orders whose pushes are kept, newest last
 STREAM_GRACE = 1.0  # seconds to wait for pushes before asking REST
+REST_POLL = 0.25  # seconds between REST reads of an order's fill
 
 
 # --- Bybit's shapes → ours ---------------------------------------------------------------------
@@ -151,6 +153,12 @@ class _Pushes:
         self._changed = asyncio.Event()
 
     def add_order(self, update: OrderUpdate) -> None:
+        known = self.orders.get(update.order_id)
+        if known is not None and known.terminal:
+            if not update.terminal:
+                return  # an older snapshot (REST) arriving after the final push
+            if update.closed_pnl is None and known.closed_pnl is not None:
+                update = replace(update, closed_pnl=known.closed_pnl)
         self.orders[update.order_id] = update
         self.orders.move_to_end(update.order_id)
         if update.link_id:
@@ -204,12 +212,15 @@ class _Pushes:
             fill = self.fill_of(order_id)
             if fill is None:
                 return None
-            return fill, _reason(executions[0].stop_order_type)
+            return fill, _reason(closing[0])
         return None
 
 
-def _reason(stop_order_type: str) -> CloseReason:
-    return STOP_REASONS.get(stop_order_type, CloseReason.EXTERNAL)
+def _reason(execution: Execution) -> CloseReason:
+    """Why an execution closed a position: its SL, its TP, a liquidation, or else by hand."""
+    if execution.kind == "BustTrade":
+        return CloseReason.LIQUIDATION
+    return STOP_REASONS.get(execution.stop_order_type, CloseReason.EXTERNAL)
 
 
 # --- the adapter -------------------------------------------------------------------------------
@@ -282,12 +293,12 @@ class BybitExchange:
         self._poller = asyncio.create_task(self._poll_exits(), name="bybit-exit-poller")
 
     async def stop(self) -> None:
+        if self._stream is not None:  # first: no push may start new work after this
+            await self._stream.stop()
         tasks = [t for t in (self._poller, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._stream is not None:
-            await self._stream.stop()
         await self._market.stop()
         await asyncio.to_thread(self._http.client.close)
 
@@ -386,7 +397,7 @@ class BybitExchange:
         self._placing.add(order.symbol)
         try:
             await self._place(params, order.link_id)
-            fill = await self._await_fill(order.link_id, order.symbol)
+            fill = await self._sent_order_fill(order.link_id, order.symbol)
         finally:
             self._placing.discard(order.symbol)
         self._held[order.symbol] = fill.at
@@ -416,29 +427,62 @@ class BybitExchange:
                     self._spawn_settle(order.symbol)
                     raise NoPosition(str(exc), code=exc.code) from None
                 raise
-            fill = await self._await_fill(order.link_id, order.symbol)
+            try:
+                fill = await self._sent_order_fill(order.link_id, order.symbol)
+            except ExchangeError:
+                if self._flat_since_held(order.symbol):
+                    self._spawn_settle(order.symbol)  # flat after all: settle from Bybit
+                raise
             self._held.pop(order.symbol, None)
             return fill
         finally:
             self._closing.discard(order.symbol)
+
+    def _flat_since_held(self, symbol: str) -> bool:
+        flat_at, since = self._flat.get(symbol), self._held.get(symbol)
+        return flat_at is not None and since is not None and flat_at >= since
+
+    async def _sent_order_fill(self, link_id: str, symbol: str) -> Fill:
+        """The fill of an order Bybit accepted. From here on any failure but a refusal means
+        the outcome is unknown: the order may have filled, so it must be looked up, never
+        taken as not placed."""
+        try:
+            return await self._await_fill(link_id, symbol)
+        except (OrderRejected, OutcomeUnknown):
+            raise
+        except ExchangeError as exc:
+            raise OutcomeUnknown(f"order {link_id} for {symbol} was sent; {exc}") from None
 
     async def _place(self, params: dict[str, Any], link_id: str) -> None:
         """Send an order once. After no answer it is looked up by ``orderLinkId``: found
         means accepted, and it is never sent again."""
         try:
             await call_pybit("order", self._http.place_order, order=True, **params)
-        except OutcomeUnknown:
-            log.warning("no answer to order %s; looking it up by orderLinkId", link_id)
-            if await self._order_row(link_id) is None:
+        except (OutcomeUnknown, OrderRejected) as exc:
+            if isinstance(exc, OrderRejected) and exc.code != DUPLICATE_LINK_ID:
                 raise
+            # No answer, or "duplicate orderLinkId" (an earlier try got through after all).
+            log.warning("order %s: %s; looking it up by orderLinkId", link_id, exc)
+            try:
+                found = await self._order_row(link_id)
+            except ExchangeError as lookup:
+                raise OutcomeUnknown(f"{exc}; the lookup failed too: {lookup}") from None
+            if found is None:
+                raise OutcomeUnknown(str(exc), code=exc.code) from None
             log.info("order %s was accepted after all", link_id)
 
     async def _order_row(self, link_id: str) -> OrderUpdate | None:
-        response = await call_pybit(
-            "order lookup", self._http.get_open_orders, category=CATEGORY, orderLinkId=link_id
-        )
-        orders = parse_rows(_rows(response), parse_order)
-        return orders[0] if orders else None
+        """The order by ``orderLinkId``: recent ones, then the order history (Bybit's
+        realtime list can lose closed orders after a restart of its own)."""
+        for what, call in (
+            ("order lookup", self._http.get_open_orders),
+            ("order history", self._http.get_order_history),
+        ):
+            response = await call_pybit(what, call, category=CATEGORY, orderLinkId=link_id)
+            orders = parse_rows(_rows(response), parse_order)
+            if orders:
+                return orders[0]  # type: ignore[no-any-return]
+        return None
 
     async def _await_fill(self, link_id: str, symbol: str) -> Fill:
         """The order's whole fill: from the stream's pushes, or read back by REST when they
@@ -450,12 +494,17 @@ class BybitExchange:
             order_id = self._pushes.by_link.get(link_id)
             fill = self._pushes.fill_of(order_id) if order_id else None
             if fill is None and loop.time() >= rest_after:
-                fill = await self._rest_fill(link_id)
+                try:
+                    fill = await self._rest_fill(link_id)
+                except OrderRejected:
+                    raise
+                except ExchangeError as exc:  # keep trying until the deadline
+                    log.warning("reading the fill of %s failed: %s", link_id, exc)
             if fill is not None:
                 return fill
             if loop.time() >= deadline:
                 raise OutcomeUnknown(f"order {link_id} for {symbol} shows no fill yet")
-            await self._pushes.changed(0.1 if loop.time() >= rest_after else STREAM_GRACE)
+            await self._pushes.changed(REST_POLL if loop.time() >= rest_after else STREAM_GRACE)
 
     async def _rest_fill(self, link_id: str) -> Fill | None:
         """The order and its executions by REST, fed through the same bookkeeping."""
@@ -515,9 +564,13 @@ class BybitExchange:
 
     async def find_order(self, link_id: str) -> Fill | None:
         try:
-            return await self._rest_fill(link_id)
+            fill = await self._rest_fill(link_id)
         except OrderRejected:
             return None  # it ended with nothing filled
+        if fill is None and link_id in self._pushes.by_link:
+            # Bybit has the order but it has not finished: not "never placed".
+            raise ExchangeError(f"order {link_id} has not finished on Bybit yet")
+        return fill
 
     async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
         response = await call_pybit(
@@ -550,7 +603,7 @@ class BybitExchange:
         fill = self._pushes.fill_of(update.order_id)
         if fill is None:
             return None
-        return fill, _reason(newest.stop_order_type)
+        return fill, _reason(newest)
 
     # --- what the stream pushes --------------------------------------------------------------
 
@@ -611,8 +664,10 @@ class BybitExchange:
             self._settling.discard(symbol)
 
     def _report_exit(self, symbol: str, fill: Fill, reason: CloseReason) -> None:
-        if self._held.pop(symbol, None) is None:
-            return  # reported already
+        since = self._held.get(symbol)
+        if since is None or fill.at < since:
+            return  # reported already, or the close of an earlier position
+        del self._held[symbol]
         if self._listener is not None:
             self._listener(PositionExited(symbol, fill, reason))
 

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 TOPICS = ("execution", "order", "position")
 # An order in one of these states changes no more.
 TERMINAL = frozenset({"Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled", "Deactivated"})
+# Executions that move a position: an order's trade, a liquidation, an auto-deleveraging, a
+# delivery. Funding and settlement move money only.
+TRADE_KINDS = frozenset({"Trade", "BustTrade", "AdlTrade", "Delivery", "BlockTrade"})
+CATEGORY = "linear"  # the private topics also carry spot and option data: not ours
 MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
 AUTH_TIMEOUT = 5.0  # seconds a new connection has to be logged in
 
@@ -51,6 +55,7 @@ class Execution:
     closed_size: Decimal  # > 0: it reduced a position
     stop_order_type: str  # "TakeProfit", "StopLoss", "" ...
     at: datetime
+    kind: str = "Trade"  # Bybit's execType: "BustTrade" is a liquidation
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +94,15 @@ def _price_or_none(value: Any, name: str) -> Decimal | None:
     return price if price is not None and price > 0 else None
 
 
+def _ours(row: Mapping[str, Any]) -> bool:
+    """A linear row (REST rows, asked for by category, may not say it)."""
+    return str(row.get("category") or CATEGORY) == CATEGORY
+
+
 def parse_execution(row: Mapping[str, Any]) -> Execution | None:
-    """An execution, or None for one that is not a trade (funding, ADL, ...)."""
-    if row.get("execType", "Trade") != "Trade":
+    """An execution that traded a linear position, or None (funding, spot, ...)."""
+    kind = str(row.get("execType") or "Trade")
+    if kind not in TRADE_KINDS or not _ours(row):
         return None
     try:
         return Execution(
@@ -106,12 +117,15 @@ def parse_execution(row: Mapping[str, Any]) -> Execution | None:
             closed_size=_optional_decimal(row.get("closedSize"), "closedSize") or Decimal(0),
             stop_order_type=str(row.get("stopOrderType") or ""),
             at=_ms(row["execTime"], "execTime"),
+            kind=kind,
         )
     except (KeyError, ValueError) as exc:
         raise ExchangeError(f"Bybit sent an execution without a valid {exc!s:.40}") from None
 
 
-def parse_order(row: Mapping[str, Any]) -> OrderUpdate:
+def parse_order(row: Mapping[str, Any]) -> OrderUpdate | None:
+    if not _ours(row):
+        return None
     try:
         return OrderUpdate(
             order_id=str(row["orderId"]),
@@ -126,8 +140,10 @@ def parse_order(row: Mapping[str, Any]) -> OrderUpdate:
         raise ExchangeError(f"Bybit sent an order without {exc!s:.40}") from None
 
 
-def parse_position(row: Mapping[str, Any]) -> VenuePosition:
+def parse_position(row: Mapping[str, Any]) -> VenuePosition | None:
     """A ``position`` push or ``/v5/position/list`` row; size 0 means flat."""
+    if not _ours(row):
+        return None
     try:
         qty = decimal_field(row.get("size") or "0", "size")
         side_text = str(row.get("side") or "")

@@ -39,9 +39,12 @@ from trader.errors import (
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_CODES = frozenset({10006, 10018})  # Bybit: too many visits / IP rate limit
-# Refused before anything happened: 10000 server timeout, 10002 request time outside the
-# recv_window (the retry is signed afresh), 10016 server error.
+# Refused before anything happened: 10002 request time outside the recv_window (the retry is
+# signed afresh). 10000 server timeout and 10016 server error also: for a read; for an order
+# they prove nothing either way, so its outcome is unknown.
 RETRYABLE_CODES = frozenset({10000, 10002, 10016})
+ORDER_UNKNOWN_CODES = frozenset({10000, 10016})
+MAX_RATE_LIMIT_WAIT = 10.0  # seconds; an order priced for now is not sent much later
 NO_PYBIT_RETRIES = frozenset({-1})  # pybit retries the codes in this set; Bybit sends no -1
 ATTEMPTS = 4
 DETAIL_CHARS = 200  # cap on venue text quoted in our errors
@@ -116,7 +119,7 @@ def _wait(state: RetryCallState) -> float:
     outcome = state.outcome
     error = outcome.exception() if outcome is not None else None
     if isinstance(error, RateLimited) and error.retry_after is not None:
-        delay = max(delay, error.retry_after)
+        delay = max(delay, min(error.retry_after, MAX_RATE_LIMIT_WAIT))
     return delay
 
 
@@ -138,6 +141,8 @@ async def _call_once(
         message = f"Bybit refused the {what}: {detail} (retCode {code})"
         if code in RATE_LIMIT_CODES:
             raise RateLimited(message, code=code, retry_after=_reset_in(exc.resp_headers)) from None
+        if order and code in ORDER_UNKNOWN_CODES:
+            raise OutcomeUnknown(message, code=code) from None
         if code in RETRYABLE_CODES:
             raise Retryable(message, code=code) from None
         raise (OrderRejected if order else ExchangeError)(message, code=code) from None
@@ -146,7 +151,7 @@ async def _call_once(
         message = f"Bybit {what} failed: {str(exc.message)[:DETAIL_CHARS]} (HTTP {status})"
         if status == 403:  # Bybit's answer to too many requests from one IP
             raise RateLimited(message, code=None) from None
-        if status >= 500:
+        if status >= 500 or (order and status == 409):  # 409: pybit's unreadable answer
             # A gateway error after sending an order says nothing of whether it was placed.
             raise (OutcomeUnknown if order else Retryable)(message) from None
         raise ExchangeError(message) from None
