@@ -272,9 +272,7 @@ class Engine:
             # Released only now, when the position is in the book or the entry has failed:
             # until then the slot counts against the limits.
             self._in_flight.pop(signal.symbol, None)
-            if self._recheck_orders:
-                self._recheck_orders = False
-                self._spawn(self.reconcile("an order without an answer"), "reconcile")
+            self._reconcile_if_unsure("an order without an answer")
 
     async def _place_entry(self, signal: Signal, margin: Decimal) -> None:
         side = signal.side
@@ -474,9 +472,7 @@ class Engine:
                 return await self._record_close(position, fill, reason)
         finally:
             self._closing.discard(symbol)
-            if self._recheck_orders:
-                self._recheck_orders = False
-                self._spawn(self.reconcile("a close without an answer"), "reconcile")
+            self._reconcile_if_unsure("a close without an answer")
 
     async def _exit_order(self, position: Position, reason: CloseReason) -> ExitOrder:
         """The closing order of ``position``, recorded before it is sent. Each attempt has
@@ -586,7 +582,7 @@ class Engine:
                         await self.repo.update_order(order.link_id, OrderStatus.UNKNOWN)
                         if not order.reduce_only:
                             self._unresolved.setdefault(order.symbol, order.link_id)
-                finding = f"could not ask Bybit ({_short(str(exc), 120)}); will try again"
+                finding = reconcile.said_unreachable(_short(str(exc), 120))
                 await self._publish(Reconciled(trigger, (finding,), self.clock.now()))
                 return [finding]
             findings = await self._resolve_orders(venue, startup=startup)
@@ -596,7 +592,7 @@ class Engine:
                 found = reconcile.diff(self._positions, venue, self._busy())
             except ExchangeError as exc:
                 log.error("reconciling (%s) failed: %s", trigger, exc)
-                findings.append(f"could not ask Bybit ({_short(str(exc), 120)}); will try again")
+                findings.append(reconcile.said_unreachable(_short(str(exc), 120)))
             for position in found.vanished:
                 findings.append(await self._settle_vanished(position))
             for venue_position in found.unknown:
@@ -609,6 +605,12 @@ class Engine:
             else:
                 log.info("reconciled (%s): the venue agrees with the database", trigger)
             return findings
+
+    def _reconcile_if_unsure(self, trigger: str) -> None:
+        """Once an order whose outcome is unknown has let go of its symbol, reconcile."""
+        if self._recheck_orders:
+            self._recheck_orders = False
+            self._spawn(self.reconcile(trigger), "reconcile")
 
     def _busy(self) -> set[str]:
         """Symbols with an order in flight: left alone until it has finished."""

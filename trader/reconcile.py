@@ -134,6 +134,10 @@ def said_never_placed(symbol: str, link_id: str) -> str:
     return f"{symbol}: order {link_id} is not on Bybit; nothing was traded"
 
 
+def said_unreachable(error: str) -> str:
+    return f"could not ask Bybit ({error}); will try again"
+
+
 def said_unchecked(symbol: str, link_id: str, error: str) -> str:
     return f"{symbol}: order {link_id} could not be looked up ({error}); will look again"
 

@@ -15,7 +15,14 @@ from bot.app import App, build_app
 from bot.notifier import Backoff
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import CHAT, AppFactory, make_workdir, settings_for
+from tests.integration.support import (
+    CHAT,
+    LIVE_KEY,
+    LIVE_SECRET,
+    AppFactory,
+    make_workdir,
+    settings_for,
+)
 from trader.clock import ManualClock
 
 
@@ -24,6 +31,14 @@ async def fake_bybit() -> AsyncIterator[FakeBybit]:
     """A started fake Bybit with the default linear instruments and their tickers."""
     async with FakeBybit() as fake:
         yield fake
+
+
+@pytest.fixture
+def live_bybit(fake_bybit: FakeBybit) -> FakeBybit:
+    """The fake Bybit with a trade-only key (``LIVE_KEY``) and 10,000 USDT in the wallet."""
+    fake_bybit.add_api_key(LIVE_KEY, LIVE_SECRET)
+    fake_bybit.set_wallet("10000")
+    return fake_bybit
 
 
 @pytest.fixture

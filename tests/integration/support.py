@@ -106,6 +106,7 @@ def settings_for(workdir: Path, fake: FakeBybit, **overrides: object) -> Setting
 AppFactory = Callable[..., Awaitable[App]]
 
 CHAT = 111  # the trader's chat, allowed
+LIVE_KEY, LIVE_SECRET = "live-key-123", "live-secret-456"  # a trade-only key of the fake Bybit
 STRANGER = 999  # a chat that is not in TELEGRAM_ALLOWED_CHAT_IDS
 
 

@@ -15,7 +15,15 @@ import pytest
 from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import CHAT, AppFactory, Events, append_signal, settings_for
+from tests.integration.support import (
+    CHAT,
+    LIVE_KEY,
+    LIVE_SECRET,
+    AppFactory,
+    Events,
+    append_signal,
+    settings_for,
+)
 from trader.clock import ManualClock, SystemClock
 from trader.errors import ConfigError
 from trader.events import OrderFailed, PositionClosed, PositionOpened
@@ -23,15 +31,6 @@ from trader.exchange.bybit import BybitExchange
 from trader.exchange.market import BybitMarketData
 from trader.models import CloseReason, EntryOrder, Side
 from trader.orders import entry_link_id
-
-KEY, SECRET = "live-key-123", "live-secret-456"
-
-
-@pytest.fixture
-def live_bybit(fake_bybit: FakeBybit) -> FakeBybit:
-    fake_bybit.add_api_key(KEY, SECRET)
-    fake_bybit.set_wallet("10000")
-    return fake_bybit
 
 
 @pytest.fixture
@@ -42,8 +41,8 @@ async def live(
         workdir,
         live_bybit,
         trading_mode="live",
-        bybit_api_key=KEY,
-        bybit_api_secret=SECRET,
+        bybit_api_key=LIVE_KEY,
+        bybit_api_secret=LIVE_SECRET,
     )
     runtime = await build_runtime(settings, clock=clock)
     events = Events()
@@ -149,8 +148,8 @@ async def test_an_order_whose_answer_timed_out_is_found_by_its_link_id_not_sent_
         market,
         rest_url=live_bybit.url,
         ws_private_url=live_bybit.ws_private_url,
-        api_key=KEY,
-        api_secret=SECRET,
+        api_key=LIVE_KEY,
+        api_secret=LIVE_SECRET,
         clock=SystemClock(),
         timeout=1,
     )

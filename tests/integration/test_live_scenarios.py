@@ -21,6 +21,8 @@ from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.support import (
+    LIVE_KEY,
+    LIVE_SECRET,
     AppFactory,
     Chat,
     Events,
@@ -37,18 +39,10 @@ from trader.orders import entry_link_id, exit_link_id
 from trader.ports import OrderRecord, OrderStatus
 from trader.settings import load_strategy
 
-KEY, SECRET = "live-key-123", "live-secret-456"
 CREATE = "/v5/order/create"
 EXECUTIONS = "/v5/execution/list"
 
 StartLive = Callable[..., Awaitable[tuple[Runtime, Events]]]
-
-
-@pytest.fixture
-def live_bybit(fake_bybit: FakeBybit) -> FakeBybit:
-    fake_bybit.add_api_key(KEY, SECRET)
-    fake_bybit.set_wallet("10000")
-    return fake_bybit
 
 
 @pytest.fixture
@@ -64,8 +58,8 @@ async def start_live(
             workdir,
             live_bybit,
             trading_mode="live",
-            bybit_api_key=KEY,
-            bybit_api_secret=SECRET,
+            bybit_api_key=LIVE_KEY,
+            bybit_api_secret=LIVE_SECRET,
             **overrides,
         )
         runtime = await build_runtime(settings, clock=clock)
@@ -147,7 +141,7 @@ async def test_close_from_chat_closes_on_bybit(
 ) -> None:
     chat = Chat(fake_telegram)
     await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
-    await apps(trading_mode="live", bybit_api_key=KEY, bybit_api_secret=SECRET)
+    await apps(trading_mode="live", bybit_api_key=LIVE_KEY, bybit_api_secret=LIVE_SECRET)
     await chat.ask("/start_trading", "Trading ON")
     mark = chat.mark()
     append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="s1")
@@ -460,8 +454,8 @@ async def _engine(
         market,
         rest_url=fake.url,
         ws_private_url=fake.ws_private_url,
-        api_key=KEY,
-        api_secret=SECRET,
+        api_key=LIVE_KEY,
+        api_secret=LIVE_SECRET,
         clock=clock,
         **options,
     )
@@ -502,7 +496,7 @@ async def _record_pending_entry(
 
 def _place_directly(fake: FakeBybit, link: str) -> None:
     """The order as the engine sends it, placed by a separate pybit client."""
-    http = HTTP(testnet=False, api_key=KEY, api_secret=SECRET)
+    http = HTTP(testnet=False, api_key=LIVE_KEY, api_secret=LIVE_SECRET)
     http.endpoint = fake.url
     http.place_order(
         category="linear",

@@ -464,21 +464,22 @@ class BybitExchange:
             # No answer, or "duplicate orderLinkId" (an earlier try got through after all).
             log.warning("order %s: %s; looking it up by orderLinkId", link_id, exc)
             try:
-                found = await self._order_row(link_id)
+                found = await self._order_row(link_id=link_id)
             except ExchangeError as lookup:
                 raise OutcomeUnknown(f"{exc}; the lookup failed too: {lookup}") from None
             if found is None:
                 raise OutcomeUnknown(str(exc), code=exc.code) from None
             log.info("order %s was accepted after all", link_id)
 
-    async def _order_row(self, link_id: str) -> OrderUpdate | None:
-        """The order by ``orderLinkId``: recent ones, then the order history (Bybit's
-        realtime list can lose closed orders after a restart of its own)."""
+    async def _order_row(self, *, link_id: str = "", order_id: str = "") -> OrderUpdate | None:
+        """The order by ``orderLinkId`` or else ``orderId``: recent ones, then the order
+        history (Bybit's realtime list can lose closed orders after a restart of its own)."""
+        key: dict[str, Any] = {"orderLinkId": link_id} if link_id else {"orderId": order_id}
         for what, call in (
             ("order lookup", self._http.get_open_orders),
             ("order history", self._http.get_order_history),
         ):
-            response = await call_pybit(what, call, category=CATEGORY, orderLinkId=link_id)
+            response = await call_pybit(what, call, category=CATEGORY, **key)
             orders = parse_rows(_rows(response), parse_order)
             if orders:
                 return orders[0]  # type: ignore[no-any-return]
@@ -508,7 +509,7 @@ class BybitExchange:
 
     async def _rest_fill(self, link_id: str) -> Fill | None:
         """The order and its executions by REST, fed through the same bookkeeping."""
-        update = await self._order_row(link_id)
+        update = await self._order_row(link_id=link_id)
         if update is None:
             return None
         response = await call_pybit(
@@ -516,33 +517,24 @@ class BybitExchange:
         )
         for execution in parse_rows(_rows(response), parse_execution):
             self._pushes.add_execution(execution)
-        if update.closed_pnl is None and update.terminal and update.cum_exec_qty > 0:
-            executions = self._pushes.executions.get(update.order_id, {}).values()
-            if any(e.closed_size > 0 for e in executions):
-                update = await self._with_closed_pnl(update)
+        return await self._book_order(update)
+
+    async def _book_order(self, update: OrderUpdate) -> Fill | None:
+        """Record an order read by REST (its executions are in already) and return its fill:
+        a final order that closed something gets Bybit's closed PnL first."""
+        executions = self._pushes.executions.get(update.order_id, {}).values()
+        closing = any(e.closed_size > 0 for e in executions)
+        if closing and update.closed_pnl is None and update.terminal and update.cum_exec_qty > 0:
+            response = await call_pybit(
+                "closed PnL",
+                self._http.get_closed_pnl,
+                category=CATEGORY,
+                symbol=update.symbol,
+                limit=50,
+            )
+            update = replace(update, closed_pnl=parse_closed_pnl(_rows(response), update.order_id))
         self._pushes.add_order(update)
         return self._pushes.fill_of(update.order_id)
-
-    async def _with_closed_pnl(self, update: OrderUpdate) -> OrderUpdate:
-        response = await call_pybit(
-            "closed PnL",
-            self._http.get_closed_pnl,
-            category=CATEGORY,
-            symbol=update.symbol,
-            limit=50,
-        )
-        pnl = parse_closed_pnl(_rows(response), update.order_id)
-        if pnl is None:
-            return update
-        return OrderUpdate(
-            order_id=update.order_id,
-            link_id=update.link_id,
-            symbol=update.symbol,
-            status=update.status,
-            cum_exec_qty=update.cum_exec_qty,
-            closed_pnl=pnl,
-            reject_reason=update.reject_reason,
-        )
 
     async def balance(self) -> Decimal:
         response = await call_pybit(
@@ -587,23 +579,9 @@ class BybitExchange:
         for execution in executions:
             if execution.order_id == newest.order_id:
                 self._pushes.add_execution(execution)
-        lookup = await call_pybit(
-            "order lookup",
-            self._http.get_open_orders,
-            category=CATEGORY,
-            orderId=newest.order_id,
-        )
-        orders = parse_rows(_rows(lookup), parse_order)
-        if not orders:
-            return None
-        update = orders[0]
-        if update.closed_pnl is None:
-            update = await self._with_closed_pnl(update)
-        self._pushes.add_order(update)
-        fill = self._pushes.fill_of(update.order_id)
-        if fill is None:
-            return None
-        return fill, _reason(newest)
+        update = await self._order_row(order_id=newest.order_id)
+        fill = await self._book_order(update) if update is not None else None
+        return None if fill is None else (fill, _reason(newest))
 
     # --- what the stream pushes --------------------------------------------------------------
 
