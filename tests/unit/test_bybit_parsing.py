@@ -22,8 +22,13 @@ from trader.errors import (
 )
 from trader.exchange import bybit_wire
 from trader.exchange.base import VenuePosition
-from trader.exchange.bybit import _reason
-from trader.exchange.bybit_private import fill_from, parse_execution, parse_order, parse_position
+from trader.exchange.bybit_messages import (
+    close_reason,
+    fill_from,
+    parse_execution,
+    parse_order,
+    parse_position,
+)
 from trader.models import CloseReason, Fill, Position, Side
 from trader.orders import MAX_LINK_ID, exit_link_id
 from trader.pnl import close_trade
@@ -288,10 +293,10 @@ def test_a_rate_limit_waits_for_bybits_reset() -> None:
 def test_a_liquidation_is_a_close_with_its_own_reason() -> None:
     liquidation = parse_execution(execution_row(execType="BustTrade", stopOrderType=""))
     assert liquidation is not None
-    assert _reason(liquidation) is CloseReason.LIQUIDATION
+    assert close_reason(liquidation) is CloseReason.LIQUIDATION
     take_profit = parse_execution(execution_row())
     assert take_profit is not None
-    assert _reason(take_profit) is CloseReason.TAKE_PROFIT
+    assert close_reason(take_profit) is CloseReason.TAKE_PROFIT
     assert parse_execution(execution_row(category="spot")) is None
 
 

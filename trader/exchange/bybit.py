@@ -14,11 +14,9 @@ back, ``StreamRestored`` asks the engine to reconcile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -39,17 +37,24 @@ from trader.exchange.base import (
     StreamRestored,
     VenuePosition,
 )
-from trader.exchange.bybit_private import (
-    Execution,
+from trader.exchange.bybit_fills import Pushes
+from trader.exchange.bybit_messages import (
+    CATEGORY,
+    SETTLE_COIN,
     OrderUpdate,
-    PrivateStream,
-    fill_from,
+    close_reason,
+    parse_closed_pnl,
     parse_execution,
     parse_order,
+    parse_permissions,
     parse_position,
     parse_rows,
+    parse_wallet,
+    result_of,
+    rows_of,
 )
-from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http
+from trader.exchange.bybit_private import PrivateStream
+from trader.exchange.bybit_wire import call_pybit, make_http
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -62,165 +67,12 @@ from trader.models import (
 
 log = logging.getLogger(__name__)
 
-CATEGORY = "linear"
-SETTLE_COIN = "USDT"
 LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
 DUPLICATE_LINK_ID = 110072  # an order with this orderLinkId exists: a send that got through
-TRANSFER_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
-STOP_REASONS = {"StopLoss": CloseReason.STOP_LOSS, "TakeProfit": CloseReason.TAKE_PROFIT}
-KEPT_ORDERS = 500  # orders whose pushes are kept, newest last
 STREAM_GRACE = 1.0  # seconds to wait for pushes before asking REST
 REST_POLL = 0.25  # seconds between REST reads of an order's fill
-
-
-# --- Bybit's shapes → ours ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPermissions:
-    read_only: bool
-    can_withdraw: bool
-    can_transfer: bool
-    can_trade_contracts: bool
-
-    def refusal(self) -> str | None:
-        """Why a key must not be used for trading, or None."""
-        if self.can_withdraw:
-            return "BYBIT_API_KEY can withdraw funds"
-        if self.can_transfer:
-            return "BYBIT_API_KEY can transfer funds"
-        if self.read_only:
-            return "BYBIT_API_KEY is read-only"
-        if not self.can_trade_contracts:
-            return "BYBIT_API_KEY cannot trade contracts (needs Contract: Orders and Positions)"
-        return None
-
-
-def parse_permissions(result: Mapping[str, Any]) -> KeyPermissions:
-    """``/v5/user/query-api``'s result."""
-    permissions = result.get("permissions") or {}
-    wallet = set(permissions.get("Wallet") or [])
-    contract = set(permissions.get("ContractTrade") or [])
-    return KeyPermissions(
-        read_only=str(result.get("readOnly")) == "1",
-        can_withdraw="Withdraw" in wallet or bool(permissions.get("Withdraw")),
-        can_transfer=bool(wallet & (TRANSFER_PERMISSIONS - {"Withdraw"})),
-        can_trade_contracts={"Order", "Position"} <= contract,
-    )
-
-
-def parse_wallet(result: Mapping[str, Any]) -> Decimal:
-    """USDT ``walletBalance`` from ``/v5/account/wallet-balance``'s result."""
-    for account in result.get("list") or []:
-        for coin in account.get("coin") or []:
-            if coin.get("coin") == SETTLE_COIN:
-                return decimal_field(coin.get("walletBalance"), "walletBalance")
-    return Decimal(0)
-
-
-def parse_closed_pnl(rows: Sequence[Mapping[str, Any]], order_id: str) -> Decimal | None:
-    """The ``closedPnl`` Bybit booked for ``order_id`` (``/v5/position/closed-pnl``)."""
-    for row in rows:
-        if str(row.get("orderId")) == order_id:
-            return decimal_field(row.get("closedPnl"), "closedPnl")
-    return None
-
-
-def _result(response: Any) -> Mapping[str, Any]:
-    result = response.get("result") if isinstance(response, Mapping) else None
-    if not isinstance(result, Mapping):
-        raise ExchangeError("Bybit sent a response without a result")
-    return result
-
-
-def _rows(response: Any) -> list[Mapping[str, Any]]:
-    rows = _result(response).get("list") or []
-    return [row for row in rows if isinstance(row, Mapping)]
-
-
-# --- what the private stream told us -----------------------------------------------------------
-
-
-class _Pushes:
-    """The recent orders and executions the stream (or REST) reported, by order id."""
-
-    def __init__(self) -> None:
-        self.orders: OrderedDict[str, OrderUpdate] = OrderedDict()
-        self.executions: dict[str, dict[str, Execution]] = {}
-        self.by_link: dict[str, str] = {}  # orderLinkId → orderId
-        self._changed = asyncio.Event()
-
-    def add_order(self, update: OrderUpdate) -> None:
-        known = self.orders.get(update.order_id)
-        if known is not None and known.terminal:
-            if not update.terminal:
-                return  # an older snapshot (REST) arriving after the final push
-            if update.closed_pnl is None and known.closed_pnl is not None:
-                update = replace(update, closed_pnl=known.closed_pnl)
-        self.orders[update.order_id] = update
-        self.orders.move_to_end(update.order_id)
-        if update.link_id:
-            self.by_link[update.link_id] = update.order_id
-        self._forget_old()
-        self._wake()
-
-    def add_execution(self, execution: Execution) -> None:
-        self.executions.setdefault(execution.order_id, {})[execution.exec_id] = execution
-        if execution.link_id:
-            self.by_link[execution.link_id] = execution.order_id
-        self._wake()
-
-    def _forget_old(self) -> None:
-        while len(self.orders) > KEPT_ORDERS:
-            order_id, update = self.orders.popitem(last=False)
-            self.executions.pop(order_id, None)
-            self.by_link.pop(update.link_id, None)
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
-
-    def fill_of(self, order_id: str) -> Fill | None:
-        """The order's whole fill once it is final and all its executions are in; raises
-        ``OrderRejected`` for an order that ended with nothing filled."""
-        update = self.orders.get(order_id)
-        if update is None or not update.terminal:
-            return None
-        executions = list(self.executions.get(order_id, {}).values())
-        if update.cum_exec_qty == 0:
-            reason = update.reject_reason or "no reason given"
-            raise OrderRejected(f"Bybit ended the order {update.status}: {reason}")
-        if sum((e.qty for e in executions), Decimal(0)) < update.cum_exec_qty:
-            return None  # executions still on their way
-        return fill_from(executions, update.link_id, update.closed_pnl)
-
-    def last_close(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
-        """The newest final order that closed ``symbol`` after ``since``, complete, with why
-        it closed."""
-        for order_id in reversed(self.orders):
-            update = self.orders[order_id]
-            executions = list(self.executions.get(order_id, {}).values())
-            closing = [e for e in executions if e.closed_size > 0 and e.at >= since]
-            if update.symbol != symbol or not closing:
-                continue
-            fill = self.fill_of(order_id)
-            if fill is None:
-                return None
-            return fill, _reason(closing[0])
-        return None
-
-
-def _reason(execution: Execution) -> CloseReason:
-    """Why an execution closed a position: its SL, its TP, a liquidation, or else by hand."""
-    if execution.kind == "BustTrade":
-        return CloseReason.LIQUIDATION
-    return STOP_REASONS.get(execution.stop_order_type, CloseReason.EXTERNAL)
 
 
 # --- the adapter -------------------------------------------------------------------------------
@@ -269,7 +121,7 @@ class BybitExchange:
             if ws_private_url
             else None
         )
-        self._pushes = _Pushes()
+        self._pushes = Pushes()
         self._listener: Listener | None = None
         # Symbol → since when we hold a position there (a close counts from then on).
         self._held: dict[str, datetime] = {}
@@ -313,7 +165,7 @@ class BybitExchange:
 
     async def check_account(self) -> None:
         server = await call_pybit("server time", self._http.get_server_time)
-        server_ms = int(_result(server).get("timeNano") or 0) // 1_000_000 or int(
+        server_ms = int(result_of(server).get("timeNano") or 0) // 1_000_000 or int(
             server.get("time") or 0
         )
         skew_ms = abs(server_ms - int(self._clock.now().timestamp() * 1000))
@@ -325,7 +177,7 @@ class BybitExchange:
                 self._recv_window,
             )
         key = await call_pybit("API key information", self._http.get_api_key_information)
-        refusal = parse_permissions(_result(key)).refusal()
+        refusal = parse_permissions(result_of(key)).refusal()
         if refusal is not None:
             raise ConfigError(f"{refusal}: refusing to trade; use a key with trade rights only")
         try:
@@ -480,7 +332,7 @@ class BybitExchange:
             ("order history", self._http.get_order_history),
         ):
             response = await call_pybit(what, call, category=CATEGORY, **key)
-            orders = parse_rows(_rows(response), parse_order)
+            orders = parse_rows(rows_of(response), parse_order)
             if orders:
                 return orders[0]  # type: ignore[no-any-return]
         return None
@@ -515,7 +367,7 @@ class BybitExchange:
         response = await call_pybit(
             "executions", self._http.get_executions, category=CATEGORY, orderLinkId=link_id
         )
-        for execution in parse_rows(_rows(response), parse_execution):
+        for execution in parse_rows(rows_of(response), parse_execution):
             self._pushes.add_execution(execution)
         return await self._book_order(update)
 
@@ -532,7 +384,9 @@ class BybitExchange:
                 symbol=update.symbol,
                 limit=50,
             )
-            update = replace(update, closed_pnl=parse_closed_pnl(_rows(response), update.order_id))
+            update = replace(
+                update, closed_pnl=parse_closed_pnl(rows_of(response), update.order_id)
+            )
         self._pushes.add_order(update)
         return self._pushes.fill_of(update.order_id)
 
@@ -543,7 +397,7 @@ class BybitExchange:
             accountType="UNIFIED",
             coin=SETTLE_COIN,
         )
-        return parse_wallet(_result(response))
+        return parse_wallet(result_of(response))
 
     # --- reconciliation ----------------------------------------------------------------------
 
@@ -551,7 +405,7 @@ class BybitExchange:
         response = await call_pybit(
             "positions", self._http.get_positions, category=CATEGORY, settleCoin=SETTLE_COIN
         )
-        found: list[VenuePosition] = parse_rows(_rows(response), parse_position)
+        found: list[VenuePosition] = parse_rows(rows_of(response), parse_position)
         return [p for p in found if p.qty > 0]
 
     async def find_order(self, link_id: str) -> Fill | None:
@@ -570,7 +424,7 @@ class BybitExchange:
         )
         executions = [
             e
-            for e in parse_rows(_rows(response), parse_execution)
+            for e in parse_rows(rows_of(response), parse_execution)
             if e.closed_size > 0 and e.at >= since
         ]
         if not executions:
@@ -581,7 +435,7 @@ class BybitExchange:
                 self._pushes.add_execution(execution)
         update = await self._order_row(order_id=newest.order_id)
         fill = await self._book_order(update) if update is not None else None
-        return None if fill is None else (fill, _reason(newest))
+        return None if fill is None else (fill, close_reason(newest))
 
     # --- what the stream pushes --------------------------------------------------------------
 
