@@ -177,7 +177,7 @@ TRADE_INSERT = (
 )
 
 
-def trade_values(position_id: int, trade: ClosedTrade) -> tuple[Any, ...]:
+def trade_values(position_id: int | None, trade: ClosedTrade) -> tuple[Any, ...]:
     """The parameters of ``TRADE_INSERT`` for ``trade``."""
     return (
         position_id,

@@ -41,6 +41,7 @@ from storage.db import Database, open_database
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Signal
 from trader.ports import (
     Confirmation,
+    FillAlreadyBooked,
     NewMessage,
     OrderRecord,
     OrderStatus,
@@ -251,8 +252,40 @@ class SqliteRepositories:
             cursor = await conn.execute(TRADE_INSERT, trade_values(position_id, trade))
             trade_id = cursor.lastrowid
             await cursor.close()
-            if exit_fill is not None:
-                await _insert_fill(conn, exit_fill)
+            if exit_fill is not None and not await _insert_fill(conn, exit_fill):
+                # Booked already as a part of this position: closing with it would count
+                # its PnL twice.
+                raise FillAlreadyBooked(f"fill {exit_fill.exec_id} is booked already")
+        return replace(trade, id=trade_id)
+
+    async def reduce_position(
+        self, position: Position, trade: ClosedTrade, exit_fill: Fill | None = None
+    ) -> ClosedTrade:
+        """In one transaction: the closed part of a position as a trade (with its exit fill)
+        and the position's new size, margin and entry fee. ``FillAlreadyBooked`` if the fill
+        was booked before (a push and a REST read of the same exit)."""
+        if position.id is None:
+            raise ValueError("only a stored position can be reduced")
+        async with self._db.transaction() as conn:
+            if exit_fill is not None and not await _insert_fill(conn, exit_fill):
+                raise FillAlreadyBooked(f"fill {exit_fill.exec_id} is booked already")
+            cursor = await conn.execute(
+                "UPDATE positions SET qty = ?, margin = ?, entry_fee = ? WHERE id = ?",
+                (
+                    to_db_decimal(position.qty),
+                    to_db_decimal(position.margin),
+                    to_db_decimal(position.entry_fee),
+                    position.id,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise PositionNotOpen(f"position {position.id} is not open")
+            await cursor.close()
+            # A part has no position_id: the column stays "the one trade a position closes
+            # into"; the parts are tied to it by signal_id.
+            cursor = await conn.execute(TRADE_INSERT, trade_values(None, trade))
+            trade_id = cursor.lastrowid
+            await cursor.close()
         return replace(trade, id=trade_id)
 
     async def recent_trades(self, limit: int) -> Sequence[ClosedTrade]:

@@ -28,6 +28,7 @@ from trader.events import (
     OrderFailed,
     PositionClosed,
     PositionOpened,
+    PositionReduced,
     Reconciled,
     SignalSkipped,
     TradingToggled,
@@ -52,13 +53,13 @@ from trader.models import (
 )
 from trader.pnl import (
     Stats,
-    close_trade,
+    close_part,
     equity_curve,
     open_position,
     trade_stats,
     unrealised_pnl,
 )
-from trader.ports import OrderRecord, OrderStatus, Repositories
+from trader.ports import FillAlreadyBooked, OrderRecord, OrderStatus, Repositories
 from trader.rules import Limits, RiskState
 from trader.settings import Strategy
 
@@ -438,7 +439,7 @@ class Engine:
             if event.fill.at < position.opened_at:
                 log.warning("ignoring a close of %s older than its position", event.symbol)
                 return
-            await self._record_close(position, event.fill, event.reason)
+            await self._record_close(position, event.fill, event.reason, closes_all=event.flat)
 
     async def _close_symbol(self, symbol: str, reason: CloseReason) -> ClosedTrade | None:
         """Close one position with a reduce-only market order; None if it is already gone."""
@@ -469,6 +470,7 @@ class Engine:
                     )
                     raise
                 await self.repo.update_order(order.link_id, OrderStatus.FILLED)
+                # A close that filled in part books that part; the rest stays open.
                 return await self._record_close(position, fill, reason)
         finally:
             self._closing.discard(symbol)
@@ -504,15 +506,39 @@ class Engine:
             await self.repo.update_order(link_id, status, error=error)
 
     async def _record_close(
-        self, position: Position, fill: Fill, reason: CloseReason
-    ) -> ClosedTrade:
+        self, position: Position, fill: Fill, reason: CloseReason, *, closes_all: bool = False
+    ) -> ClosedTrade | None:
+        """Book an exit fill: a fill for less than the position books the part it took and
+        the rest stays open and managed, unless ``closes_all`` (the venue is flat after it).
+        None when the fill was booked before (a push and a REST read of one exit)."""
         assert position.id is not None
-        trade = close_trade(position, fill, reason)
-        trade = await self.repo.close_position(position.id, trade, fill)
-        self._positions.pop(position.symbol, None)
-        self._retry_close_at.pop(position.symbol, None)
+        trade, rest = close_part(position, fill, reason, closes_all=closes_all)
+        try:
+            if rest is None:
+                trade = await self.repo.close_position(position.id, trade, fill)
+            else:
+                trade = await self.repo.reduce_position(rest, trade, fill)
+        except FillAlreadyBooked:
+            log.info("%s: exit fill %s was booked already", position.symbol, fill.exec_id)
+            return None
+        if rest is None:
+            self._positions.pop(position.symbol, None)
+            self._retry_close_at.pop(position.symbol, None)
+        else:
+            self._positions[position.symbol] = rest
         await self._refresh_day(force=True)
-        await self._publish(PositionClosed(trade, await self._tick_size(position.symbol)))
+        tick = await self._tick_size(position.symbol)
+        if rest is None:
+            await self._publish(PositionClosed(trade, tick))
+        else:
+            log.warning(
+                "%s: %s of %s closed, %s stays open",
+                position.symbol,
+                fill.qty,
+                position.qty,
+                rest.qty,
+            )
+            await self._publish(PositionReduced(trade, rest, tick))
         await self._check_daily_loss()
         return trade
 
@@ -687,14 +713,25 @@ class Engine:
             if self._positions.get(position.symbol) is not position:
                 return ""  # settled meanwhile (its close was reported after all)
             try:
-                exit_ = await self.exchange.last_exit(position.symbol, position.opened_at)
+                exits = await self.exchange.exits_since(position.symbol, position.opened_at)
             except ExchangeError as exc:
                 log.warning("looking up the close of %s failed: %s", position.symbol, exc)
-                exit_ = None
-            if exit_ is None:
+                exits = []
+            if not exits:
                 return reconcile.said_missing(position)
-            trade = await self._record_close(position, *exit_)
-        return reconcile.said_closed(trade)
+            trades: list[ClosedTrade] = []
+            for number, (fill, reason) in enumerate(exits, start=1):
+                held = self._positions.get(position.symbol)
+                if held is None:
+                    break
+                # The venue is flat: its last exit closes whatever is still recorded.
+                booked = await self._record_close(
+                    held, fill, reason, closes_all=number == len(exits)
+                )
+                trades += [booked] if booked is not None else []
+            if position.symbol in self._positions:
+                return reconcile.said_missing(self._positions[position.symbol])
+        return reconcile.said_closed(trades)
 
     async def _adopt_unknown(self, found: VenuePosition) -> str:
         """A venue position the bot never recorded: taken over so that it is tracked."""

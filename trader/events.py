@@ -83,6 +83,16 @@ class PositionClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionReduced:
+    """Part of a position was closed (a close that filled in part, a partial liquidation or
+    auto-deleveraging): ``trade`` books that part, ``remaining`` stays open and managed."""
+
+    trade: ClosedTrade
+    remaining: Position
+    tick_size: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderFailed:
     """An order the exchange rejected or that could not be sent; ``reason`` is the venue's."""
 
@@ -118,6 +128,7 @@ Event = (
     | ConfirmationResolved
     | PositionOpened
     | PositionClosed
+    | PositionReduced
     | OrderFailed
     | Reconciled
     | DailyLossLimitReached

@@ -6,7 +6,7 @@ The live engine, paper trading and replay all use these; there is no second copy
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -92,6 +92,37 @@ def close_trade(
         opened_at=position.opened_at,
         closed_at=closed_at or exit_fill.at,
     )
+
+
+def split_position(position: Position, qty: Decimal) -> tuple[Position, Position]:
+    """The part of ``position`` that ``qty`` closes, and what stays open. Margin and entry fee
+    are shared pro rata; the part's share is rounded and the rest keeps the remainder, so the
+    two always add up to the whole exactly."""
+    if not Decimal(0) < qty < position.qty:
+        raise ValueError(f"a part of {position.qty} must be between 0 and it, not {qty}")
+    share = qty / position.qty
+    part_fee = (position.entry_fee * share).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+    part_margin = position.margin * share
+    part = replace(position, qty=qty, margin=part_margin, entry_fee=part_fee)
+    rest = replace(
+        position,
+        qty=position.qty - qty,
+        margin=position.margin - part_margin,
+        entry_fee=position.entry_fee - part_fee,
+    )
+    return part, rest
+
+
+def close_part(
+    position: Position, exit_fill: Fill, reason: CloseReason, *, closes_all: bool = False
+) -> tuple[ClosedTrade, Position | None]:
+    """Book an exit fill against ``position``: the trade it makes and what stays open (None
+    when nothing does). A fill for less than the position closes that part only, unless
+    ``closes_all`` (the venue says the position is flat: the whole of it is booked)."""
+    if closes_all or exit_fill.qty >= position.qty:
+        return close_trade(position, exit_fill, reason), None
+    part, rest = split_position(position, exit_fill.qty)
+    return close_trade(part, exit_fill, reason), rest
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ from typing import Protocol
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Side, Signal
 
 
+class FillAlreadyBooked(ValueError):
+    """An exit fill whose execution is stored already: booking it again would count it twice."""
+
+
 class OrderStatus(StrEnum):
     PENDING = "pending"  # recorded before it is sent: a crash leaves a trace
     FILLED = "filled"
@@ -130,11 +134,20 @@ class PositionRepository(Protocol):
 
     async def open_positions(self) -> Sequence[Position]: ...
 
+    async def reduce_position(
+        self, position: Position, trade: ClosedTrade, exit_fill: Fill | None = None
+    ) -> ClosedTrade:
+        """In one transaction: store ``trade`` (a closed part of the position) and its exit
+        fill, and the position's remaining size, margin and entry fee. Raises
+        ``FillAlreadyBooked`` when the exit fill's ``exec_id`` is stored already."""
+        ...
+
     async def close_position(
         self, position_id: int, trade: ClosedTrade, exit_fill: Fill | None = None
     ) -> ClosedTrade:
         """In one transaction: remove the open position, store the closed trade (and the exit
-        fill). Returns the trade with its ``id`` set."""
+        fill). Returns the trade with its ``id`` set. Raises ``FillAlreadyBooked`` (and
+        changes nothing) when the exit fill's ``exec_id`` is stored already."""
         ...
 
 

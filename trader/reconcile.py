@@ -7,7 +7,7 @@ it under its symbol locks. Every difference becomes one plain line for the chat 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -142,11 +142,19 @@ def said_unchecked(symbol: str, link_id: str, error: str) -> str:
     return f"{symbol}: order {link_id} could not be looked up ({error}); will look again"
 
 
-def said_closed(trade: ClosedTrade) -> str:
+def said_closed(trades: Sequence[ClosedTrade]) -> str:
+    """Trades booked for a position closed on the venue while nobody watched (its parts
+    first, if it was closed in parts); "" when they were all booked before."""
+    if not trades:
+        return ""
+    last = trades[-1]
+    how = " and ".join(dict.fromkeys(t.reason.value for t in trades))
+    net = sum((t.net_pnl for t in trades), Decimal(0))
+    parts = f" in {len(trades)} parts" if len(trades) > 1 else ""
     return (
-        f"{trade.symbol} {trade.side.label.lower()} was closed on Bybit ({trade.reason.value}) "
+        f"{last.symbol} {last.side.label.lower()} was closed on Bybit ({how}){parts} "
         "while the bot was not watching: recorded with Bybit's closed PnL "
-        f"{trade.net_pnl:+.2f} USDT"
+        f"{net:+.2f} USDT"
     )
 
 

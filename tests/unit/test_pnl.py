@@ -141,3 +141,60 @@ def test_net_pnl_is_gross_less_fees_and_a_round_trip_at_one_price_loses_the_fees
     assert trade.net_pnl == trade.gross_pnl - trade.fees
     if exit_price == entry:
         assert trade.net_pnl == -trade.fees
+
+
+def test_a_partial_close_books_the_part_and_keeps_the_rest_open() -> None:
+    whole = position(qty="26.2")
+    trade, rest = pnl.close_part(
+        whole, exit_fill("192.85", Side.SELL, qty="10"), CloseReason.MANUAL
+    )
+    assert rest is not None
+    assert (trade.qty, rest.qty) == (Decimal(10), Decimal("16.2"))
+    assert trade.gross_pnl == Decimal("28.50")  # (192.85 − 190) × 10
+    assert trade.entry_fee + rest.entry_fee == whole.entry_fee
+    assert trade.margin + rest.margin == whole.margin
+
+
+def test_an_exit_for_the_whole_position_leaves_nothing_open() -> None:
+    trade, rest = pnl.close_part(position(), exit_fill("180", Side.SELL), CloseReason.STOP_LOSS)
+    assert rest is None
+    assert trade.qty == Decimal("26.2")
+
+
+def test_a_flat_venue_books_the_whole_position_even_for_a_smaller_fill() -> None:
+    trade, rest = pnl.close_part(
+        position(), exit_fill("180", Side.SELL, qty="5"), CloseReason.LIQUIDATION, closes_all=True
+    )
+    assert (trade.qty, rest) == (Decimal("26.2"), None)
+
+
+@settings(max_examples=200)
+@given(
+    qty=st.decimals(min_value=Decimal("0.002"), max_value=Decimal(100000), places=3),
+    parts=st.lists(st.integers(min_value=1, max_value=999), min_size=1, max_size=6),
+)
+def test_the_parts_of_a_position_add_up_to_what_was_traded(qty: Decimal, parts: list[int]) -> None:
+    """However a position is closed in parts, qty, margin and entry fee booked sum to the
+    whole: nothing is booked twice and nothing is lost."""
+    whole = position(qty=str(qty), entry="3.137")
+    open_part: Position | None = whole
+    booked: list[ClosedTrade] = []
+    for share in parts:
+        assert open_part is not None
+        part_qty = (open_part.qty * share / 1000).quantize(Decimal("0.001"))
+        if part_qty <= 0:
+            continue
+        fill = exit_fill("3.2", Side.SELL, qty=str(part_qty))
+        trade, open_part = pnl.close_part(open_part, fill, CloseReason.MANUAL)
+        booked.append(trade)
+        if open_part is None:
+            break
+    if open_part is not None:
+        trade, open_part = pnl.close_part(
+            open_part, exit_fill("3.2", Side.SELL, qty=str(open_part.qty)), CloseReason.TTL
+        )
+        booked.append(trade)
+    assert open_part is None
+    assert sum(t.qty for t in booked) == whole.qty
+    assert sum(t.entry_fee for t in booked) == whole.entry_fee
+    assert sum(t.margin for t in booked) == whole.margin

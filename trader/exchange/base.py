@@ -33,11 +33,15 @@ class PriceUpdated:
 
 @dataclass(frozen=True, slots=True)
 class PositionExited:
-    """The exchange closed a position by itself: its SL or TP triggered, or it vanished."""
+    """The exchange closed (all or part of) a position by itself: its SL or TP triggered, a
+    liquidation, an auto-deleveraging, a delivery, a close by hand; or it vanished."""
 
     symbol: str
     fill: Fill
     reason: CloseReason
+    # True: the position is flat on the venue now, the fill closes all of it. False: the
+    # fill took part of it (a partial liquidation, an auto-deleveraging); the rest is open.
+    flat: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +62,11 @@ class VenuePosition:
     leverage: Decimal
     stop_loss: Decimal | None
     take_profit: Decimal | None
-    opened_at: datetime | None
+    opened_at: datetime | None  # when the current position opened; None if the venue says not
     updated_at: datetime | None = None
+    # When a position on this symbol was first ever created (Bybit's createdTime): older
+    # than ``opened_at`` once the symbol has been traded before; never the open time.
+    first_created_at: datetime | None = None
 
 
 ExchangeEvent = PriceUpdated | PositionExited | StreamRestored
@@ -130,7 +137,8 @@ class Exchange(Protocol):
         venue cannot be asked."""
         ...
 
-    async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
-        """The fill that last closed ``symbol``'s position after ``since``, with why (its
-        SL, its TP, or by hand), or None if the venue shows none."""
+    async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
+        """Every fill that closed (all or part of) ``symbol``'s position after ``since``,
+        oldest first, each with why (SL, TP, liquidation, ADL, delivery, by hand); empty if
+        the venue shows none."""
         ...

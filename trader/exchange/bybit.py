@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +42,6 @@ from trader.exchange.bybit_messages import (
     CATEGORY,
     SETTLE_COIN,
     OrderUpdate,
-    close_reason,
     parse_closed_pnl,
     parse_execution,
     parse_order,
@@ -54,7 +53,7 @@ from trader.exchange.bybit_messages import (
     rows_of,
 )
 from trader.exchange.bybit_private import PrivateStream
-from trader.exchange.bybit_wire import call_pybit, make_http
+from trader.exchange.bybit_wire import call_pybit, make_http, read_pages
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -73,6 +72,10 @@ REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
 DUPLICATE_LINK_ID = 110072  # an order with this orderLinkId exists: a send that got through
 STREAM_GRACE = 1.0  # seconds to wait for pushes before asking REST
 REST_POLL = 0.25  # seconds between REST reads of an order's fill
+# Page sizes: Bybit's maxima, so that a list is read in as few round trips as it allows.
+POSITION_PAGE = 200
+EXECUTION_PAGE = 100
+CLOSED_PNL_PAGE = 100
 
 
 # --- the adapter -------------------------------------------------------------------------------
@@ -129,6 +132,8 @@ class BybitExchange:
         self._settling: set[str] = set()
         self._placing: set[str] = set()  # entries sent, fill not yet known
         self._flat: dict[str, datetime] = {}  # symbol → time of its last push, if flat
+        self._sizes: dict[str, Decimal] = {}  # symbol → the size Bybit last said it holds
+        self._booked: set[str] = set()  # exits reported (order ids, "exec:" + exec id)
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._leverage: dict[str, int] = {}
@@ -196,6 +201,7 @@ class BybitExchange:
     async def adopt(self, positions: Sequence[Position]) -> None:
         for position in positions:
             self._held[position.symbol] = position.opened_at
+            self._sizes[position.symbol] = position.qty
             await self._market.watch(position.symbol)
 
     # --- market data -----------------------------------------------------------------------
@@ -253,6 +259,7 @@ class BybitExchange:
         finally:
             self._placing.discard(order.symbol)
         self._held[order.symbol] = fill.at
+        self._sizes[order.symbol] = fill.qty
         flat_at = self._flat.get(order.symbol)
         if flat_at is not None and flat_at >= fill.at:
             self._spawn_settle(order.symbol)  # closed again while we waited for the fill
@@ -285,7 +292,13 @@ class BybitExchange:
                 if self._flat_since_held(order.symbol):
                     self._spawn_settle(order.symbol)  # flat after all: settle from Bybit
                 raise
-            self._held.pop(order.symbol, None)
+            order_id = self._pushes.by_link.get(order.link_id)
+            if order_id:
+                self._booked.add(order_id)  # the engine books it: never a second time
+            if fill.qty >= order.qty or self._flat_since_held(order.symbol):
+                self._held.pop(order.symbol, None)
+            else:  # filled in part (an IOC order meets its price band): the rest stays open
+                self._sizes[order.symbol] = self._sizes.get(order.symbol, order.qty) - fill.qty
             return fill
         finally:
             self._closing.discard(order.symbol)
@@ -377,16 +390,16 @@ class BybitExchange:
         executions = self._pushes.executions.get(update.order_id, {}).values()
         closing = any(e.closed_size > 0 for e in executions)
         if closing and update.closed_pnl is None and update.terminal and update.cum_exec_qty > 0:
-            response = await call_pybit(
+            order_id = update.order_id
+            rows = await read_pages(
                 "closed PnL",
                 self._http.get_closed_pnl,
+                limit=CLOSED_PNL_PAGE,
+                until=lambda row: str(row.get("orderId")) == order_id,
                 category=CATEGORY,
                 symbol=update.symbol,
-                limit=50,
             )
-            update = replace(
-                update, closed_pnl=parse_closed_pnl(rows_of(response), update.order_id)
-            )
+            update = replace(update, closed_pnl=parse_closed_pnl(rows, order_id))
         self._pushes.add_order(update)
         return self._pushes.fill_of(update.order_id)
 
@@ -402,10 +415,14 @@ class BybitExchange:
     # --- reconciliation ----------------------------------------------------------------------
 
     async def positions(self) -> list[VenuePosition]:
-        response = await call_pybit(
-            "positions", self._http.get_positions, category=CATEGORY, settleCoin=SETTLE_COIN
+        rows = await read_pages(
+            "positions",
+            self._http.get_positions,
+            limit=POSITION_PAGE,
+            category=CATEGORY,
+            settleCoin=SETTLE_COIN,
         )
-        found: list[VenuePosition] = parse_rows(rows_of(response), parse_position)
+        found: list[VenuePosition] = parse_rows(rows, parse_position)
         return [p for p in found if p.qty > 0]
 
     async def find_order(self, link_id: str) -> Fill | None:
@@ -418,24 +435,34 @@ class BybitExchange:
             raise ExchangeError(f"order {link_id} has not finished on Bybit yet")
         return fill
 
-    async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
-        response = await call_pybit(
-            "executions", self._http.get_executions, category=CATEGORY, symbol=symbol, limit=50
+    async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
+        return [(fill, reason) for _, fill, reason in await self._rest_exits(symbol, since)]
+
+    async def _rest_exits(
+        self, symbol: str, since: datetime
+    ) -> list[tuple[str, Fill, CloseReason]]:
+        """Exits of ``symbol`` after ``since`` read by REST (every page back to ``since``) and
+        fed through the same bookkeeping as pushes; each order read with its closed PnL."""
+        rows = await read_pages(
+            "executions",
+            self._http.get_executions,
+            limit=EXECUTION_PAGE,
+            until=lambda row: _ms_of(row, "execTime") < since,
+            category=CATEGORY,
+            symbol=symbol,
         )
-        executions = [
-            e
-            for e in parse_rows(rows_of(response), parse_execution)
-            if e.closed_size > 0 and e.at >= since
+        closing = [
+            e for e in parse_rows(rows, parse_execution) if e.closed_size > 0 and e.at >= since
         ]
-        if not executions:
-            return None
-        newest = max(executions, key=lambda e: e.at)
-        for execution in executions:
-            if execution.order_id == newest.order_id:
-                self._pushes.add_execution(execution)
-        update = await self._order_row(order_id=newest.order_id)
-        fill = await self._book_order(update) if update is not None else None
-        return None if fill is None else (fill, close_reason(newest))
+        for execution in closing:
+            self._pushes.add_execution(execution)
+        for order_id in dict.fromkeys(e.order_id for e in closing if e.order_id):
+            if order_id in self._booked:
+                continue
+            update = await self._order_row(order_id=order_id)
+            if update is not None:
+                await self._book_order(update)
+        return self._pushes.closes_since(symbol, since, self._booked, orderless=True) or []
 
     # --- what the stream pushes --------------------------------------------------------------
 
@@ -449,12 +476,23 @@ class BybitExchange:
                 self._pushes.add_order(update)
         elif topic == "position":
             for position in parse_rows(rows, parse_position):
-                if position.qty > 0:
-                    self._flat.pop(position.symbol, None)
-                else:
-                    self._flat[position.symbol] = position.updated_at or self._clock.now()
-                if position.qty == 0 and self._exchange_made(position.symbol):
-                    self._spawn_settle(position.symbol)
+                self._on_position(position)
+
+    def _on_position(self, position: VenuePosition) -> None:
+        symbol = position.symbol
+        if position.qty > 0:
+            self._flat.pop(symbol, None)
+        else:
+            self._flat[symbol] = position.updated_at or self._clock.now()
+        known = self._sizes.get(symbol)
+        self._sizes[symbol] = position.qty
+        if not self._exchange_made(symbol):
+            return
+        if position.qty == 0:
+            self._spawn_settle(symbol)
+        elif known is not None and position.qty < known:
+            # Shrunk without closing: a laddered liquidation or an auto-deleveraging.
+            self._spawn_settle(symbol, flat=False)
 
     def _on_restored(self) -> None:
         if self._listener is not None:
@@ -464,44 +502,51 @@ class BybitExchange:
         """A close of ``symbol`` we neither sent nor are still opening."""
         return symbol in self._held and symbol not in self._closing and symbol not in self._placing
 
-    def _spawn_settle(self, symbol: str) -> None:
+    def _spawn_settle(self, symbol: str, *, flat: bool = True) -> None:
         if symbol in self._settling:
             return
         self._settling.add(symbol)
-        task = asyncio.create_task(self._settle(symbol), name=f"bybit-settle-{symbol}")
+        task = asyncio.create_task(self._settle(symbol, flat), name=f"bybit-settle-{symbol}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _settle(self, symbol: str) -> None:
-        """Report the close of ``symbol`` the exchange made: from the pushes when they are
-        complete, else from REST."""
+    async def _settle(self, symbol: str, flat: bool) -> None:
+        """Report the exits of ``symbol`` the exchange made (``flat``: it holds none of the
+        position now; else it shrank): from the pushes when they are complete, else (for a
+        flat position) from REST."""
         since = self._held.get(symbol)
         try:
             if since is None:
                 return
-            closed = self._pushes.last_close(symbol, since)
-            if closed is None:
+            exits = self._pushes.closes_since(symbol, since, self._booked, orderless=False)
+            if not exits:
                 await self._pushes.changed(STREAM_GRACE)
-                closed = self._pushes.last_close(symbol, since)
-            if closed is None:
+                exits = self._pushes.closes_since(symbol, since, self._booked, orderless=True)
+            if not exits and flat:
                 # Not from the stream's pushes: the stream was down, or they are late.
-                closed = await self.last_exit(symbol, since)
-            if closed is None:
-                log.warning("%s is flat on Bybit but its closing fill is not visible yet", symbol)
+                exits = await self._rest_exits(symbol, since)
+            if not exits:
+                if flat:
+                    log.warning("%s is flat on Bybit but its closing fill is not visible", symbol)
                 return  # the poller or the next reconciliation tries again
-            self._report_exit(symbol, *closed)
+            for number, (key, fill, reason) in enumerate(exits, start=1):
+                self._report_exit(symbol, key, fill, reason, flat=flat and number == len(exits))
         except Exception as exc:
             log.warning("settling the close of %s failed: %s", symbol, exc)
         finally:
             self._settling.discard(symbol)
 
-    def _report_exit(self, symbol: str, fill: Fill, reason: CloseReason) -> None:
+    def _report_exit(
+        self, symbol: str, key: str, fill: Fill, reason: CloseReason, *, flat: bool
+    ) -> None:
         since = self._held.get(symbol)
-        if since is None or fill.at < since:
+        if since is None or fill.at < since or key in self._booked:
             return  # reported already, or the close of an earlier position
-        del self._held[symbol]
+        self._booked.add(key)
+        if flat:
+            del self._held[symbol]
         if self._listener is not None:
-            self._listener(PositionExited(symbol, fill, reason))
+            self._listener(PositionExited(symbol, fill, reason, flat=flat))
 
     # --- REST polling while the stream is down -----------------------------------------------
 
@@ -524,6 +569,14 @@ class BybitExchange:
         for symbol in watched:
             if symbol not in open_now and self._exchange_made(symbol):
                 self._spawn_settle(symbol)
+
+
+def _ms_of(row: Mapping[str, Any], name: str) -> datetime:
+    """A row's time field, for paging back to a moment; a bad one reads as "now"."""
+    try:
+        return datetime.fromtimestamp(int(row[name]) / 1000, UTC)
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(UTC)
 
 
 def _wire(value: Decimal) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Set
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -75,17 +76,39 @@ class Pushes:
             return None  # executions still on their way
         return fill_from(executions, update.link_id, update.closed_pnl)
 
-    def last_close(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
-        """The newest final order that closed ``symbol`` after ``since``, complete, with why
-        it closed."""
-        for order_id in reversed(self.orders):
-            update = self.orders[order_id]
-            executions = list(self.executions.get(order_id, {}).values())
-            closing = [e for e in executions if e.closed_size > 0 and e.at >= since]
-            if update.symbol != symbol or not closing:
+    def closes_since(
+        self, symbol: str, since: datetime, booked: Set[str], *, orderless: bool
+    ) -> list[tuple[str, Fill, CloseReason]] | None:
+        """Every exit of ``symbol`` after ``since`` not in ``booked``, oldest first, as
+        (key, fill, why): one per order, and one per execution Bybit made without an order
+        (a delivery) when ``orderless`` (else they wait for their order's push). None while
+        one of them is still incomplete (its order not final, executions on their way)."""
+        found: list[tuple[datetime, str, Fill, CloseReason]] = []
+        for order_id, by_exec in self.executions.items():
+            closing = [
+                e
+                for e in by_exec.values()
+                if e.symbol == symbol and e.closed_size > 0 and e.at >= since
+            ]
+            if not closing:
                 continue
-            fill = self.fill_of(order_id)
-            if fill is None:
-                return None
-            return fill, close_reason(closing[0])
-        return None
+            if order_id in self.orders:
+                if order_id in booked:
+                    continue
+                try:
+                    fill = self.fill_of(order_id)
+                except OrderRejected:
+                    continue  # ended with nothing filled: closed nothing
+                if fill is None:
+                    return None
+                found.append((fill.at, order_id, fill, close_reason(closing[0])))
+            elif orderless or not order_id:
+                for execution in closing:  # no order behind them: each stands alone
+                    key = f"exec:{execution.exec_id}"
+                    one = fill_from([execution], execution.link_id)
+                    if key not in booked and one is not None:
+                        found.append((execution.at, key, one, close_reason(execution)))
+            else:
+                return None  # its order's push is on its way
+        found.sort(key=lambda item: item[0])
+        return [(key, fill, reason) for _, key, fill, reason in found]

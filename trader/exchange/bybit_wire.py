@@ -168,3 +168,37 @@ def _reset_in(headers: Any) -> float | None:
     except (KeyError, TypeError, ValueError):
         return None
     return max(0.0, reset_ms / 1000 - time.time())
+
+
+MAX_PAGES = 50  # a list longer than this many pages is not what a trading account holds
+
+
+async def read_pages(
+    what: str,
+    call: Callable[..., Any],
+    *,
+    limit: int,
+    until: Callable[[Mapping[str, Any]], bool] | None = None,
+    **params: Any,
+) -> list[Mapping[str, Any]]:
+    """Every row of a paged Bybit list, following ``nextPageCursor`` with ``limit`` rows a
+    page; with ``until``, stops after the page holding a row it accepts (lists come newest
+    first: the rows past a time are not needed). A list without end is an ``ExchangeError``:
+    reading only part of it would make what is missing look gone."""
+    rows: list[Mapping[str, Any]] = []
+    cursor = ""
+    for _ in range(MAX_PAGES):
+        asked = dict(params, limit=limit, **({"cursor": cursor} if cursor else {}))
+        response = await call_pybit(what, call, **asked)
+        result = response.get("result") if isinstance(response, Mapping) else None
+        if not isinstance(result, Mapping):
+            raise ExchangeError(f"Bybit sent a {what} response without a result")
+        page = [row for row in result.get("list") or [] if isinstance(row, Mapping)]
+        rows += page
+        cursor = str(result.get("nextPageCursor") or "")
+        if not cursor or not page or (until is not None and any(until(r) for r in page)):
+            return rows
+    if until is not None:
+        log.warning("%s: stopped reading after %d pages", what, MAX_PAGES)
+        return rows
+    raise ExchangeError(f"Bybit's {what} list did not end after {MAX_PAGES} pages")

@@ -137,8 +137,8 @@ class PaperExchange:
     async def find_order(self, link_id: str) -> Fill | None:
         return None
 
-    async def last_exit(self, symbol: str, since: datetime) -> tuple[Fill, CloseReason] | None:
-        return None
+    async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
+        return []
 
     def available(self) -> Decimal:
         """Wallet less the margin held by open positions."""
