@@ -31,13 +31,15 @@ from bot.reports import Reporter
 from storage.export import append_trade, rewrite_trades
 from storage.repositories import SqliteRepositories
 from trader.clock import Clock, SystemClock
-from trader.engine import Engine
+from trader.engine import VENUE_CHECK_SECONDS, Engine
 from trader.errors import ConfigError
-from trader.events import Event, PositionClosed
+from trader.events import Event, PositionClosed, PositionReduced
 from trader.exchange.base import Exchange
 from trader.exchange.bybit import BybitExchange
 from trader.exchange.market import BybitMarketData
 from trader.exchange.paper import PaperExchange
+from trader.exchange.venue_gate import VenueGate
+from trader.redaction import secrets_of
 from trader.settings import Settings, Strategy, load_strategy
 from trader.signals import Batch, FileOffset, SignalFollower
 
@@ -100,11 +102,21 @@ class Runtime:
         await self.repo.close()
 
 
-async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    """Wire the process from settings. Raises ``ConfigError`` with one line on bad input."""
+async def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    venue_check_seconds: float | None = None,
+    venue_gate: VenueGate | None = None,
+) -> Runtime:
+    """Wire the process from settings. Raises ``ConfigError`` with one line on bad input.
+    ``venue_check_seconds``: the live engine's periodic reconciliation (tests shorten it).
+    ``venue_gate``: Bybit's ban of this IP, shared by both Bybit clients (tests shorten it)."""
     clock = clock or SystemClock()
+    gate = venue_gate or VenueGate()
     strategy = load_strategy(settings.strategy_path)
-    repo = await SqliteRepositories.open(settings.db_path)
+    # No secret reaches the database either: every error text it stores is masked.
+    repo = await SqliteRepositories.open(settings.db_path, secrets=secrets_of(settings))
     try:
         positions = await repo.open_positions()
         # The paper wallet is derived, never stored: it cannot drift from the trades.
@@ -113,13 +125,19 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Ru
             + await repo.net_pnl_total()
             - sum((p.entry_fee for p in positions), Decimal(0))
         )
-        market = BybitMarketData(settings.rest_url, settings.ws_public_url)
+        market = BybitMarketData(settings.rest_url, settings.ws_public_url, gate=gate)
         exchange: Exchange
         if settings.trading_mode == "live":
-            exchange = _live_exchange(settings, market, clock)
+            exchange = _live_exchange(settings, market, clock, gate)
         else:
             exchange = PaperExchange(market, fee_rate=strategy.fee_rate, wallet=wallet, clock=clock)
-        engine = Engine(strategy=strategy, exchange=exchange, repo=repo, clock=clock)
+        engine = Engine(
+            strategy=strategy,
+            exchange=exchange,
+            repo=repo,
+            clock=clock,
+            venue_check_seconds=venue_check_seconds or VENUE_CHECK_SECONDS,
+        )
         await _mirror_trades(engine, repo, settings.trades_csv_path)
         follower = await _open_follower(settings, repo)
     except BaseException:
@@ -128,7 +146,9 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Ru
     return Runtime(settings, strategy, repo, engine, follower)
 
 
-def _live_exchange(settings: Settings, market: BybitMarketData, clock: Clock) -> Exchange:
+def _live_exchange(
+    settings: Settings, market: BybitMarketData, clock: Clock, gate: VenueGate
+) -> Exchange:
     if settings.bybit_api_key is None or settings.bybit_api_secret is None:
         raise ConfigError("TRADING_MODE=live needs BYBIT_API_KEY and BYBIT_API_SECRET")
     return BybitExchange(
@@ -138,6 +158,7 @@ def _live_exchange(settings: Settings, market: BybitMarketData, clock: Clock) ->
         api_key=settings.bybit_api_key.get_secret_value(),
         api_secret=settings.bybit_api_secret.get_secret_value(),
         clock=clock,
+        gate=gate,
     )
 
 
@@ -146,7 +167,7 @@ async def _mirror_trades(engine: Engine, repo: SqliteRepositories, path: Path) -
     await asyncio.to_thread(rewrite_trades, path, await repo.all_trades())
 
     async def on_event(event: Event) -> None:
-        if isinstance(event, PositionClosed):
+        if isinstance(event, PositionClosed | PositionReduced):
             await asyncio.to_thread(append_trade, path, event.trade)
 
     engine.bus.subscribe(on_event)
@@ -221,10 +242,11 @@ async def build_app(
     clock: Clock | None = None,
     backoff: Backoff | None = None,
     polling_timeout: int = 10,
+    venue_gate: VenueGate | None = None,
 ) -> App:
     """Wire the whole process from settings (``python -m bot`` and the tests use this)."""
     clock = clock or SystemClock()
-    runtime = await build_runtime(settings, clock=clock)
+    runtime = await build_runtime(settings, clock=clock, venue_gate=venue_gate)
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     bot = Bot(
         token=settings.telegram_bot_token.get_secret_value(),
@@ -233,7 +255,7 @@ async def build_app(
     )
     chats = settings.telegram_allowed_chat_ids
     notifier = Notifier(bot, runtime.repo, chats, backoff=backoff)
-    runtime.engine.bus.subscribe(notifier.on_event)
+    notifier.attach(runtime.engine.bus)
     reporter = Reporter(runtime.engine, notifier, clock)
     dispatcher = Dispatcher(engine=runtime.engine, reporter=reporter)
     allowed = AllowedChats(chats)

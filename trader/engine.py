@@ -18,8 +18,15 @@ from typing import Any
 from trader import orders, reconcile, rules
 from trader.clock import Clock, utc_day_start
 from trader.confirmation import Confirmations, Decision, Verdict
-from trader.errors import ExchangeError, NoPosition, OrderRejected, OutcomeUnknown
+from trader.errors import (
+    ExchangeError,
+    NoPosition,
+    NotTradable,
+    OrderRejected,
+    OutcomeUnknown,
+)
 from trader.events import (
+    ClockSkewed,
     DailyLossLimitReached,
     EngineStarted,
     EngineStopped,
@@ -32,12 +39,15 @@ from trader.events import (
     Reconciled,
     SignalSkipped,
     TradingToggled,
+    VenueBanLifted,
+    VenueBanned,
 )
 from trader.exchange.base import (
     Exchange,
     ExchangeEvent,
     PositionExited,
     PriceUpdated,
+    StopLossMissing,
     VenuePosition,
 )
 from trader.models import (
@@ -69,6 +79,7 @@ TRADING_ENABLED_KEY = "trading_enabled"
 LIMIT_PREFIX = "limit."
 LOSS_ANNOUNCED_KEY = "daily_loss_announced"
 CLOSE_RETRY_DELAY = timedelta(seconds=30)
+VENUE_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +120,19 @@ class Engine:
         clock: Clock,
         bus: EventBus | None = None,
         ttl_sweep_seconds: float = 1.0,
+        venue_check_seconds: float = VENUE_CHECK_SECONDS,
     ) -> None:
+        """``venue_check_seconds``: how often a live engine reconciles with the venue while
+        all looks well (a push lost on a live connection is found within that time)."""
         self.strategy = strategy
         self.exchange = exchange
         self.repo = repo
         self.clock = clock
         self.bus = bus or EventBus()
         self._ttl_sweep_seconds = ttl_sweep_seconds
+        self._venue_check_seconds = venue_check_seconds
+        self._checker: asyncio.Task[None] | None = None
+        self._last_check: tuple[str, ...] = ()  # what the last periodic check reported
         self.limits = Limits.from_strategy(strategy)
         self.trading_enabled = False
         self._positions: dict[str, Position] = {}
@@ -152,9 +169,12 @@ class Engine:
         await self._refresh_day()
         await self.exchange.start(self._on_exchange_event)
         await self.exchange.adopt(positions)
+        await self.exchange.prepare(sorted(self.strategy.top_coins), self.limits.leverage)
         await self.reconcile("start-up", startup=True)
         await self._fail_undecided()
         self._sweeper = asyncio.create_task(self._sweep_ttl(), name="ttl-sweeper")
+        if self.exchange.mode == "live":
+            self._checker = asyncio.create_task(self._check_venue(), name="venue-checker")
         self._started = True
         await self._publish(
             EngineStarted(
@@ -170,10 +190,11 @@ class Engine:
     async def stop(self) -> None:
         """Stop taking signals and let entries in flight finish; positions keep their SL/TP."""
         self._stopping = True  # from here on no new entry or exit is started
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for loop_task in (self._sweeper, self._checker):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
         leftovers = list(self._tasks)
@@ -281,8 +302,13 @@ class Engine:
         leverage = self.limits.leverage
         link_id = orders.entry_link_id(signal.id)
         try:
-            instrument = await self.exchange.instrument(signal.symbol)
-            ticker = await self.exchange.ticker(signal.symbol)
+            instrument = await self.exchange.instrument(signal.symbol)  # loaded at start-up
+            if not instrument.is_usdt_perpetual:  # a USDC perpetual or a dated future
+                await self._skip(signal, "rejected:not_usdt_perpetual")
+                return
+            # Leverage, position mode and price stream: ready since start-up for a
+            # whitelisted symbol, so that the order is the first call to the venue.
+            ticker = await self.exchange.prepare_entry(signal.symbol, leverage)
             # Until the stream's first update for the symbol, /status values it at this one.
             self._prices.setdefault(signal.symbol, ticker)
             sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
@@ -297,7 +323,10 @@ class Engine:
                 leverage=leverage,
                 tick=instrument.tick_size,
             )
-            await self.exchange.set_leverage(signal.symbol, leverage)
+        except NotTradable as exc:
+            log.warning("signal %s rejected: %s", signal.id, exc)
+            await self._skip(signal, f"rejected:{exc.reason}")
+            return
         except Exception as exc:  # never let one signal kill the engine
             await self._entry_failed(signal, link_id, exc)
             return
@@ -346,13 +375,16 @@ class Engine:
                 take_profit=take,
                 expires_at=signal.timestamp + rules.signal_ttl(signal, self.strategy),
             )
+            # Its chat notes are booked with the entry: a crash keeps both or neither.
+            opened = PositionOpened(position, self.clock.now(), instrument.tick_size)
+            notes = self.bus.notes_for(opened)
             try:
-                stored = await self.repo.record_entry(position, fill, self.clock.now())
+                stored = await self.repo.record_entry(position, fill, opened.at, notes=notes)
             except Exception as exc:
                 await self._abandon_entry(signal, position, exc)
                 return
             self._positions[signal.symbol] = stored
-        await self._publish(PositionOpened(stored, self.clock.now(), instrument.tick_size))
+        await self._publish(PositionOpened(stored, opened.at, opened.tick_size, noted=bool(notes)))
 
     async def _abandon_entry(self, signal: Signal, position: Position, exc: Exception) -> None:
         """A fill the database would not take: a position we could not track is closed at
@@ -427,6 +459,12 @@ class Engine:
             self._spawn(self._close_quietly(position.symbol, CloseReason.TTL), "ttl-close")
         elif isinstance(event, PositionExited):
             self._spawn(self._exchange_closed(event), f"exchange-closed-{event.symbol}")
+        elif isinstance(event, StopLossMissing):
+            self._spawn(self._stop_loss_missing(event.symbol), f"stop-watch-{event.symbol}")
+        elif isinstance(event, VenueBanned | VenueBanLifted | ClockSkewed):
+            self._spawn(self._publish(event), type(event).__name__)
+            if isinstance(event, VenueBanLifted):  # find what REST could not see meanwhile
+                self._spawn(self.reconcile("Bybit's ban was lifted"), "reconcile")
         else:  # the venue's stream is back: what it missed is found by reconciling
             self._spawn(self.reconcile("the private stream reconnected"), "reconcile")
 
@@ -513,11 +551,16 @@ class Engine:
         None when the fill was booked before (a push and a REST read of one exit)."""
         assert position.id is not None
         trade, rest = close_part(position, fill, reason, closes_all=closes_all)
+        tick = await self._tick_size(position.symbol)
+        # Its chat notes are booked with the exit: a crash keeps both or neither.
+        notes = self.bus.notes_for(
+            PositionClosed(trade, tick) if rest is None else PositionReduced(trade, rest, tick)
+        )
         try:
             if rest is None:
-                trade = await self.repo.close_position(position.id, trade, fill)
+                trade = await self.repo.close_position(position.id, trade, fill, notes=notes)
             else:
-                trade = await self.repo.reduce_position(rest, trade, fill)
+                trade = await self.repo.reduce_position(rest, trade, fill, notes=notes)
         except FillAlreadyBooked:
             log.info("%s: exit fill %s was booked already", position.symbol, fill.exec_id)
             return None
@@ -527,9 +570,8 @@ class Engine:
         else:
             self._positions[position.symbol] = rest
         await self._refresh_day(force=True)
-        tick = await self._tick_size(position.symbol)
         if rest is None:
-            await self._publish(PositionClosed(trade, tick))
+            await self._publish(PositionClosed(trade, tick, noted=bool(notes)))
         else:
             log.warning(
                 "%s: %s of %s closed, %s stays open",
@@ -538,7 +580,7 @@ class Engine:
                 position.qty,
                 rest.qty,
             )
-            await self._publish(PositionReduced(trade, rest, tick))
+            await self._publish(PositionReduced(trade, rest, tick, noted=bool(notes)))
         await self._check_daily_loss()
         return trade
 
@@ -555,14 +597,12 @@ class Engine:
             return
         day = self._day.date().isoformat()
         if await self.repo.get_setting(LOSS_ANNOUNCED_KEY) != day:
-            await self.repo.set_setting(LOSS_ANNOUNCED_KEY, day)
-            await self._publish(
-                DailyLossLimitReached(
-                    loss=rules.daily_loss(self._day_pnl),
-                    limit=self.limits.max_daily_loss_usdt,
-                    at=self.clock.now(),
-                )
-            )
+            loss, limit = rules.daily_loss(self._day_pnl), self.limits.max_daily_loss_usdt
+            at = self.clock.now()
+            notes = self.bus.notes_for(DailyLossLimitReached(loss, limit, at))
+            # Marked as announced only together with its chat note.
+            await self.repo.set_setting(LOSS_ANNOUNCED_KEY, day, notes=notes)
+            await self._publish(DailyLossLimitReached(loss, limit, at, noted=bool(notes)))
         # The daily-loss stop: what is still open is closed too, so the day's loss is capped.
         for symbol in list(self._positions):
             self._spawn(self._close_quietly(symbol, CloseReason.DAILY_LOSS), "daily-loss-close")
@@ -594,7 +634,21 @@ class Engine:
 
     # --- reconciliation --------------------------------------------------------------------
 
-    async def reconcile(self, trigger: str, *, startup: bool = False) -> list[str]:
+    async def _check_venue(self) -> None:
+        """Reconcile every ``venue_check_seconds`` even while the stream looks healthy: a
+        push lost on a live connection, or a stop-loss removed by hand, is found within that
+        time. A finding already reported by the last check is not repeated, except alarms
+        (a position without a stop-loss), which are said until fixed."""
+        while True:
+            await asyncio.sleep(self._venue_check_seconds)
+            try:
+                await self.reconcile("periodic check", periodic=True)
+            except Exception:
+                log.exception("periodic check against the venue failed")
+
+    async def reconcile(
+        self, trigger: str, *, startup: bool = False, periodic: bool = False
+    ) -> list[str]:
         """Compare the venue's positions and orders with the database, repair what differs,
         and report it in chat (``Reconciled``). At ``startup`` every order a crash left
         pending is looked up; later, only those whose outcome was unknown."""
@@ -609,6 +663,10 @@ class Engine:
                         if not order.reduce_only:
                             self._unresolved.setdefault(order.symbol, order.link_id)
                 finding = reconcile.said_unreachable(_short(str(exc), 120))
+                if periodic:  # said once while it lasts, not every minute
+                    if self._last_check == (finding,):
+                        return []
+                    self._last_check = (finding,)
                 await self._publish(Reconciled(trigger, (finding,), self.clock.now()))
                 return [finding]
             findings = await self._resolve_orders(venue, startup=startup)
@@ -619,12 +677,19 @@ class Engine:
             except ExchangeError as exc:
                 log.error("reconciling (%s) failed: %s", trigger, exc)
                 findings.append(reconcile.said_unreachable(_short(str(exc), 120)))
+            findings += await self._guard_stops(venue)  # those adopted below are said so
             for position in found.vanished:
                 findings.append(await self._settle_vanished(position))
             for venue_position in found.unknown:
                 findings.append(await self._adopt_unknown(venue_position))
-            findings += [reconcile.said_mismatched(p, v) for p, v in found.mismatched]
+            for position, venue_position in found.mismatched:
+                findings.append(await self._settle_shrunk(position, venue_position))
             findings = [f for f in findings if f]
+            if periodic:
+                findings, self._last_check = (
+                    reconcile.news(findings, self._last_check),
+                    tuple(findings),
+                )
             if findings:
                 log.warning("reconciled (%s): %s", trigger, "; ".join(findings))
                 await self._publish(Reconciled(trigger, tuple(findings), self.clock.now()))
@@ -701,10 +766,12 @@ class Engine:
                 limits=self.limits,
                 tick=instrument.tick_size,
             )
-            stored = await self.repo.record_entry(position, fill, self.clock.now())
+            opened = PositionOpened(position, self.clock.now(), instrument.tick_size)
+            notes = self.bus.notes_for(opened)  # booked with the entry
+            stored = await self.repo.record_entry(position, fill, opened.at, notes=notes)
             self._positions[stored.symbol] = stored
             await self.exchange.adopt([stored])
-        await self._publish(PositionOpened(stored, self.clock.now(), instrument.tick_size))
+        await self._publish(PositionOpened(stored, opened.at, opened.tick_size, noted=bool(notes)))
         return reconcile.said_recovered(stored)
 
     async def _settle_vanished(self, position: Position) -> str:
@@ -732,6 +799,68 @@ class Engine:
             if position.symbol in self._positions:
                 return reconcile.said_missing(self._positions[position.symbol])
         return reconcile.said_closed(trades)
+
+    async def _settle_shrunk(self, position: Position, found: VenuePosition) -> str:
+        """A position the venue holds less of than recorded: the exits that took the rest
+        (a partial liquidation or auto-deleveraging whose push was lost) are booked."""
+        if found.side is position.side and found.qty < position.qty:
+            async with self._lock(position.symbol):
+                try:
+                    exits = await self.exchange.exits_since(position.symbol, position.opened_at)
+                except ExchangeError as exc:
+                    log.warning("looking up the exits of %s failed: %s", position.symbol, exc)
+                    exits = []
+                trades: list[ClosedTrade] = []
+                for fill, reason in exits:
+                    held = self._positions.get(position.symbol)
+                    if held is None or held.qty <= found.qty:
+                        break
+                    booked = await self._record_close(held, fill, reason)
+                    trades += [booked] if booked is not None else []
+                held = self._positions.get(position.symbol)
+            if held is not None and held.qty == found.qty:
+                return reconcile.said_shrunk(held, trades)
+            position = held or position
+        return reconcile.said_mismatched(position, found)
+
+    async def _guard_stops(self, venue: dict[str, VenuePosition]) -> list[str]:
+        """The stop watchdog: every position we manage has its stop-loss on the venue; one
+        found without it gets it back at the recorded level, or an alarm."""
+        findings = []
+        for symbol, position in list(self._positions.items()):
+            found = venue.get(symbol)
+            if symbol in self._busy() or found is None or found.stop_loss is not None:
+                continue
+            findings.append(await self._restore_stop(position))
+        return findings
+
+    async def _restore_stop(self, position: Position) -> str:
+        if position.stop_loss <= 0:
+            return reconcile.said_no_stop(position)
+        try:
+            await self.exchange.set_stop_loss(position.symbol, position.stop_loss)
+        except ExchangeError as exc:
+            log.error("%s has no stop-loss and restoring it failed: %s", position.symbol, exc)
+            return reconcile.said_stop_not_restored(position, _short(str(exc), 120))
+        log.warning("%s had no stop-loss on the venue; restored", position.symbol)
+        return reconcile.said_stop_restored(position)
+
+    async def _stop_loss_missing(self, symbol: str) -> None:
+        """The venue pushed a position of ours without a stop-loss: checked by REST (a push
+        can be a passing state) and restored at once, not at the next periodic check."""
+        async with self._reconciling:
+            if symbol not in self._positions or symbol in self._busy():
+                return
+            try:
+                venue = {p.symbol: p for p in await self.exchange.positions()}
+            except ExchangeError as exc:
+                log.warning("checking the stop-loss of %s failed: %s", symbol, exc)
+                return
+            findings = await self._guard_stops({symbol: venue[symbol]} if symbol in venue else {})
+        if findings:
+            await self._publish(
+                Reconciled("a stop-loss went missing", tuple(findings), self.clock.now())
+            )
 
     async def _adopt_unknown(self, found: VenuePosition) -> str:
         """A venue position the bot never recorded: taken over so that it is tracked."""
@@ -804,7 +933,10 @@ class Engine:
         """Set one limit from chat; ``ValueError`` with a clear message changes nothing."""
         value = rules.parse_limit(name, raw)
         await self.repo.set_setting(LIMIT_PREFIX + name, str(value))
+        before = self.limits.leverage
         self.limits = self.limits.with_overrides({name: str(value)})
+        if self.limits.leverage != before:  # set on the venue now, not at the next entry
+            await self.exchange.prepare(sorted(self.strategy.top_coins), self.limits.leverage)
         return self.limits
 
     async def reset_limit(self, name: str) -> Limits:

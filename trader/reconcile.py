@@ -20,6 +20,7 @@ from trader.rules import Limits
 from trader.settings import Strategy
 
 ADOPTED_PREFIX = "adopted-"
+STOP_ALARM = "🚨"  # the lines said again at every check until what they name is fixed
 # A position the bot did not open has no signal and so no TTL: it is never closed by time.
 NO_EXPIRY = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -170,6 +171,41 @@ def said_adopted(position: Position) -> str:
         f"{_what(position)} is on Bybit but was not opened by the bot: adopted, no TTL "
         f"({_protection(position.stop_loss, position.take_profit)})"
     )
+
+
+def said_shrunk(position: Position, trades: Sequence[ClosedTrade]) -> str:
+    how = " and ".join(dict.fromkeys(t.reason.value for t in trades)) or "unseen"
+    return (
+        f"{position.symbol}: Bybit reduced the position ({how}) while the bot was not "
+        f"watching; {position.qty} stays open, the part closed recorded with Bybit's PnL"
+    )
+
+
+def said_stop_restored(position: Position) -> str:
+    return (
+        f"{_what(position)}: its stop-loss was missing on Bybit; put back at {position.stop_loss}"
+    )
+
+
+def said_stop_not_restored(position: Position, error: str) -> str:
+    return (
+        f"{STOP_ALARM} {_what(position)} has NO stop-loss on Bybit, and putting it back at "
+        f"{position.stop_loss} failed ({error}). Trying again every minute: set it on Bybit "
+        "or close the position"
+    )
+
+
+def said_no_stop(position: Position) -> str:
+    return (
+        f"{STOP_ALARM} {_what(position)} has NO stop-loss on Bybit and the bot has none "
+        "recorded to put back: set one on Bybit or close the position"
+    )
+
+
+def news(findings: Sequence[str], before: Sequence[str]) -> list[str]:
+    """What a periodic check says: findings it did not say last time, and every alarm
+    again (a position without a stop-loss is said until it is fixed)."""
+    return [f for f in findings if f not in before or f.startswith(STOP_ALARM)]
 
 
 def said_mismatched(position: Position, found: VenuePosition) -> str:

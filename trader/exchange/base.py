@@ -6,12 +6,13 @@ event loop's thread, never on an adapter's thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from trader.events import ClockSkewed, VenueBanLifted, VenueBanned
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -45,6 +46,13 @@ class PositionExited:
 
 
 @dataclass(frozen=True, slots=True)
+class StopLossMissing:
+    """The venue says a position we hold has no stop-loss (removed by hand, say)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
 class StreamRestored:
     """The venue's push stream is back after a gap: what happened meanwhile may have been
     missed, so the engine reconciles."""
@@ -69,7 +77,17 @@ class VenuePosition:
     first_created_at: datetime | None = None
 
 
-ExchangeEvent = PriceUpdated | PositionExited | StreamRestored
+# Told as they are to the engine, which publishes them: a ban of this IP, its end, and a skew
+# of this machine's clock (``trader.events``).
+ExchangeEvent = (
+    PriceUpdated
+    | PositionExited
+    | StreamRestored
+    | StopLossMissing
+    | VenueBanned
+    | VenueBanLifted
+    | ClockSkewed
+)
 Listener = Callable[[ExchangeEvent], None]
 TickerListener = Callable[[Ticker], None]
 
@@ -83,16 +101,28 @@ class MarketData(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def load_instruments(self) -> None:
+        """Every instrument of the venue's category in one (paged) call, so that
+        ``instrument()`` needs no call for any of them. Once loaded, does nothing."""
+        ...
+
     async def instrument(self, symbol: str) -> Instrument:
         """Trading filters of ``symbol`` (cached). Raises ``ExchangeError`` if unknown."""
         ...
 
     async def ticker(self, symbol: str) -> Ticker:
-        """A current ticker: the stream's latest if fresh, else one REST call."""
+        """A current ticker: the stream's latest while the stream is healthy and streams
+        ``symbol`` (it pushes every change), else one REST call."""
         ...
 
     async def watch(self, symbol: str) -> None:
-        """Stream ``symbol``'s tickers to the listener from now on (idempotent)."""
+        """Stream ``symbol``'s tickers to the listener from now on (idempotent; no call
+        once ``symbol`` is streamed)."""
+        ...
+
+    async def wait_streamed(self, symbols: Collection[str], timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait, ``timeout`` seconds at most, until the stream carries every one of
+        ``symbols`` (their tickers need no call from then on); whether it does."""
         ...
 
 
@@ -114,6 +144,25 @@ class Exchange(Protocol):
     async def ticker(self, symbol: str) -> Ticker: ...
 
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+
+    async def prepare(self, symbols: Sequence[str], leverage: int) -> None:
+        """Make ``symbols`` ready to trade at ``leverage`` before any signal for them: every
+        instrument loaded, ``symbols``' leverage set, position mode checked (one-way) and
+        tickers streamed, so that their entries send the order first. At start-up and when
+        the leverage changes. Never raises: what could not be done is logged, and done at the
+        symbol's next entry instead."""
+        ...
+
+    async def prepare_entry(self, symbol: str, leverage: int) -> Ticker:
+        """Ready ``symbol`` for an entry at ``leverage`` now, and return its current ticker.
+        After ``prepare()`` this calls nothing on the venue; otherwise only what is missing,
+        concurrently. Raises ``NotTradable`` (the venue would not trade it as we must: a
+        hedge-mode symbol it refuses to switch) or ``ExchangeError``."""
+        ...
+
+    async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
+        """Put the position's stop-loss (all of it) at ``price`` on the venue."""
+        ...
 
     async def open(self, order: EntryOrder) -> Fill:
         """A market order with SL/TP attached. Raises ``OrderRejected`` / ``ExchangeError``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,14 +29,17 @@ from trader.errors import (
     OrderRejected,
     OutcomeUnknown,
 )
+from trader.events import ClockSkewed
 from trader.exchange.base import (
     Listener,
     MarketData,
     PositionExited,
     PriceUpdated,
+    StopLossMissing,
     StreamRestored,
     VenuePosition,
 )
+from trader.exchange.bybit_clock import measure_offset
 from trader.exchange.bybit_fills import Pushes
 from trader.exchange.bybit_messages import (
     CATEGORY,
@@ -53,7 +56,9 @@ from trader.exchange.bybit_messages import (
     rows_of,
 )
 from trader.exchange.bybit_private import PrivateStream
+from trader.exchange.bybit_symbols import PreparedSymbols
 from trader.exchange.bybit_wire import call_pybit, make_http, read_pages
+from trader.exchange.venue_gate import VenueGate
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -66,9 +71,9 @@ from trader.models import (
 
 log = logging.getLogger(__name__)
 
-LEVERAGE_NOT_MODIFIED = 110043
 POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
+TPSL_NOT_MODIFIED = 34040
 DUPLICATE_LINK_ID = 110072  # an order with this orderLinkId exists: a send that got through
 STREAM_GRACE = 1.0  # seconds to wait for pushes before asking REST
 REST_POLL = 0.25  # seconds between REST reads of an order's fill
@@ -99,8 +104,10 @@ class BybitExchange:
         timeout: int = 10,
         poll_interval: float = 1.0,
         fill_timeout: float = 5.0,
+        gate: VenueGate | None = None,
     ) -> None:
-        """``ws_private_url`` None: no private stream, REST polling only."""
+        """``ws_private_url`` None: no private stream, REST polling only. ``gate``: the ban
+        state shared with the market data's client (by default, the one of ``rest_url``)."""
         self._market = market
         self._clock = clock
         self._recv_window = recv_window
@@ -108,6 +115,7 @@ class BybitExchange:
         self._fill_timeout = fill_timeout
         self._http = make_http(
             rest_url,
+            gate=gate,
             api_key=api_key,
             api_secret=api_secret,
             recv_window=recv_window,
@@ -120,12 +128,15 @@ class BybitExchange:
                 api_secret,
                 on_push=self._on_push,
                 on_restored=self._on_restored,
+                server_offset_ms=lambda: self._clock_skew_ms or 0,
             )
             if ws_private_url
             else None
         )
         self._pushes = Pushes()
         self._listener: Listener | None = None
+        self._clock_skew_ms: int | None = None  # Bybit's clock minus ours, once measured
+        self._leave_gate: Callable[[], None] = lambda: None
         # Symbol → since when we hold a position there (a close counts from then on).
         self._held: dict[str, datetime] = {}
         self._closing: set[str] = set()
@@ -136,13 +147,14 @@ class BybitExchange:
         self._booked: set[str] = set()  # exits reported (order ids, "exec:" + exec id)
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
-        self._leverage: dict[str, int] = {}
+        self._symbols = PreparedSymbols(self._http, market)  # leverage, mode, stream
 
     # --- life cycle ----------------------------------------------------------------------
 
     async def start(self, listener: Listener) -> None:
         """Check the account before anything trades; ``ConfigError`` refuses a bad key."""
         self._listener = listener
+        self._leave_gate = self._http.gate.subscribe(listener)  # bans, told as they happen
         await self.check_account()
         await self._market.start(self._on_ticker)
         if self._stream is not None:
@@ -150,6 +162,7 @@ class BybitExchange:
         self._poller = asyncio.create_task(self._poll_exits(), name="bybit-exit-poller")
 
     async def stop(self) -> None:
+        self._leave_gate()
         if self._stream is not None:  # first: no push may start new work after this
             await self._stream.stop()
         tasks = [t for t in (self._poller, *self._tasks) if t is not None]
@@ -168,19 +181,25 @@ class BybitExchange:
         if self._stream is not None:
             await self._stream.drop()
 
+    @property
+    def clock_skew_ms(self) -> int | None:
+        """Bybit's clock minus ours in ms (positive: ours is behind), measured at start-up;
+        None before that."""
+        return self._clock_skew_ms
+
     async def check_account(self) -> None:
-        server = await call_pybit("server time", self._http.get_server_time)
-        server_ms = int(result_of(server).get("timeNano") or 0) // 1_000_000 or int(
-            server.get("time") or 0
-        )
-        skew_ms = abs(server_ms - int(self._clock.now().timestamp() * 1000))
-        if server_ms and skew_ms > self._recv_window:
+        skew = await measure_offset(self._http)
+        self._clock_skew_ms = skew.offset_ms  # the private login allows for it from now on
+        if skew.reported:
             log.warning(
-                "clock skew with Bybit is %d ms, beyond the %d ms recv window: requests will "
-                "be refused until the clock is synchronised (NTP)",
-                skew_ms,
+                "this machine's clock is %+d ms off Bybit's (round trip %d ms; recv window "
+                "%d ms): synchronise it with NTP",
+                skew.offset_ms,
+                skew.round_trip_ms,
                 self._recv_window,
             )
+            if self._listener is not None:
+                self._listener(ClockSkewed(skew.offset_ms, skew.round_trip_ms, self._clock.now()))
         key = await call_pybit("API key information", self._http.get_api_key_information)
         refusal = parse_permissions(result_of(key)).refusal()
         if refusal is not None:
@@ -219,24 +238,34 @@ class BybitExchange:
     # --- orders ------------------------------------------------------------------------------
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
-        if self._leverage.get(symbol) == leverage:
-            return
+        await self._symbols.set_leverage(symbol, leverage)
+
+    async def prepare(self, symbols: Sequence[str], leverage: int) -> None:
+        await self._symbols.prepare(symbols, leverage)
+
+    async def prepare_entry(self, symbol: str, leverage: int) -> Ticker:
+        return await self._symbols.prepare_entry(symbol, leverage)
+
+    async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
+        """The stop-loss of the whole position, through ``/v5/position/trading-stop``;
+        Bybit's "not modified" (34040) means it is there already."""
         try:
             await call_pybit(
-                "set leverage",
-                self._http.set_leverage,
+                "stop-loss",
+                self._http.set_trading_stop,
                 category=CATEGORY,
                 symbol=symbol,
-                buyLeverage=str(leverage),
-                sellLeverage=str(leverage),
+                stopLoss=_wire(price),
+                tpslMode="Full",
+                slTriggerBy="LastPrice",
+                positionIdx=0,
             )
         except ExchangeError as exc:
-            if exc.code != LEVERAGE_NOT_MODIFIED:  # "leverage not modified" is success
+            if exc.code != TPSL_NOT_MODIFIED:
                 raise
-        self._leverage[symbol] = leverage
 
     async def open(self, order: EntryOrder) -> Fill:
-        await self._market.watch(order.symbol)
+        # Nothing before the order: prepare_entry() has readied the symbol (bybit_symbols).
         params = {
             "category": CATEGORY,
             "symbol": order.symbol,
@@ -295,10 +324,9 @@ class BybitExchange:
             order_id = self._pushes.by_link.get(order.link_id)
             if order_id:
                 self._booked.add(order_id)  # the engine books it: never a second time
+            # Filled in part (an IOC order meets its price band): the rest stays held.
             if fill.qty >= order.qty or self._flat_since_held(order.symbol):
                 self._held.pop(order.symbol, None)
-            else:  # filled in part (an IOC order meets its price band): the rest stays open
-                self._sizes[order.symbol] = self._sizes.get(order.symbol, order.qty) - fill.qty
             return fill
         finally:
             self._closing.discard(order.symbol)
@@ -488,6 +516,8 @@ class BybitExchange:
         self._sizes[symbol] = position.qty
         if not self._exchange_made(symbol):
             return
+        if position.qty > 0 and position.stop_loss is None and self._listener is not None:
+            self._listener(StopLossMissing(symbol))
         if position.qty == 0:
             self._spawn_settle(symbol)
         elif known is not None and position.qty < known:

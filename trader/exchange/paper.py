@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from trader.clock import Clock
-from trader.errors import NoPosition, OrderRejected
+from trader.errors import ExchangeError, NoPosition, OrderRejected
 from trader.exchange.base import (
     Listener,
     MarketData,
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 INSUFFICIENT_BALANCE = 110007
 PARAMS_ERROR = 10001
 DUPLICATE_LINK_ID = 110072
+STREAM_WAIT = 3.0  # seconds start-up waits for the first tickers of the whitelisted symbols
 
 
 @dataclass(slots=True)
@@ -113,6 +114,36 @@ class PaperExchange:
                 code=PARAMS_ERROR,
             )
 
+    async def prepare(self, symbols: Sequence[str], leverage: int) -> None:
+        """Every instrument loaded and ``symbols`` streamed; the paper venue keeps no
+        leverage or position mode of its own."""
+        try:
+            await self._market.load_instruments()
+        except ExchangeError as exc:
+            log.warning("loading Bybit's instruments failed: %s; each is read at its entry", exc)
+        streamed = []
+        for symbol in dict.fromkeys(symbols):
+            try:
+                instrument = await self._market.instrument(symbol)
+                if not instrument.is_usdt_perpetual:
+                    log.warning(
+                        "whitelisted %s is not a USDT perpetual: its signals are rejected", symbol
+                    )
+                    continue
+                await self._market.watch(symbol)
+            except ExchangeError as exc:
+                log.warning("whitelisted %s cannot be traded: %s", symbol, exc)
+                continue
+            streamed.append(symbol)
+        if not await self._market.wait_streamed(streamed, STREAM_WAIT):
+            log.warning("the public stream is not carrying %s yet: REST prices meanwhile", streamed)
+
+    async def prepare_entry(self, symbol: str, leverage: int) -> Ticker:
+        await self.set_leverage(symbol, leverage)
+        # Watched before the fill, so that no ticker after it is missed by SL/TP.
+        await self._market.watch(symbol)
+        return await self._market.ticker(symbol)
+
     async def balance(self) -> Decimal:
         return self._wallet
 
@@ -136,6 +167,11 @@ class PaperExchange:
 
     async def find_order(self, link_id: str) -> Fill | None:
         return None
+
+    async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
+        entry = self._book.get(symbol)
+        if entry is not None:
+            entry.stop_loss = price
 
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
         return []

@@ -1,0 +1,267 @@
+"""Live mode against the fake Bybit where real Bybit differs from a simple model of it: market
+orders that fill in part, exits Bybit makes itself (liquidation, auto-deleveraging, delivery),
+paged lists, a position's open time, and the continuous checks (a push lost on a live
+connection, a stop-loss removed by hand).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.app import Runtime, build_runtime
+from tests.fakes.bybit import FakeBybit
+from tests.integration.support import (
+    LIVE_KEY,
+    LIVE_SECRET,
+    Events,
+    append_signal,
+    settings_for,
+)
+from trader.clock import ManualClock
+from trader.events import PositionClosed, PositionOpened, PositionReduced, Reconciled
+from trader.models import CloseReason, Side
+
+CREATE = "/v5/order/create"
+TRADING_STOP = "/v5/position/trading-stop"
+
+StartLive = Callable[..., Awaitable[tuple[Runtime, Events]]]
+
+
+@pytest.fixture
+async def start_live(
+    workdir: Path, live_bybit: FakeBybit, clock: ManualClock
+) -> AsyncIterator[StartLive]:
+    """A live runtime on the test's data directory, its events collected from the start;
+    ``venue_check_seconds`` shortens the periodic reconciliation."""
+    running: list[Runtime] = []
+
+    async def start(venue_check_seconds: float = 60.0) -> tuple[Runtime, Events]:
+        settings = settings_for(
+            workdir,
+            live_bybit,
+            trading_mode="live",
+            bybit_api_key=LIVE_KEY,
+            bybit_api_secret=LIVE_SECRET,
+        )
+        runtime = await build_runtime(
+            settings, clock=clock, venue_check_seconds=venue_check_seconds
+        )
+        events = Events()
+        runtime.engine.bus.subscribe(events)
+        running.append(runtime)
+        await runtime.start()
+        return runtime, events
+
+    yield start
+    for runtime in running:
+        await runtime.stop()
+
+
+async def open_sol(
+    runtime: Runtime, events: Events, fake: FakeBybit, workdir: Path, clock: ManualClock
+) -> PositionOpened:
+    await fake.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    await runtime.engine.start_trading()
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="s1")
+    opened = await events.next(PositionOpened)
+    assert isinstance(opened, PositionOpened)
+    return opened
+
+
+def ordered_qty(fake: FakeBybit, index: int = 0) -> Decimal:
+    return Decimal(json.loads(fake.requests_to(CREATE)[index].body)["qty"])
+
+
+def findings(events: Events) -> list[str]:
+    return [f for e in events.seen if isinstance(e, Reconciled) for f in e.findings]
+
+
+# --- partial fills -------------------------------------------------------------------------------
+
+
+async def test_an_entry_that_filled_in_part_books_what_filled(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()
+    live_bybit.partial_fill_next("0.3", symbol="SOLUSDT")
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    assert ordered_qty(live_bybit) > Decimal("0.3")
+    assert opened.position.qty == Decimal("0.3")
+    on_bybit = live_bybit.position("SOLUSDT")
+    assert on_bybit is not None
+    assert on_bybit.size == Decimal("0.3")
+    assert on_bybit.stop_loss == opened.position.stop_loss  # the SL covers what is held
+    status = await runtime.engine.status()
+    assert [v.position.qty for v in status.positions] == [Decimal("0.3")]
+
+
+async def test_a_close_that_filled_in_part_keeps_the_rest_open_and_managed(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    whole = opened.position.qty
+    live_bybit.partial_fill_next("0.2", symbol="SOLUSDT", status="PartiallyFilledCanceled")
+    part = await runtime.engine.close("SOLUSDT")
+    assert part is not None
+    assert part.qty == Decimal("0.2")
+    reduced = await events.next(PositionReduced)
+    assert isinstance(reduced, PositionReduced)
+    assert reduced.remaining.qty == whole - Decimal("0.2")
+    assert [p.qty for p in runtime.engine.open_positions()] == [whole - Decimal("0.2")]
+    on_bybit = live_bybit.position("SOLUSDT")
+    assert on_bybit is not None
+    assert on_bybit.size == whole - Decimal("0.2")
+    assert part.net_pnl == live_bybit.closed_pnl[-1].closed_pnl
+
+    rest = await runtime.engine.close("SOLUSDT")  # the remainder is still managed
+    assert rest is not None
+    await events.next(PositionClosed)
+    assert live_bybit.position("SOLUSDT") is None
+    trades = await runtime.repo.all_trades()
+    assert sum(t.qty for t in trades) == whole  # what the trades book is what was traded
+    assert sum(t.net_pnl for t in trades) == sum(r.closed_pnl for r in live_bybit.closed_pnl)
+    assert runtime.engine.open_positions() == []
+
+
+# --- exits Bybit makes itself --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make_exit", "reason"),
+    [
+        ("liquidate", CloseReason.LIQUIDATION),
+        ("auto_deleverage", CloseReason.ADL),
+        ("deliver", CloseReason.DELIVERY),
+    ],
+)
+async def test_an_exit_bybit_made_is_booked_with_its_figures_and_named(
+    start_live: StartLive,
+    live_bybit: FakeBybit,
+    workdir: Path,
+    clock: ManualClock,
+    make_exit: str,
+    reason: CloseReason,
+) -> None:
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    await getattr(live_bybit, make_exit)("SOLUSDT")
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is reason
+    if live_bybit.closed_pnl:
+        assert closed.trade.net_pnl == live_bybit.closed_pnl[-1].closed_pnl
+    assert runtime.engine.open_positions() == []
+
+
+async def test_a_partial_liquidation_shrinks_the_position_and_says_so(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    await live_bybit.liquidate("SOLUSDT", qty="0.1")
+    reduced = await events.next(PositionReduced)
+    assert isinstance(reduced, PositionReduced)
+    assert reduced.trade.reason is CloseReason.LIQUIDATION
+    assert reduced.trade.qty == Decimal("0.1")
+    assert reduced.remaining.qty == opened.position.qty - Decimal("0.1")
+    on_bybit = live_bybit.position("SOLUSDT")
+    assert on_bybit is not None
+    assert [p.qty for p in runtime.engine.open_positions()] == [on_bybit.size]
+
+
+# --- paging and open time ------------------------------------------------------------------------
+
+
+async def test_more_than_a_page_of_positions_is_all_seen_by_reconciliation(
+    start_live: StartLive, live_bybit: FakeBybit
+) -> None:
+    for n in range(25):
+        symbol = f"PAGE{n}USDT"
+        live_bybit.seed_instrument(symbol, "0.01", "0.1", "0.1", price="10")
+        await live_bybit.open_position(symbol, "Buy", "1", "10", stop_loss="9")
+    runtime, _ = await start_live()
+    assert len(runtime.engine.open_positions()) == 25  # adopted, every page read
+    assert await runtime.engine.reconcile("a second look") == []  # none said to be gone
+
+
+async def test_an_old_close_on_the_symbol_is_not_booked_against_a_newer_position(
+    start_live: StartLive, live_bybit: FakeBybit
+) -> None:
+    # A position closed by hand, then a new one on the same symbol: Bybit's createdTime
+    # is the first one's, openTime the new one's.
+    await live_bybit.open_position("SOLUSDT", "Buy", "1", "190", stop_loss="180")
+    await live_bybit.close_by_hand("SOLUSDT")
+    live_bybit.set_clock_offset(2000)  # the new position opens two seconds later
+    await live_bybit.open_position("SOLUSDT", "Buy", "2", "191", stop_loss="181")
+    runtime, _ = await start_live()
+    [adopted] = runtime.engine.open_positions()
+    fake_position = live_bybit.position("SOLUSDT")
+    assert fake_position is not None
+    assert adopted.opened_at.timestamp() * 1000 == fake_position.opened_ms
+    await runtime.stop()
+
+    await live_bybit.close_by_hand("SOLUSDT")  # while the bot is down
+    runtime, _ = await start_live()
+    trades = await runtime.repo.all_trades()
+    assert [t.qty for t in trades] == [Decimal(2)]  # the new position's close only
+
+
+# --- continuous checks ---------------------------------------------------------------------------
+
+
+async def test_a_push_lost_on_a_live_connection_is_found_by_the_periodic_check(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live(venue_check_seconds=0.3)
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.drop_private_pushes()
+    await live_bybit.close_by_hand("SOLUSDT")
+    closed = await events.next(PositionClosed, timeout=10)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.EXTERNAL
+    assert closed.trade.net_pnl == live_bybit.closed_pnl[-1].closed_pnl
+    assert live_bybit.authenticated_private_connections() == 1  # found without a reconnect
+
+
+async def test_a_stop_loss_removed_by_hand_is_put_back(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    await live_bybit.remove_stop_loss("SOLUSDT")
+
+    def restored() -> bool:
+        position = live_bybit.position("SOLUSDT")
+        return position is not None and position.stop_loss == opened.position.stop_loss
+
+    await events.wait(restored)
+    [request] = live_bybit.requests_to(TRADING_STOP)
+    assert json.loads(request.body)["stopLoss"] == f"{opened.position.stop_loss.normalize():f}"
+    await events.wait(lambda: any("put back" in f for f in findings(events)))
+
+
+async def test_a_stop_loss_that_cannot_be_put_back_is_said_loudly_until_fixed(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live(venue_check_seconds=0.3)
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.fail_next(TRADING_STOP, ret_code=10001, ret_msg="params error", times=100)
+    await live_bybit.remove_stop_loss("SOLUSDT")
+
+    def alarms() -> list[str]:
+        return [f for f in findings(events) if "NO stop-loss" in f]
+
+    await events.wait(lambda: len(alarms()) >= 3, timeout=10)  # said again at each check
+    assert all(f.startswith("🚨") for f in alarms())
+    live_bybit.clear_faults()
+    await events.wait(lambda: any("put back" in f for f in findings(events)), timeout=10)
+    position = live_bybit.position("SOLUSDT")
+    assert position is not None
+    assert position.stop_loss is not None
+    assert runtime.engine.open_positions()[0].side is Side.BUY
