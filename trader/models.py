@@ -42,6 +42,9 @@ class CloseReason(StrEnum):
     DAILY_LOSS = "daily_loss"
     EXTERNAL = "external"  # closed outside the bot (by hand on the exchange)
     LIQUIDATION = "liquidation"  # the exchange liquidated it
+    ADL = "adl"  # the exchange auto-deleveraged it (closed it against a bankrupt trader)
+    DELIVERY = "delivery"  # the exchange settled it: delivery, or the contract was delisted
+    TRAILING_STOP = "trailing_stop"  # its trailing stop on the exchange triggered
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,8 @@ class InvalidSignal:
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """The trading filters of one linear perpetual, from instruments-info."""
+    """The trading filters of one linear contract, from instruments-info. ``category=linear``
+    also holds USDC perpetuals and dated futures: only a USDT perpetual is traded."""
 
     symbol: str
     tick_size: Decimal
@@ -84,6 +88,13 @@ class Instrument:
     max_order_qty: Decimal
     min_notional: Decimal
     max_leverage: Decimal = Decimal(100)
+    contract_type: str = "LinearPerpetual"  # Bybit's contractType: or LinearFutures, ...
+    settle_coin: str = "USDT"
+    status: str = "Trading"  # Bybit's status: or PreLaunch, Delivering, Closed
+
+    @property
+    def is_usdt_perpetual(self) -> bool:
+        return self.contract_type == "LinearPerpetual" and self.settle_coin == "USDT"
 
 
 @dataclass(frozen=True, slots=True)

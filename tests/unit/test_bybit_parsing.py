@@ -14,6 +14,7 @@ from pybit.exceptions import FailedRequestError, InvalidRequestError
 
 from trader import reconcile
 from trader.errors import (
+    Banned,
     ExchangeError,
     OrderRejected,
     OutcomeUnknown,
@@ -239,7 +240,7 @@ def _failed(status: int) -> FailedRequestError:
         (_invalid(10006), True, RateLimited),
         (_invalid(10002), True, Retryable),
         (_invalid(10016), False, Retryable),
-        (_failed(403), False, RateLimited),
+        (_failed(403), False, Banned),  # an IP ban (tests/unit/test_bybit_wire.py)
         (_failed(502), False, Retryable),
         (_failed(502), True, OutcomeUnknown),
         (_failed(404), False, ExchangeError),
@@ -306,3 +307,30 @@ def test_every_exit_attempt_has_its_own_link_id_within_bybits_limit(attempt: int
     assert len(link) <= MAX_LINK_ID
     assert link != exit_link_id("signal-1", attempt + 1)
     assert link.replace("-", "").isalnum()
+
+
+# --- a position's open time ------------------------------------------------------------------
+
+
+def _ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+@given(created=st.integers(1, 2**45), later=st.integers(0, 2**40))
+def test_a_position_opened_at_its_open_time_not_when_its_symbol_was_first_traded(
+    created: int, later: int
+) -> None:
+    row = {"symbol": "SOLUSDT", "side": "Buy", "size": "1", "avgPrice": "190"}
+    position = parse_position({**row, "createdTime": str(created), "openTime": created + later})
+    assert position is not None
+    assert position.opened_at == _ms(created + later)
+    assert position.first_created_at == _ms(created)
+
+
+@pytest.mark.parametrize("open_time", [None, "", "0", 0])
+def test_a_position_bybit_gives_no_open_time_has_none(open_time: object) -> None:
+    row = {"symbol": "SOLUSDT", "side": "Sell", "size": "2", "createdTime": "1676538056258"}
+    position = parse_position({**row, "openTime": open_time})
+    assert position is not None
+    assert position.opened_at is None
+    assert position.first_created_at == _ms(1676538056258)
