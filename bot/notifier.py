@@ -2,7 +2,9 @@
 
 An event is rendered and stored in one short transaction, so the engine never waits on
 Telegram; a delivery task sends what is stored, retrying with backoff. An outage or a
-restart delays messages but never loses them.
+restart delays messages but never loses them. The notes of a booked change (an entry, a
+close) are rendered by ``notes`` for the engine, which stores them in the change's own
+transaction (``attach``), so that not even a crash can part the two.
 """
 
 from __future__ import annotations
@@ -32,17 +34,23 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from bot import render
 from bot.callbacks import OPEN, SKIP, TradeDecision
 from trader.events import (
+    ClockSkewed,
     ConfirmationRequested,
     ConfirmationResolved,
     DailyLossLimitReached,
     EngineStarted,
     EngineStopped,
     Event,
+    EventBus,
     OrderFailed,
     PositionClosed,
     PositionOpened,
+    PositionReduced,
     Reconciled,
     SignalSkipped,
+    VenueBanLifted,
+    VenueBanned,
+    is_noted,
 )
 from trader.ports import NewMessage, OutboxMessage, Repositories
 
@@ -101,44 +109,68 @@ class Notifier:
 
     # --- from the engine -----------------------------------------------------------------
 
+    def attach(self, bus: EventBus) -> None:
+        """Take the engine's events from ``bus``, and render the notes it stores with the
+        changes they report."""
+        bus.register_notes(self.notes)
+        bus.subscribe(self.on_event)
+
     async def on_event(self, event: Event) -> None:
-        """The EventBus subscriber: store what the chats should be told about ``event``."""
+        """The EventBus subscriber: store what the chats should be told about ``event``,
+        unless the engine stored it already with the change (then it only needs sending)."""
+        if is_noted(event):
+            self._wake.set()
+            return
+        await self._store(self.notes(event))
+
+    def notes(self, event: Event) -> list[NewMessage]:
+        """What the chats are told about ``event``: pure and synchronous, so the engine can
+        store it in the transaction that books the change (``trader.events.Notes``)."""
         match event:
             case PositionOpened():
-                await self.send_text(render.opened_text(event))
+                return self._texts(render.opened_text(event))
             case PositionClosed():
-                await self.send_text(render.closed_text(event))
+                return self._texts(render.closed_text(event))
+            case PositionReduced():
+                return self._texts(render.reduced_text(event))
             case OrderFailed():
-                await self.send_text(render.order_failed_text(event))
+                return self._texts(render.order_failed_text(event))
             case Reconciled():
-                await self.send_text(render.reconciled_text(event))
+                return self._texts(render.reconciled_text(event))
             case DailyLossLimitReached():
-                await self.send_text(render.daily_loss_text(event))
+                return self._texts(render.daily_loss_text(event))
             case EngineStarted():
-                await self.send_text(render.engine_started_text(event))
+                return self._texts(render.engine_started_text(event))
             case EngineStopped():
-                await self.send_text(render.engine_stopped_text(event))
+                return self._texts(render.engine_stopped_text(event))
+            case VenueBanned():
+                return self._texts(render.venue_banned_text(event))
+            case VenueBanLifted():
+                return self._texts(render.venue_ban_lifted_text(event))
+            case ClockSkewed():
+                return self._texts(render.clock_skewed_text(event))
             case ConfirmationRequested():
-                await self._ask(event)
+                return self._question(event)
             case ConfirmationResolved():
                 text = render.resolved_text(event.symbol, event.signal, event.status, event.detail)
                 payload = json.dumps({"signal_id": event.signal_id, "text": text})
-                await self._store([NewMessage(chat, EDIT, payload) for chat in self._chat_ids])
+                return [NewMessage(chat, EDIT, payload) for chat in self._chat_ids]
             case SignalSkipped(outcome=outcome) if outcome.startswith("rejected:"):
                 reason = outcome.removeprefix("rejected:")
-                if reason not in QUIET_REJECTIONS:
-                    await self.send_text(render.rejected_text(event.symbol, reason))
+                if reason in QUIET_REJECTIONS:
+                    return []
+                return self._texts(render.rejected_text(event.symbol, reason))
             case _:
-                pass  # filtered and invalid rows are logged, not announced
+                return []  # filtered and invalid rows are logged, not announced
 
-    async def _ask(self, event: ConfirmationRequested) -> None:
+    def _question(self, event: ConfirmationRequested) -> list[NewMessage]:
         buttons = [
             [
                 ["✅ Open", TradeDecision(action=OPEN, ref=event.ref).pack()],
                 ["❌ Skip", TradeDecision(action=SKIP, ref=event.ref).pack()],
             ]
         ]
-        await self.send_text(render.question_text(event), buttons=buttons, confirm=event.signal.id)
+        return self._texts(render.question_text(event), buttons=buttons, confirm=event.signal.id)
 
     # --- to the outbox ---------------------------------------------------------------------
 
@@ -151,6 +183,15 @@ class Notifier:
     ) -> None:
         """Store ``text`` for every allowed chat, split at Telegram's limit; the buttons go
         on the last part."""
+        await self._store(self._texts(text, buttons=buttons, confirm=confirm))
+
+    def _texts(
+        self,
+        text: str,
+        *,
+        buttons: list[list[list[str]]] | None = None,
+        confirm: str | None = None,
+    ) -> list[NewMessage]:
         parts = render.split_message(text)
         messages = []
         for chat in self._chat_ids:
@@ -162,7 +203,7 @@ class Notifier:
                 if last and confirm:
                     payload["confirm"] = confirm
                 messages.append(NewMessage(chat, TEXT, json.dumps(payload)))
-        await self._store(messages)
+        return messages
 
     async def send_photo(self, png: bytes, caption: str) -> None:
         payload = json.dumps(

@@ -1,6 +1,7 @@
 """Secrets never reach the log: a filter on the log handlers masks the bot token and the
 Bybit key and secret wherever they appear (a library's error text can quote a request URL,
-and Telegram's URLs hold the token).
+and Telegram's URLs hold the token). The masking itself is ``trader.redaction``'s, which the
+database's error texts go through as well.
 """
 
 from __future__ import annotations
@@ -8,19 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-MASK = "***"
+from trader.redaction import MASK, Redactor
+
+__all__ = ["MASK", "RedactSecrets", "install"]
 
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-    def clean(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
+        self.clean = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from trader.confirmation import Decision, Verdict
 from trader.engine import Performance, Status
 from trader.events import (
+    ClockSkewed,
     ConfirmationRequested,
     DailyLossLimitReached,
     EngineStarted,
@@ -21,7 +22,10 @@ from trader.events import (
     OrderFailed,
     PositionClosed,
     PositionOpened,
+    PositionReduced,
     Reconciled,
+    VenueBanLifted,
+    VenueBanned,
 )
 from trader.models import ClosedTrade, CloseReason, Position, Side, Signal
 from trader.rules import Limits
@@ -51,6 +55,9 @@ REASON_TEXT = {
     CloseReason.DAILY_LOSS: "daily loss limit",
     CloseReason.EXTERNAL: "closed on the exchange",
     CloseReason.LIQUIDATION: "liquidated by the exchange",
+    CloseReason.ADL: "auto-deleveraged by the exchange",
+    CloseReason.DELIVERY: "settled by the exchange (delivery or delisting)",
+    CloseReason.TRAILING_STOP: "trailing stop",
 }
 
 LIMIT_UNITS = {"daily_loss": " USDT", "position_size": " USDT", "leverage": "x"}
@@ -242,6 +249,21 @@ def closed_text(event: PositionClosed) -> str:
     )
 
 
+def reduced_text(event: PositionReduced) -> str:
+    t, rest, tick = event.trade, event.remaining, event.tick_size
+    icon = "✅" if t.net_pnl > 0 else "🔴"
+    return "\n".join(
+        [
+            f"{icon} Partly closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
+            f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
+            f"closed {qty(t.qty)} @ {price(t.exit_price, tick)} · entry "
+            f"{price(t.entry_price, tick)}",
+            f"net PnL of the part <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",
+            f"still open: {qty(rest.qty)}, {protection(rest, tick)}",
+        ]
+    )
+
+
 def order_failed_text(event: OrderFailed) -> str:
     return f"⚠️ Order failed: <b>{esc(event.symbol)}</b>\n{esc(event.reason)}"
 
@@ -278,6 +300,32 @@ def refused_text(reason: str) -> str:
 
 def engine_stopped_text(event: EngineStopped) -> str:
     return "⏹ Engine stopped. Open positions keep their stop-loss and take-profit."
+
+
+def venue_banned_text(event: VenueBanned) -> str:
+    return (
+        f"🚫 Bybit banned this IP for too many requests ({esc(event.detail)}).\n"
+        f"No call to Bybit until {utc_time(event.until)}: signals meanwhile are not traded; "
+        "open positions keep their stop-loss and take-profit on the exchange."
+    )
+
+
+def venue_ban_lifted_text(event: VenueBanLifted) -> str:
+    return "✅ Bybit answers again: the ban is over. Checking positions against Bybit."
+
+
+def clock_skewed_text(event: ClockSkewed) -> str:
+    offset = event.offset_ms
+    where = "behind" if offset > 0 else "ahead of"
+    lines = [
+        f"⏱ This machine's clock is {abs(offset)} ms {where} Bybit's (offset {offset:+d} ms). "
+        "Synchronise it with NTP."
+    ]
+    if offset < 0:  # Bybit refuses requests stamped more than 1 s after its own clock
+        lines.append("Bybit refuses requests signed more than 1 s ahead of its clock.")
+    else:
+        lines.append("The private stream's login allows for it meanwhile.")
+    return "\n".join(lines)
 
 
 def _signal_line(signal: Signal) -> str:

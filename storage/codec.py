@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Side, Signal
 from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
+from trader.redaction import Redactor
+
+Redact = Callable[[str], str]
+
+
+def _same(text: str) -> str:
+    return text
+
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
@@ -199,9 +208,12 @@ def trade_values(position_id: int | None, trade: ClosedTrade) -> tuple[Any, ...]
     )
 
 
-def signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[Any, ...]:
+def signal_values(
+    signal: Signal | InvalidSignal, seen_at: datetime, *, redact: Redact = _same
+) -> tuple[Any, ...]:
     """The signals-table row of a signal: (id, symbol, verdict, timestamp, seen_at, confidence,
-    entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)."""
+    entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at); ``redact``
+    masks the reason an invalid row failed, which can quote an error."""
     seen = to_db_time(seen_at)
     if isinstance(signal, InvalidSignal):
         raw = signal.raw
@@ -218,7 +230,7 @@ def signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[An
             None,
             None,
             json.dumps(raw, ensure_ascii=False, default=str),
-            f"invalid:{signal.reason}",
+            redact(f"invalid:{signal.reason}"),
             seen,
         )
     return (
@@ -236,3 +248,27 @@ def signal_values(signal: Signal | InvalidSignal, seen_at: datetime) -> tuple[An
         None,
         None,
     )
+
+
+def redact_payload(payload: str, redact: Redactor) -> str:
+    """An outbox payload with every text in it masked. The JSON is decoded first, so that a
+    secret is found whatever JSON escaped in the text around it, and a text cut short at its
+    end is seen as such; a PNG's base64 is left alone."""
+    if not redact:
+        return payload
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return redact(payload)
+    cleaned = _redact_json(value, redact)
+    return payload if cleaned == value else json.dumps(cleaned)
+
+
+def _redact_json(value: Any, redact: Redact) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_json(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {k: v if k == "png" else _redact_json(v, redact) for k, v in value.items()}
+    return value

@@ -1,33 +1,34 @@
-"""The SQLite implementation of ``trader.ports.Repositories``: every table behind one object.
+"""The SQLite implementation of ``trader.ports.Repositories``: every table behind one object,
+assembled from parts by concept (``storage.tables`` says which); signals, orders, positions,
+trades and settings are here.
 
 Decimals are stored as exact text, times as fixed-width UTC ISO-8601 text, enums as values.
+Chat notes given with a change (``notes=``) go into the outbox in the change's transaction.
+Every error text written (orders, signal outcomes, the outbox's errors and texts) is masked
+of the secrets the repository was given, as the logs are.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from storage.codec import (
-    CONFIRMATION_COLUMNS,
     FULL_SIGNAL_COLUMNS,
     ORDER_COLUMNS,
-    OUTBOX_COLUMNS,
     POSITION_COLUMNS,
     SIGNAL_COLUMNS,
     TRADE_COLUMNS,
     TRADE_INSERT,
-    confirmation_from_row,
     order_from_row,
-    outbox_message_from_row,
     position_from_row,
     signal_from_row,
     signal_values,
@@ -37,15 +38,16 @@ from storage.codec import (
     trade_from_row,
     trade_values,
 )
-from storage.db import Database, open_database
+from storage.confirmations import ConfirmationTables
+from storage.db import open_database
+from storage.outbox import OutboxTables
+from storage.tables import utc_now
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Signal
 from trader.ports import (
-    Confirmation,
     FillAlreadyBooked,
     NewMessage,
     OrderRecord,
     OrderStatus,
-    OutboxMessage,
     StoredSignal,
 )
 
@@ -53,9 +55,6 @@ if TYPE_CHECKING:
     from trader.ports import Repositories
 
 log = logging.getLogger(__name__)
-
-# Fixed width, always UTC: text order is then time order, so range queries use indexes.
-CONFIRMATION_OUTCOMES = frozenset({"approved", "declined", "expired"})
 
 
 class PositionAlreadyOpen(ValueError):
@@ -69,39 +68,24 @@ class PositionNotOpen(LookupError):
     """
 
 
-class SqliteRepositories:
+class SqliteRepositories(OutboxTables, ConfirmationTables):
     """Implements ``trader.ports.Repositories`` over one ``Database``.
 
-    Every write method is one transaction, committed before it returns.
+    Every write method is one transaction, committed before it returns. ``secrets`` are
+    masked in every error text written; notes stored with a change are stamped with ``now``
+    (see ``Tables``).
     """
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
     @classmethod
-    async def open(cls, path: Path) -> SqliteRepositories:
+    async def open(
+        cls,
+        path: Path,
+        *,
+        secrets: Iterable[str] = (),
+        now: Callable[[], datetime] = utc_now,
+    ) -> SqliteRepositories:
         """Open (creating and migrating if needed) the database file at ``path``."""
-        return cls(await open_database(path))
-
-    @property
-    def database(self) -> Database:
-        return self._db
-
-    async def close(self) -> None:
-        await self._db.close()
-
-    async def _fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._db.read() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
-
-    async def _fetch_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._db.read() as conn, conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
-
-    async def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one write statement in its own transaction; returns the rows it changed."""
-        async with self._db.transaction() as conn, conn.execute(sql, params) as cursor:
-            return cursor.rowcount
+        return cls(await open_database(path), secrets=secrets, now=now)
 
     # -- signals ------------------------------------------------------------------------
 
@@ -111,14 +95,15 @@ class SqliteRepositories:
             " entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
-            signal_values(signal, seen_at),
+            signal_values(signal, seen_at, redact=self._redact),
         )
         return changed == 1
 
     async def set_outcome(self, signal_id: str, outcome: str, at: datetime) -> None:
         changed = await self._write(
             "UPDATE signals SET outcome = ?, outcome_at = ? WHERE id = ?",
-            (outcome, to_db_time(at), signal_id),
+            # An outcome can carry an error text ("failed:<the venue's words>").
+            (self._redact(outcome), to_db_time(at), signal_id),
         )
         if changed == 0:
             log.warning("outcome %r for unknown signal %s was not stored", outcome, signal_id)
@@ -157,7 +142,7 @@ class SqliteRepositories:
                 int(order.reduce_only),
                 order.status.value,
                 to_db_time(order.created_at),
-                order.error,
+                self._redact(order.error),
                 order.exchange_order_id,
             ),
         )
@@ -171,7 +156,7 @@ class SqliteRepositories:
             "UPDATE orders SET status = ?, error = ?,"
             " exchange_order_id = CASE WHEN ? = '' THEN exchange_order_id ELSE ? END"
             " WHERE link_id = ?",
-            (status.value, error, exchange_order_id, exchange_order_id, link_id),
+            (status.value, self._redact(error), exchange_order_id, exchange_order_id, link_id),
         )
         if changed == 0:
             log.warning("status %s for unknown order %s was not stored", status.value, link_id)
@@ -205,13 +190,19 @@ class SqliteRepositories:
 
     # -- positions and trades -----------------------------------------------------------
 
-    async def add_position(self, position: Position) -> Position:
+    async def add_position(
+        self, position: Position, *, notes: Sequence[NewMessage] = ()
+    ) -> Position:
         async with self._db.transaction() as conn:
             position_id = await _insert_position(conn, position)
+            await self._insert_notes(conn, notes, self._now())
         return replace(position, id=position_id)
 
-    async def record_entry(self, position: Position, fill: Fill, at: datetime) -> Position:
-        # One transaction: a crash leaves either all of the entry's records or none.
+    async def record_entry(
+        self, position: Position, fill: Fill, at: datetime, *, notes: Sequence[NewMessage] = ()
+    ) -> Position:
+        # One transaction: a crash leaves either all of the entry's records, its chat notes
+        # included, or none.
         async with self._db.transaction() as conn:
             position_id = await _insert_position(conn, position)
             await _insert_fill(conn, fill)
@@ -223,6 +214,7 @@ class SqliteRepositories:
                 "UPDATE signals SET outcome = 'opened', outcome_at = ? WHERE id = ?",
                 (to_db_time(at), position.signal_id),
             )
+            await self._insert_notes(conn, notes, self._now())
         return replace(position, id=position_id)
 
     async def open_positions(self) -> Sequence[Position]:
@@ -232,7 +224,12 @@ class SqliteRepositories:
         return [position_from_row(row) for row in rows]
 
     async def close_position(
-        self, position_id: int, trade: ClosedTrade, exit_fill: Fill | None = None
+        self,
+        position_id: int,
+        trade: ClosedTrade,
+        exit_fill: Fill | None = None,
+        *,
+        notes: Sequence[NewMessage] = (),
     ) -> ClosedTrade:
         async with self._db.transaction() as conn:
             async with conn.execute(
@@ -256,10 +253,16 @@ class SqliteRepositories:
                 # Booked already as a part of this position: closing with it would count
                 # its PnL twice.
                 raise FillAlreadyBooked(f"fill {exit_fill.exec_id} is booked already")
+            await self._insert_notes(conn, notes, self._now())
         return replace(trade, id=trade_id)
 
     async def reduce_position(
-        self, position: Position, trade: ClosedTrade, exit_fill: Fill | None = None
+        self,
+        position: Position,
+        trade: ClosedTrade,
+        exit_fill: Fill | None = None,
+        *,
+        notes: Sequence[NewMessage] = (),
     ) -> ClosedTrade:
         """In one transaction: the closed part of a position as a trade (with its exit fill)
         and the position's new size, margin and entry fee. ``FillAlreadyBooked`` if the fill
@@ -286,6 +289,7 @@ class SqliteRepositories:
             cursor = await conn.execute(TRADE_INSERT, trade_values(None, trade))
             trade_id = cursor.lastrowid
             await cursor.close()
+            await self._insert_notes(conn, notes, self._now())
         return replace(trade, id=trade_id)
 
     async def recent_trades(self, limit: int) -> Sequence[ClosedTrade]:
@@ -324,12 +328,14 @@ class SqliteRepositories:
         row = await self._fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
-    async def set_setting(self, key: str, value: str) -> None:
-        await self._write(
-            "INSERT INTO settings (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+    async def set_setting(self, key: str, value: str, *, notes: Sequence[NewMessage] = ()) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+            await self._insert_notes(conn, notes, self._now())
 
     async def delete_setting(self, key: str) -> None:
         await self._write("DELETE FROM settings WHERE key = ?", (key,))
@@ -341,107 +347,6 @@ class SqliteRepositories:
             (prefix, prefix),
         )
         return {str(row[0]): str(row[1]) for row in rows}
-
-    # -- notification outbox ------------------------------------------------------------
-
-    async def enqueue(self, messages: Sequence[NewMessage], at: datetime) -> list[int]:
-        stamp = to_db_time(at)
-        ids: list[int] = []
-        async with self._db.transaction() as conn:
-            for message in messages:
-                cursor = await conn.execute(
-                    "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (message.chat_id, message.kind, message.payload, stamp, stamp),
-                )
-                if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
-                    raise RuntimeError("outbox insert returned no id")
-                ids.append(cursor.lastrowid)
-                await cursor.close()
-        return ids
-
-    async def next_unsent(self) -> Sequence[OutboxMessage]:
-        # One head per chat: a chat whose head must wait never hides another chat's messages.
-        rows = await self._fetch_all(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id IN"
-            " (SELECT MIN(id) FROM outbox WHERE sent_at IS NULL GROUP BY chat_id) ORDER BY id"
-        )
-        return [outbox_message_from_row(row) for row in rows]
-
-    async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:
-        # A sent chart's PNG is dropped: it is the bulk of the table and nobody reads it again.
-        await self._write(
-            "UPDATE outbox SET sent_at = ?, last_error = ?,"
-            " payload = CASE WHEN kind = 'photo' THEN '' ELSE payload END WHERE id = ?",
-            (to_db_time(at), error, message_id),
-        )
-
-    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
-        await self._write(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-            " WHERE id = ?",
-            (to_db_time(next_attempt_at), error, message_id),
-        )
-
-    # -- trade confirmations ------------------------------------------------------------
-
-    async def add_confirmation(self, confirmation: Confirmation) -> None:
-        await self._write(
-            f"INSERT INTO confirmations ({CONFIRMATION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-            (
-                confirmation.signal_id,
-                confirmation.ref,
-                confirmation.status,
-                to_db_time(confirmation.created_at),
-                to_db_time(confirmation.expires_at),
-            ),
-        )
-
-    async def get_confirmation(self, signal_id: str) -> Confirmation | None:
-        row = await self._fetch_one(
-            f"SELECT {CONFIRMATION_COLUMNS} FROM confirmations WHERE signal_id = ?",
-            (signal_id,),
-        )
-        return None if row is None else confirmation_from_row(row)
-
-    async def confirmation_by_ref(self, ref: str) -> Confirmation | None:
-        row = await self._fetch_one(
-            f"SELECT {CONFIRMATION_COLUMNS} FROM confirmations WHERE ref = ?", (ref,)
-        )
-        return None if row is None else confirmation_from_row(row)
-
-    async def add_confirmation_message(self, signal_id: str, chat_id: int, message_id: int) -> None:
-        await self._write(
-            "INSERT INTO confirmation_messages (chat_id, message_id, signal_id) VALUES (?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (chat_id, message_id, signal_id),
-        )
-
-    async def confirmation_messages(self, signal_id: str) -> Sequence[tuple[int, int]]:
-        rows = await self._fetch_all(
-            "SELECT chat_id, message_id FROM confirmation_messages WHERE signal_id = ?"
-            " ORDER BY chat_id, message_id",
-            (signal_id,),
-        )
-        return [(int(row[0]), int(row[1])) for row in rows]
-
-    async def resolve_confirmation(self, signal_id: str, status: str, at: datetime) -> bool:
-        if status not in CONFIRMATION_OUTCOMES:
-            raise ValueError(f"a confirmation cannot be resolved as {status!r}")
-        # Compare-and-set: of a button press and the timeout racing, exactly one wins.
-        changed = await self._write(
-            "UPDATE confirmations SET status = ?, resolved_at = ?"
-            " WHERE signal_id = ? AND status = 'pending'",
-            (status, to_db_time(at), signal_id),
-        )
-        return changed == 1
-
-    async def pending_confirmations(self) -> Sequence[Confirmation]:
-        rows = await self._fetch_all(
-            f"SELECT {CONFIRMATION_COLUMNS} FROM confirmations WHERE status = 'pending'"
-            " ORDER BY created_at, signal_id"
-        )
-        return [confirmation_from_row(row) for row in rows]
 
 
 if TYPE_CHECKING:

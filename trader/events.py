@@ -2,17 +2,25 @@
 
 Events are immutable facts. Subscribers must not block: a slow or failing subscriber never
 stops trading (``EventBus`` logs and swallows its errors).
+
+The chat notes of an event that reports a booked change (an entry, a close or a part of
+one, the daily loss limit) must survive a crash right after the booking. So the bus also
+carries the port ``Notes``: the bot registers the pure function that turns an event into its
+notes (``EventBus.register_notes``), the engine asks for them (``EventBus.notes_for``) and
+stores them in the transaction that books the change, then publishes the event
+``noted=True``; the subscriber that owns the notes does not store them a second time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from trader.models import ClosedTrade, Position, Signal
+from trader.ports import NewMessage
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +82,14 @@ class PositionOpened:
     position: Position
     at: datetime
     tick_size: Decimal | None = None  # for showing prices as the venue quotes them
+    noted: bool = False  # its chat notes were stored with the entry (see the module doc)
 
 
 @dataclass(frozen=True, slots=True)
 class PositionClosed:
     trade: ClosedTrade
     tick_size: Decimal | None = None
+    noted: bool = False  # its chat notes were stored with the close
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,7 @@ class PositionReduced:
     trade: ClosedTrade
     remaining: Position
     tick_size: Decimal | None = None
+    noted: bool = False  # its chat notes were stored with the part's booking
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,34 @@ class DailyLossLimitReached:
     loss: Decimal
     limit: Decimal
     at: datetime
+    noted: bool = False  # its chat notes were stored with the day's "announced" mark
+
+
+@dataclass(frozen=True, slots=True)
+class VenueBanned:
+    """The venue banned this IP (Bybit: HTTP 403): no REST call is made before ``until``;
+    SL/TP stay on the exchange. Said once per ban."""
+
+    until: datetime
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class VenueBanLifted:
+    """A REST call got through again after a ban."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSkewed:
+    """This machine's clock differs from the venue's by ``offset_ms`` (the venue's minus
+    ours: positive when ours is behind), measured at start-up with a round trip of
+    ``round_trip_ms``."""
+
+    offset_ms: int
+    round_trip_ms: int
+    at: datetime
 
 
 Event = (
@@ -132,9 +171,20 @@ Event = (
     | OrderFailed
     | Reconciled
     | DailyLossLimitReached
+    | VenueBanned
+    | VenueBanLifted
+    | ClockSkewed
 )
 
 Subscriber = Callable[[Event], Awaitable[None]]
+# The port "the notes an event becomes": pure and synchronous, so that the engine can hold
+# them before it books the change they report and store both in one transaction.
+Notes = Callable[[Event], Sequence[NewMessage]]
+
+
+def is_noted(event: Event) -> bool:
+    """Whether ``event``'s notes were stored with the change it reports."""
+    return bool(getattr(event, "noted", False))
 
 
 class EventBus:
@@ -142,9 +192,27 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self._notes: Notes | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    def register_notes(self, notes: Notes) -> None:
+        """Make ``notes`` the function whose messages are stored with the changes events
+        report (the bot's renderer); it replaces any registered before."""
+        self._notes = notes
+
+    def notes_for(self, event: Event) -> tuple[NewMessage, ...]:
+        """The notes ``event`` becomes, to be stored with the change it reports; none when
+        no function is registered. A failing renderer costs the note, never the booking:
+        it is logged, and the event then goes out un-noted for subscribers to try again."""
+        if self._notes is None:
+            return ()
+        try:
+            return tuple(self._notes(event))
+        except Exception:
+            log.exception("rendering the notes of %s failed", type(event).__name__)
+            return ()
 
     async def publish(self, event: Event) -> None:
         for subscriber in self._subscribers:

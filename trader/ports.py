@@ -1,6 +1,11 @@
 """The storage the engine needs, declared as protocols; ``storage/`` implements them.
 
 The engine depends on these, never on SQLite. Every method is a short transaction.
+
+A method that books a change the chats are told about takes ``notes``: outbox messages
+stored in the same transaction, so that a crash keeps both or neither (the engine gets them
+from ``trader.events.EventBus.notes_for``). The storage masks every error text it writes
+(``trader.redaction``): no secret reaches the database.
 """
 
 from __future__ import annotations
@@ -123,31 +128,47 @@ class OrderRepository(Protocol):
 
 
 class PositionRepository(Protocol):
-    async def add_position(self, position: Position) -> Position:
-        """Store an open position; returns it with its ``id`` set."""
+    async def add_position(
+        self, position: Position, *, notes: Sequence[NewMessage] = ()
+    ) -> Position:
+        """Store an open position (and its ``notes``); returns it with its ``id`` set."""
         ...
 
-    async def record_entry(self, position: Position, fill: Fill, at: datetime) -> Position:
+    async def record_entry(
+        self, position: Position, fill: Fill, at: datetime, *, notes: Sequence[NewMessage] = ()
+    ) -> Position:
         """In one transaction: the open position, its entry fill, its order marked filled
-        (by the fill's ``link_id``) and the signal's outcome ``opened``. Returns it with ``id``."""
+        (by the fill's ``link_id``), the signal's outcome ``opened`` and the ``notes``.
+        Returns the position with its ``id``."""
         ...
 
     async def open_positions(self) -> Sequence[Position]: ...
 
     async def reduce_position(
-        self, position: Position, trade: ClosedTrade, exit_fill: Fill | None = None
+        self,
+        position: Position,
+        trade: ClosedTrade,
+        exit_fill: Fill | None = None,
+        *,
+        notes: Sequence[NewMessage] = (),
     ) -> ClosedTrade:
         """In one transaction: store ``trade`` (a closed part of the position) and its exit
-        fill, and the position's remaining size, margin and entry fee. Raises
+        fill, the position's remaining size, margin and entry fee, and the ``notes``. Raises
         ``FillAlreadyBooked`` when the exit fill's ``exec_id`` is stored already."""
         ...
 
     async def close_position(
-        self, position_id: int, trade: ClosedTrade, exit_fill: Fill | None = None
+        self,
+        position_id: int,
+        trade: ClosedTrade,
+        exit_fill: Fill | None = None,
+        *,
+        notes: Sequence[NewMessage] = (),
     ) -> ClosedTrade:
         """In one transaction: remove the open position, store the closed trade (and the exit
-        fill). Returns the trade with its ``id`` set. Raises ``FillAlreadyBooked`` (and
-        changes nothing) when the exit fill's ``exec_id`` is stored already."""
+        fill) and the ``notes``. Returns the trade with its ``id`` set. Raises
+        ``FillAlreadyBooked`` (and changes nothing) when the exit fill's ``exec_id`` is stored
+        already."""
         ...
 
 
@@ -174,7 +195,9 @@ class SettingsRepository(Protocol):
 
     async def get_setting(self, key: str) -> str | None: ...
 
-    async def set_setting(self, key: str, value: str) -> None: ...
+    async def set_setting(self, key: str, value: str, *, notes: Sequence[NewMessage] = ()) -> None:
+        """Set ``key``; with ``notes``, stored with it (an announcement remembered as made)."""
+        ...
 
     async def delete_setting(self, key: str) -> None: ...
 

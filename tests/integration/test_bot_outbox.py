@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from bot.app import build_runtime
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import CHAT, AppFactory, Chat, append_signal
+from tests.integration.support import (
+    CHAT,
+    LIVE_KEY,
+    LIVE_SECRET,
+    AppFactory,
+    Chat,
+    append_signal,
+    settings_for,
+)
 from trader.clock import ManualClock
-from trader.models import ClosedTrade, CloseReason, Position, Side
+from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Side
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -164,6 +174,36 @@ async def test_the_scheduled_report_comes_through_the_outbox(
     assert "Balance: 1,000.00 USDT" in report.plain
     assert app.scheduler.running
     assert app.scheduler.get_job("report") is not None
+
+
+async def test_the_composition_root_gives_the_database_every_secret_to_mask(
+    live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    token = "7012345678:AAHcompositionRootTestToken_0123456"
+    settings = settings_for(
+        workdir,
+        live_bybit,
+        telegram_bot_token=token,
+        trading_mode="live",
+        bybit_api_key=LIVE_KEY,
+        bybit_api_secret=LIVE_SECRET,
+    )
+    runtime = await build_runtime(settings, clock=clock)
+    try:
+        leak = (
+            f"POST https://api.telegram.org/bot{token}/sendMessage failed;"
+            f" key {LIVE_KEY}, secret {LIVE_SECRET}"
+        )
+        await runtime.repo.record_signal(InvalidSignal("leak", leak), clock.now())
+        with sqlite3.connect(runtime.repo.database.path) as conn:
+            (outcome,) = conn.execute("SELECT outcome FROM signals WHERE id = 'leak'").fetchone()
+    finally:
+        await runtime.repo.close()
+    assert (
+        outcome
+        == "invalid:POST https://api.telegram.org/bot***/sendMessage failed; key ***,"
+        + (" secret ***")
+    )
 
 
 def _position_of(trade: ClosedTrade) -> Position:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -118,6 +119,7 @@ async def test_a_close_that_filled_in_part_keeps_the_rest_open_and_managed(
     assert on_bybit is not None
     assert on_bybit.size == whole - Decimal("0.2")
     assert part.net_pnl == live_bybit.closed_pnl[-1].closed_pnl
+    assert await runtime.engine.reconcile("a look after the part") == []  # Bybit agrees
 
     rest = await runtime.engine.close("SOLUSDT")  # the remainder is still managed
     assert rest is not None
@@ -127,6 +129,24 @@ async def test_a_close_that_filled_in_part_keeps_the_rest_open_and_managed(
     assert sum(t.qty for t in trades) == whole  # what the trades book is what was traded
     assert sum(t.net_pnl for t in trades) == sum(r.closed_pnl for r in live_bybit.closed_pnl)
     assert runtime.engine.open_positions() == []
+
+
+async def test_the_rest_of_a_ttl_close_that_filled_in_part_is_closed_too(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.partial_fill_next("0.2", symbol="SOLUSDT")
+    clock.advance(opened.position.expires_at - clock.now() + timedelta(seconds=1))
+    await live_bybit.set_ticker("SOLUSDT", last="190.50", bid="190.49", ask="190.51")
+    reduced = await events.next(PositionReduced)
+    assert isinstance(reduced, PositionReduced)
+    assert reduced.trade.reason is CloseReason.TTL
+    closed = await events.next(PositionClosed)  # the remainder: still due, closed next
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.TTL
+    assert closed.trade.qty + reduced.trade.qty == opened.position.qty
+    assert live_bybit.position("SOLUSDT") is None
 
 
 # --- exits Bybit makes itself --------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""What every part of the repositories shares: the one ``Database``, the secrets masked in
+every error text written, and the clock that stamps the outbox.
+
+``SqliteRepositories`` (``storage.repositories``) is assembled from parts by concept: the
+outbox (``storage.outbox``), trade confirmations (``storage.confirmations``), and signals,
+orders, positions, trades and settings in ``storage.repositories`` itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.db import Database
+from trader.redaction import Redactor
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tables:
+    """The base of every part. ``secrets`` are masked in every error text written. Notes
+    stored with a change are due at once, stamped with ``now``: the outbox runs on real
+    time, like its delivery, whatever the engine's clock says."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        secrets: Iterable[str] = (),
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._db = db
+        self._redact = Redactor(secrets)
+        self._now = now
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._db.read() as conn, conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self._db.read() as conn, conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in its own transaction; returns the rows it changed."""
+        async with self._db.transaction() as conn, conn.execute(sql, params) as cursor:
+            return cursor.rowcount
