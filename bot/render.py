@@ -230,6 +230,11 @@ def opened_text(event: PositionOpened) -> str:
         [
             f"🟢 Opened <b>{esc(p.symbol)}</b> {side_word(p.side)}",
             f"qty {qty(p.qty)} @ {price(p.entry_price, tick)}",
+            *(
+                [f"⚠️ filled {qty(p.qty)} of {qty(event.ordered_qty)}: Bybit cancelled the rest"]
+                if event.ordered_qty is not None
+                else []
+            ),
             protection(p, tick),
             f"margin {usdt(p.margin)} · {p.leverage}x",
         ]

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -376,7 +376,10 @@ class Engine:
                 expires_at=signal.timestamp + rules.signal_ttl(signal, self.strategy),
             )
             # Its chat notes are booked with the entry: a crash keeps both or neither.
-            opened = PositionOpened(position, self.clock.now(), instrument.tick_size)
+            short = order.qty if fill.qty < order.qty else None
+            opened = PositionOpened(
+                position, self.clock.now(), instrument.tick_size, ordered_qty=short
+            )
             notes = self.bus.notes_for(opened)
             try:
                 stored = await self.repo.record_entry(position, fill, opened.at, notes=notes)
@@ -384,7 +387,7 @@ class Engine:
                 await self._abandon_entry(signal, position, exc)
                 return
             self._positions[signal.symbol] = stored
-        await self._publish(PositionOpened(stored, opened.at, opened.tick_size, noted=bool(notes)))
+        await self._publish(replace(opened, position=stored, noted=bool(notes)))
 
     async def _abandon_entry(self, signal: Signal, position: Position, exc: Exception) -> None:
         """A fill the database would not take: a position we could not track is closed at

@@ -83,6 +83,9 @@ class PositionOpened:
     at: datetime
     tick_size: Decimal | None = None  # for showing prices as the venue quotes them
     noted: bool = False  # its chat notes were stored with the entry (see the module doc)
+    # What the order asked for, when the venue filled less (an IOC market order that met
+    # its price band): the position is what filled.
+    ordered_qty: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ async def test_an_entry_that_filled_in_part_books_what_filled(
     opened = await open_sol(runtime, events, live_bybit, workdir, clock)
     assert ordered_qty(live_bybit) > Decimal("0.3")
     assert opened.position.qty == Decimal("0.3")
+    assert opened.ordered_qty == ordered_qty(live_bybit)  # the note says what was asked
     on_bybit = live_bybit.position("SOLUSDT")
     assert on_bybit is not None
     assert on_bybit.size == Decimal("0.3")

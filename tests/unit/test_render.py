@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import render
 from trader.confirmation import Decision, Verdict
 from trader.engine import PositionView, Status
-from trader.events import OrderFailed, PositionClosed, PositionOpened
+from trader.events import OrderFailed, PositionClosed, PositionOpened, PositionReduced
 from trader.models import ClosedTrade, CloseReason, Position, Side
 from trader.rules import Limits
 
@@ -107,6 +109,27 @@ def test_notifications_say_what_happened() -> None:
     assert "net PnL <b>+70.00 USDT</b>" in closed
     assert "fees 5.54 USDT" in closed
     assert render.closed_text(PositionClosed(trade("-5", CloseReason.STOP_LOSS))).startswith("🔴")
+
+
+def test_a_partial_fill_and_a_partial_close_say_what_stays_open() -> None:
+    opened = render.opened_text(
+        PositionOpened(position(), T0, Decimal("0.01"), ordered_qty=Decimal("40"))
+    )
+    assert "filled 26.3 of 40" in opened
+    rest = replace(position(), qty=Decimal("16.3"))
+    part = replace(trade("-3.10", CloseReason.LIQUIDATION), qty=Decimal("10"))
+    reduced = render.reduced_text(PositionReduced(part, rest, Decimal("0.01")))
+    assert "Partly closed <b>SOLUSDT</b> long" in reduced
+    assert "liquidation (liquidated by the exchange)" in reduced
+    assert "closed 10 @ 192.88" in reduced
+    assert "still open: 16.3, SL 188.49 · TP 192.90" in reduced
+
+
+@pytest.mark.parametrize("reason", list(CloseReason))
+def test_every_close_reason_has_words(reason: CloseReason) -> None:
+    assert f"({render.REASON_TEXT[reason]})" in render.closed_text(
+        PositionClosed(trade("1", reason))
+    )
 
 
 def test_a_refused_press_is_explained() -> None:
