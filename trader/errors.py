@@ -6,13 +6,26 @@
     └── ExchangeError            the exchange said no, or could not be reached
         ├── OrderRejected        rejected: the venue refused the order; report it, never retry
         │   └── NoPosition       nothing to reduce: the position is already closed
+        ├── NotTradable          the venue will not trade the symbol as the bot must (a
+        │                        hedge-mode symbol it refuses to switch): ``reason`` is the
+        │                        short code of the signal's ``rejected:<reason>``
         ├── Retryable            the request was refused before it did anything (a 5xx, or
-        │   │                    Bybit's 10002 timestamp / 10016 server error), or a read got
-        │   │                    no answer: back off, then a retry is safe
-        │   └── RateLimited      Bybit's 10006 / 10018, HTTP 403: wait ``retry_after``
+        │   │                    Bybit's 10002 timestamp / 10016 server error / -1), or a
+        │   │                    read got no answer: back off, then a retry is safe
+        │   ├── RateLimited      Bybit's 10006 / 10018 / 429, HTTP 429: wait ``retry_after``
+        │   └── Banned           HTTP 403: Bybit banned this IP; no request leaves until
+        │                        ``until`` (10 minutes). Never retried: an order is refused,
+        │                        not queued to be sent once the ban is over
         └── OutcomeUnknown       an order was sent and no answer came (timeout, connection
-                                 lost, a 5xx from a gateway): look it up by ``orderLinkId``
-                                 before anything is re-sent
+                                 lost, a 5xx from a gateway, retCode -1 / 10000 / 10016):
+                                 look it up by ``orderLinkId`` before anything is re-sent
+
+The rules for an order, from Bybit's v5 error table: HTTP 403 and 429 and retCode 429 ("system
+level frequency protection", "high server load, please retry") are refusals before anything was
+done, so an order so answered was not placed (after a 429 it is sent again, its ``orderLinkId``
+guarding against a duplicate); retCode -1 ("request expired") and a timeout or 5xx say nothing
+of what happened to it, so its outcome is unknown. For a read every one of them is retried,
+except the ban.
 
 Where each Bybit answer lands is decided in one place, ``trader/exchange/bybit_wire.py``;
 the back-off (0.5 s doubling, 4 attempts) is applied there too.
@@ -21,6 +34,8 @@ Messages never contain secrets (tokens, API keys or secrets).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class TradingError(Exception):
@@ -56,6 +71,14 @@ class NoPosition(OrderRejected):
     """A reduce-only order found no position: it was closed already (e.g. by its SL/TP)."""
 
 
+class NotTradable(ExchangeError):
+    """The venue will not let the bot trade this symbol as it must; ``reason`` is short."""
+
+    def __init__(self, reason: str, message: str, *, code: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+
+
 class Retryable(ExchangeError):
     """The request had no effect and may be sent again after a pause."""
 
@@ -68,6 +91,15 @@ class RateLimited(Retryable):
     ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class Banned(Retryable):
+    """The venue banned this IP (Bybit: HTTP 403, "access too frequent"): nothing is sent to
+    it before ``until`` (None: not known yet). A request refused for it did nothing."""
+
+    def __init__(self, message: str, *, until: datetime | None = None) -> None:
+        super().__init__(message, code=None)
+        self.until = until
 
 
 class OutcomeUnknown(ExchangeError):

@@ -46,13 +46,17 @@ class PrivateStream:
         on_push: Callable[[str, list[Mapping[str, Any]]], None],
         on_restored: Callable[[], None],
         check_interval: float = 1.0,
+        server_offset_ms: Callable[[], int] = lambda: 0,
     ) -> None:
+        """``server_offset_ms``: Bybit's clock minus ours, as last measured; each login's
+        expiry allows for it."""
         self._url = url
         self._key = api_key
         self._secret = api_secret
         self._on_push = on_push
         self._on_restored = on_restored
         self._check_interval = check_interval
+        self._server_offset_ms = server_offset_ms
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socket: BybitSocket | None = None
         self._logged_in = False
@@ -145,6 +149,7 @@ class PrivateStream:
             api_secret=self._secret,
             on_auth=lambda ok, why: self._hop(self._answered, "the login", ok, why),
             on_subscribed=lambda ok, why: self._hop(self._answered, "a subscription", ok, why),
+            server_offset_ms=self._server_offset_ms(),
         )
         if self._stopped:
             socket.close()

@@ -4,20 +4,30 @@ itself: the public (``market``) and private (``bybit``) adapters each own their 
 pybit's own reconnect runs on its socket thread, races ``exit()`` and can revive a socket we
 are closing; and a refused private login raises on that thread, which ends it for good. Here a
 refused login is reported to ``on_auth`` instead, and the socket stays closable.
+
+pybit signs the private login to expire one second after the local clock: a clock a second
+behind Bybit's is refused on every login. Here the expiry allows for the measured offset to
+Bybit's clock, plus ``LOGIN_VALID_MS``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from pybit._http_manager import generate_signature
 from pybit.unified_trading import WebSocket
 
 CLOSE_TIMEOUT = 3.0  # seconds to wait for pybit's socket thread, or a connect, to end
 CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
+# How long a private login stays valid on Bybit's clock: enough for the measured offset's
+# error (half a round trip) and the login's way there, short enough to be worthless if seen.
+LOGIN_VALID_MS = 5000
 
 # (accepted, Bybit's message), called on pybit's thread for each login / subscription answer.
 AnswerListener = Callable[[bool, str], None]
@@ -38,8 +48,11 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
         api_secret: str | None = None,
         on_auth: AnswerListener | None = None,
         on_subscribed: AnswerListener | None = None,
+        server_offset_ms: int = 0,
     ) -> None:
+        """``server_offset_ms``: Bybit's clock minus ours, for the login's expiry."""
         self._url = url  # before super().__init__(), which connects through _connect()
+        self._server_offset_ms = server_offset_ms
         self._raw_socket: socket.socket | None = None
         self._on_auth = on_auth
         self._on_subscribed = on_subscribed
@@ -65,6 +78,14 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
         with contextlib.suppress(Exception):
             self._raw_socket = self.ws.sock.sock
         super()._on_open()
+
+    def _auth(self) -> None:
+        # pybit's own: expires = local now + 1 s, which a clock behind Bybit's makes past.
+        expires = login_expiry_ms(time.time_ns() // 1_000_000, self._server_offset_ms)
+        signature = generate_signature(
+            self.rsa_authentication, self.api_secret, f"GET/realtime{expires}"
+        )
+        self.ws.send(json.dumps({"op": "auth", "args": [self.api_key, expires, signature]}))
 
     def _process_auth_message(self, message: dict[str, Any]) -> None:
         # pybit raises on a refused login, on its socket thread: report it instead.
@@ -112,6 +133,12 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
             thread.join(CLOSE_TIMEOUT)
         if raw is not None:
             raw.close()
+
+
+def login_expiry_ms(local_ms: int, server_offset_ms: int) -> int:
+    """When a login signed at ``local_ms`` (our clock) expires: ``LOGIN_VALID_MS`` after
+    that moment on Bybit's clock, which is ``server_offset_ms`` ahead of ours."""
+    return local_ms + server_offset_ms + LOGIN_VALID_MS
 
 
 def _answer(listener: AnswerListener | None, message: dict[str, Any]) -> None:

@@ -2,11 +2,22 @@
 numbers arrive as decimal strings; pybit's blocking calls fail in pybit's own classes, which
 are sorted here into the error taxonomy of ``trader.errors``; and the retries live here.
 
-pybit's own retry loop is switched off (it sleeps on its thread, and after its last attempt
-it throws away Bybit's retCode). Retries are ours: a ``Retryable`` answer is retried with
-back-off (0.5 s doubling, at most ``ATTEMPTS`` tries, never sooner than a rate limit's reset).
-An order that got no answer is never retried here: ``OutcomeUnknown`` goes to the caller,
-which looks it up by ``orderLinkId``.
+pybit's own retry loop is switched off for every code (it sleeps on its thread, it would
+re-send an order answered -1, and after its last attempt it throws away Bybit's retCode).
+Retries are ours: a ``Retryable`` answer is retried with back-off (0.5 s doubling, at most
+``ATTEMPTS`` tries, never sooner than a rate limit's reset). What each answer means, from
+Bybit's v5 error table:
+
+- retCode 10006 / 10018 / 429 and HTTP 429: too many requests or "system level frequency
+  protection": refused before anything was done, so retried, an order too (its
+  ``orderLinkId`` makes Bybit refuse a duplicate anyway).
+- retCode 10002 (timestamp outside recv_window): refused; retried, signed afresh.
+- retCode -1 ("request expired"), 10000 (server timeout), 10016 (server error), a 5xx or no
+  answer at all: a read is retried; an order's outcome is unknown (``OutcomeUnknown``): the
+  caller looks it up by ``orderLinkId`` and never re-sends it blindly.
+- HTTP 403 ("access too frequent"): Bybit banned this IP. ``Banned``, never retried: the
+  ``VenueGate`` shared by every client of the host refuses each request for 10 minutes
+  without sending it, and an order is refused then, not queued for later.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
@@ -24,44 +36,79 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
 
 from trader.errors import (
+    Banned,
     ExchangeError,
     OrderRejected,
     OutcomeUnknown,
     RateLimited,
     Retryable,
 )
+from trader.exchange.venue_gate import VenueGate, shared_gate
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_CODES = frozenset({10006, 10018})  # Bybit: too many visits / IP rate limit
+# Refused before anything happened: too many visits / IP rate limit / "high server load".
+RATE_LIMIT_CODES = frozenset({10006, 10018, 429})
 # Refused before anything happened: 10002 request time outside the recv_window (the retry is
-# signed afresh). 10000 server timeout and 10016 server error also: for a read; for an order
-# they prove nothing either way, so its outcome is unknown.
-RETRYABLE_CODES = frozenset({10000, 10002, 10016})
-ORDER_UNKNOWN_CODES = frozenset({10000, 10016})
+# signed afresh). -1 request expired, 10000 server timeout and 10016 server error also: for a
+# read; for an order they prove nothing either way, so its outcome is unknown.
+RETRYABLE_CODES = frozenset({-1, 10000, 10002, 10016})
+ORDER_UNKNOWN_CODES = frozenset({-1, 10000, 10016})
+BAN_STATUS = 403  # HTTP: "access too frequent", Bybit banned this IP
+RATE_LIMIT_STATUS = 429  # HTTP: "system level frequency protection, please retry"
 MAX_RATE_LIMIT_WAIT = 10.0  # seconds; an order priced for now is not sent much later
-NO_PYBIT_RETRIES = frozenset({-1})  # pybit retries the codes in this set; Bybit sends no -1
+# pybit retries the retCodes in this set, and replaces an empty set by its defaults. Success
+# (0) never reaches its retry check, so this set makes it retry nothing.
+NO_PYBIT_RETRIES = frozenset({0})
 ATTEMPTS = 4
 DETAIL_CHARS = 200  # cap on venue text quoted in our errors
 _backoff = wait_exponential(multiplier=0.5, max=8)
 
 
+class GatedHTTP(HTTP):  # type: ignore[misc]  # pybit is untyped
+    """pybit's ``HTTP`` whose every request passes ``gate`` first: during a ban nothing is
+    sent, and the answers tell the gate when a ban begins and ends."""
+
+    def __init__(self, gate: VenueGate, **options: Any) -> None:
+        self.gate = gate
+        super().__init__(**options)
+
+    def _submit_request(
+        self, method: Any = None, path: Any = None, query: Any = None, auth: bool = False
+    ) -> Any:
+        sent_at = self.gate.check()  # raises Banned: the request is not sent
+        try:
+            answer = super()._submit_request(method=method, path=path, query=query, auth=auth)
+        except (FailedRequestError, InvalidRequestError) as exc:
+            if isinstance(exc, FailedRequestError) and exc.status_code == BAN_STATUS:
+                self.gate.refused(f"HTTP 403 on {urlsplit(str(path)).path}")
+            else:  # an answer, if a refusal: Bybit takes requests from us again
+                self.gate.answered(sent_at)
+            raise
+        self.gate.answered(sent_at)
+        return answer
+
+
 def make_http(
     rest_url: str,
     *,
+    gate: VenueGate | None = None,
     api_key: str | None = None,
     api_secret: str | None = None,
     recv_window: int = 5000,
     timeout: int = 10,
-) -> HTTP:
-    """pybit's ``HTTP`` at ``rest_url``, with its own retries off (``force_retry`` too: it
-    would re-send an order whose answer timed out)."""
-    http = HTTP(
+) -> GatedHTTP:
+    """pybit's ``HTTP`` at ``rest_url`` behind ``gate`` (by default the one shared by every
+    client of that host), with pybit's own retries off: for every retCode, and on no answer
+    (``force_retry`` would re-send an order whose answer timed out)."""
+    http = GatedHTTP(
+        gate or shared_gate(rest_url),
         testnet=False,
         api_key=api_key,
         api_secret=api_secret,
@@ -69,6 +116,8 @@ def make_http(
         timeout=timeout,
         force_retry=False,
         retry_codes=set(NO_PYBIT_RETRIES),
+        max_retries=1,
+        retry_delay=0,
     )
     http.endpoint = rest_url.rstrip("/")  # pybit's HTTP has no URL parameter
     return http
@@ -98,12 +147,12 @@ async def call_pybit(
     ``order``: the call places an order, so a refusal is ``OrderRejected`` and no answer at
     all is ``OutcomeUnknown`` (it may have been accepted: look it up before re-sending).
     A ``Retryable`` refusal of an order is re-sent: it did nothing, and the ``orderLinkId``
-    makes Bybit refuse a duplicate anyway.
+    makes Bybit refuse a duplicate anyway. ``Banned`` is never retried: it fails at once.
     """
     retrying = AsyncRetrying(
         stop=stop_after_attempt(ATTEMPTS),
         wait=_wait,
-        retry=retry_if_exception_type(Retryable),
+        retry=retry_if_exception_type(Retryable) & retry_if_not_exception_type(Banned),
         reraise=True,
         before_sleep=lambda state: _log_retry(what, state),
     )
@@ -135,6 +184,8 @@ async def _call_once(
 ) -> Any:
     try:
         return await asyncio.to_thread(call, **params)
+    except Banned as exc:  # the gate refused it: nothing was sent
+        raise Banned(f"the {what} was not sent: {exc}", until=exc.until) from None
     except InvalidRequestError as exc:
         code = exc.status_code if isinstance(exc.status_code, int) else None
         detail = str(exc.message)[:DETAIL_CHARS]
@@ -149,8 +200,11 @@ async def _call_once(
     except FailedRequestError as exc:
         status = exc.status_code if isinstance(exc.status_code, int) else 0
         message = f"Bybit {what} failed: {str(exc.message)[:DETAIL_CHARS]} (HTTP {status})"
-        if status == 403:  # Bybit's answer to too many requests from one IP
-            raise RateLimited(message, code=None) from None
+        if status == BAN_STATUS:  # refused at Bybit's gate: an order was not placed
+            # pybit's own text for it guesses at a US IP; Bybit's body says "access too frequent"
+            raise Banned(f"Bybit refused the {what} with HTTP 403: this IP is banned") from None
+        if status == RATE_LIMIT_STATUS:  # refused before anything happened, too
+            raise RateLimited(message, retry_after=_reset_in(exc.resp_headers)) from None
         if status >= 500 or (order and status == 409):  # 409: pybit's unreadable answer
             # A gateway error after sending an order says nothing of whether it was placed.
             raise (OutcomeUnknown if order else Retryable)(message) from None
