@@ -133,13 +133,20 @@ def help_text(mode: str) -> str:
     return "\n".join(lines)
 
 
+def balance_line(status: Status) -> str:
+    if status.balance is None:
+        return "Balance: unknown (Bybit is not answering)"
+    stale = " (last known: Bybit is not answering)" if status.balance_stale else ""
+    return f"Balance: {usdt(status.balance)}{stale}"
+
+
 def status_text(status: Status) -> str:
     mode = "LIVE" if status.mode == "live" else "PAPER"
     trading = "ON" if status.trading_enabled else "OFF"
     lines = [
         f"<b>Status</b> · {mode} · trading {trading}"
         + (" · confirm on" if status.confirm_mode else ""),
-        f"Balance: {usdt(status.balance)}",
+        balance_line(status),
         f"Today: {pnl(status.today_pnl)}",
     ]
     if status.daily_loss_reached:
@@ -370,7 +377,7 @@ def report_text(status: Status, performance: Performance, now: datetime) -> str:
     stats = performance.stats
     lines = [
         f"📊 <b>Report</b> · {now.strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Balance: {usdt(status.balance)}",
+        balance_line(status),
         f"Today: {pnl(status.today_pnl)}",
         f"Closed trades: {stats.trades} · win rate {percent(stats.win_rate)} · "
         f"net {pnl(stats.net_pnl)} · fees {usdt(stats.fees)}",

@@ -98,10 +98,11 @@ class Status:
     trading_enabled: bool
     positions: list[PositionView]
     today_pnl: Decimal
-    balance: Decimal
+    balance: Decimal | None  # None: the venue has not told us yet
     limits: Limits
     daily_loss_reached: bool
     confirm_mode: bool = False
+    balance_stale: bool = False  # the venue did not answer: the last balance it told us
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class Engine:
         # After a failed automatic close, wait before the next try rather than every ticker.
         self._retry_close_at: dict[str, datetime] = {}
         self._prices: dict[str, Ticker] = {}
+        self._balance: Decimal | None = None  # the last balance the venue told us
         self._day = utc_day_start(clock.now())
         self._day_pnl = Decimal(0)
         self._day_loaded = False
@@ -956,7 +958,16 @@ class Engine:
         )
 
     async def status(self) -> Status:
+        """What /status shows; it answers while the venue does not (a ban, an outage), with
+        the last balance it told us, marked as such."""
         await self._refresh_day()
+        stale = False
+        balance: Decimal | None
+        try:
+            self._balance = balance = await self.exchange.balance()
+        except ExchangeError as exc:
+            log.warning("balance unavailable for /status: %s", exc)
+            balance, stale = self._balance, True
         views = []
         for position in self._positions.values():
             ticker = self._prices.get(position.symbol)
@@ -973,7 +984,8 @@ class Engine:
             trading_enabled=self.trading_enabled,
             positions=views,
             today_pnl=self._day_pnl,
-            balance=await self.exchange.balance(),
+            balance=balance,
+            balance_stale=stale,
             limits=self.limits,
             daily_loss_reached=rules.daily_loss_reached(self._day_pnl, self.limits),
             confirm_mode=self.confirmations.enabled,

@@ -181,6 +181,7 @@ async def test_a_ban_stops_every_call_and_a_stop_loss_during_it_is_found_after(
         await engine.start_trading()
         await engine.handle_record(_signal("ban-1", "SOLUSDT", clock))
         await events.next(PositionOpened)
+        before = (await engine.status()).balance
 
         live_bybit.ban_ip()
         banned = await events.next(VenueBanned)  # the poller's next call met the 403
@@ -188,6 +189,8 @@ async def test_a_ban_stops_every_call_and_a_stop_loss_during_it_is_found_after(
         requests = len(live_bybit.requests)
         with pytest.raises(Banned):
             await exchange.balance()
+        status = await engine.status()  # /status answers during the ban
+        assert (status.balance, status.balance_stale) == (before, True)
         await engine.handle_record(_signal("ban-2", "BTCUSDT", clock))
         failed = await events.next(OrderFailed)
         assert isinstance(failed, OrderFailed)

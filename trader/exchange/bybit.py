@@ -583,8 +583,8 @@ class BybitExchange:
     async def _poll_exits(self) -> None:
         while True:
             await asyncio.sleep(self._poll_interval)
-            if self.stream_healthy:
-                continue
+            if self.stream_healthy or self._http.gate.closed:
+                continue  # during a ban, SL/TP hold on Bybit; their fills are read after it
             try:
                 await self.reconcile_exits()
             except Exception as exc:

@@ -65,6 +65,12 @@ class VenueGate:
         """When the current ban's period ends (None when not banned)."""
         return self._until if self.banned else None
 
+    @property
+    def closed(self) -> bool:
+        """Within a ban's period: a request now would be refused without being sent."""
+        with self._lock:
+            return self._monotonic() < self._deadline
+
     def check(self) -> float:
         """The moment a request is sent, to hand back to ``answered``; ``Banned`` instead
         while a ban lasts: then the request must not be sent."""
