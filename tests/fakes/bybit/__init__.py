@@ -1,15 +1,20 @@
 """A fake Bybit v5 on 127.0.0.1 (aiohttp): the real pybit client runs against it in tests.
 
-Public side: server time, instruments and tickers by REST, and the linear public stream.
-Private side: signed REST (API key info, wallet, positions, leverage, market orders with TP/SL,
-orders, executions, closed PnL) and the private stream (order, execution, position, wallet),
-over one unified account that fills market orders at the book, charges the taker fee and
-triggers TP/SL on the last price. Fault injection: ``fail_next``, ``accept_then_timeout``,
-``drop_private_streams``, ``pause_private_pushes``, ``set_clock_offset``.
+Public side: server time, instruments (USDT and USDC perpetuals, dated futures) and tickers by
+REST, and the linear public stream. Private side: signed REST (API key info, wallet, positions,
+leverage, position mode, market orders with TP/SL, trading stop, orders, executions, closed PnL,
+every list paged with cursors) and the private stream (order, execution, position, wallet), over
+one unified account that fills market orders at the book (or in part), charges the taker fee,
+triggers TP/SL on the last price, and suffers Bybit's own exits (liquidation, ADL, delivery).
+Fault injection: ``fail_next``, ``accept_then_timeout``, ``ban_ip``, ``set_rest_delay``,
+``drop_private_streams``, ``pause_private_pushes``, ``drop_private_pushes``,
+``set_clock_offset``.
 
 Modules: ``market`` (instruments, tickers), ``public`` (public REST and stream), ``signing``
-(keys, signatures), ``params`` (request validation), ``records`` (positions, orders, executions,
-closed PnL and their Bybit shapes), ``account`` (the trading account), ``private_rest``,
+(keys, signatures), ``params`` (request validation), ``paging`` (cursors), ``records``
+(positions), ``trades`` (orders, executions, closed PnL), ``wallet``, ``ledger`` (the books and
+fills), ``modes`` (position mode per symbol), ``exits`` (Bybit's own exits), ``account`` (orders
+and trading requests), ``controls`` (the account's test controls), ``private_rest``,
 ``private_ws``, ``faults``, ``server`` (``FakeBybit``).
 """
 
@@ -24,18 +29,30 @@ from tests.fakes.bybit.common import (
     ReceivedWsMessage,
     RecordedRequest,
 )
-from tests.fakes.bybit.market import DEFAULT_INSTRUMENTS, FakeInstrument, FakeTicker
-from tests.fakes.bybit.records import FakeClosedPnl, FakeExecution, FakeOrder, FakePosition
+from tests.fakes.bybit.faults import BAN_BODY
+from tests.fakes.bybit.market import (
+    DATED_FUTURE,
+    DEFAULT_INSTRUMENTS,
+    USDC_PERPETUAL,
+    FakeInstrument,
+    FakeTicker,
+)
+from tests.fakes.bybit.records import FakePosition
 from tests.fakes.bybit.server import FakeBybit
-from tests.fakes.bybit.signing import FakeApiKey, rest_signature, ws_signature
+from tests.fakes.bybit.signing import PERMISSION_GROUPS, FakeApiKey, rest_signature, ws_signature
+from tests.fakes.bybit.trades import FakeClosedPnl, FakeExecution, FakeOrder
 
 __all__ = [
+    "BAN_BODY",
     "CATEGORY",
+    "DATED_FUTURE",
     "DEFAULT_INSTRUMENTS",
     "DEFAULT_REPLY_DELAY",
+    "PERMISSION_GROUPS",
     "PRIVATE_PATH",
     "PUBLIC_LINEAR_PATH",
     "TAKER_FEE_RATE",
+    "USDC_PERPETUAL",
     "BybitError",
     "FakeAccount",
     "FakeApiKey",

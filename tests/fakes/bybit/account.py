@@ -1,22 +1,57 @@
 """The fake's unified trading account: what clients ask of it by private REST (market orders
 with TP/SL, leverage, position mode, trading stop), validated and refused as Bybit does, and the
-exchange-side TP/SL that the last price triggers."""
+exchange-side TP/SL that the last price triggers.
+
+A market order is an IOC order within a price band on Bybit: ``partial_fill_next`` makes the
+next one fill only in part and end ``Cancelled`` (how a linear order cut by its band ends, with
+``cumExecQty`` > 0) or ``PartiallyFilledCanceled`` (documented for spot only).
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from tests.fakes.bybit import params as p
 from tests.fakes.bybit.common import BybitError, params_error
-from tests.fakes.bybit.ledger import Ledger
-from tests.fakes.bybit.records import ZERO, FakeOrder, FakePosition
+from tests.fakes.bybit.exits import Exits
+from tests.fakes.bybit.market import FakeInstrument, FakeTicker
+from tests.fakes.bybit.records import FakePosition
+from tests.fakes.bybit.trades import FakeOrder
+
+PARTIAL_END_STATUSES = ("Cancelled", "PartiallyFilledCanceled")
 
 
-class FakeAccount(Ledger):
-    """One unified account trading linear perpetuals in one-way mode with market orders."""
+@dataclass(frozen=True)
+class PartialFill:
+    """How the next market order (of ``symbol``, or any) ends: ``filled`` of it, then
+    ``status``."""
+
+    filled: Decimal
+    symbol: str | None
+    status: str
+
+
+class FakeAccount(Exits):
+    """One unified account trading linear contracts in one-way mode with market orders."""
+
+    def __init__(
+        self,
+        instruments: Mapping[str, FakeInstrument],
+        tickers: Mapping[str, FakeTicker],
+        clock: Callable[[], int],
+    ) -> None:
+        super().__init__(instruments, tickers, clock)
+        self._init_modes()
+        self.partial_fills: list[PartialFill] = []
+
+    def partial_fill_next(self, filled: Decimal, symbol: str | None, status: str) -> None:
+        if status not in PARTIAL_END_STATUSES:
+            raise ValueError(f"fake: a partly filled market order ends {PARTIAL_END_STATUSES}")
+        self.partial_fills.append(PartialFill(filled, symbol, status))
 
     def place_order(self, params: Mapping[str, Any]) -> dict[str, str]:
         """``/v5/order/create``: a market order, filled at once (or the error Bybit gives)."""
@@ -30,7 +65,7 @@ class FakeAccount(Ledger):
         if order_type != "Market":
             raise params_error(f"fake: orderType {order_type!r} is not simulated, only Market")
         qty = p.order_qty(params, instrument)
-        p.position_idx(params, self.hedge_mode)
+        p.position_idx(params, self.hedge_of(symbol))
         link = p.order_link_id(params)
         reduce_only = p.flag(params, "reduceOnly")
         take_profit = p.optional_price(params, "takeProfit") or None
@@ -54,8 +89,8 @@ class FakeAccount(Ledger):
         elif take_profit or stop_loss:
             p.check_tpsl_side(side, self._tickers[symbol].last, take_profit, stop_loss)
         price = self._book_price(symbol, side)
-        opposite = position.size if position is not None and position.side != side else ZERO
-        opening = max(ZERO, qty - opposite)
+        opposite = position.size if position is not None and position.side != side else Decimal(0)
+        opening = max(Decimal(0), qty - opposite)
         if opening > 0:
             cost = opening * price / self.leverage_of(symbol) + opening * price * self.fee_rate
             if cost > self.available_balance():
@@ -76,21 +111,33 @@ class FakeAccount(Ledger):
             stop_loss=stop_loss,
             tp_trigger_by=tp_by if take_profit else "",
             sl_trigger_by=sl_by if stop_loss else "",
+            fee_coin=instrument.settle_coin,
         )
         self.orders.append(order)
         self._push_order(order)
-        self._fill(order)
+        partial = self._take_partial(symbol)
+        if partial is None:
+            self._fill(order)
+        else:
+            self._fill(order, min(partial.filled, qty), partial.status)
         return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def _take_partial(self, symbol: str) -> PartialFill | None:
+        for plan in self.partial_fills:
+            if plan.symbol in (None, symbol):
+                self.partial_fills.remove(plan)
+                return plan
+        return None
 
     def set_leverage(self, params: Mapping[str, Any]) -> None:
         p.require_linear(params)
         instrument = self.instrument(params.get("symbol"))
+        symbol = instrument.symbol
         buy, sell = p.decimal(params, "buyLeverage"), p.decimal(params, "sellLeverage")
-        if buy != sell and not self.hedge_mode:
+        if buy != sell and not self.hedge_of(symbol):
             raise params_error("buy leverage must be equal to sell leverage in one-way mode")
         if not Decimal(1) <= buy <= Decimal(instrument.max_leverage):
             raise params_error(f"leverage {buy} is out of range [1, {instrument.max_leverage}]")
-        symbol = instrument.symbol
         if buy == self.leverage_of(symbol):
             raise BybitError(110043, "leverage not modified")
         self.leverage[symbol] = buy
@@ -100,27 +147,15 @@ class FakeAccount(Ledger):
             self._touch(position)
             self._push_position(symbol)
 
-    def switch_mode(self, params: Mapping[str, Any]) -> None:
-        p.require_linear(params)
-        if not params.get("symbol") and not params.get("coin"):
-            raise params_error("params error: symbol or coin is required")
-        mode = str(params.get("mode"))
-        if mode not in ("0", "3"):
-            raise params_error("params error: mode invalid")
-        hedge = mode == "3"
-        if hedge == self.hedge_mode:
-            raise BybitError(110025, "Position mode is not modified")
-        if self.positions:
-            raise BybitError(
-                110024, "You have existing positions, so position mode cannot be switched"
-            )
-        self.hedge_mode = hedge
-
     def set_trading_stop(self, params: Mapping[str, Any]) -> None:
-        """``/v5/position/trading-stop``: set, move or cancel ("0") a position's TP/SL."""
+        """``/v5/position/trading-stop``: set, move or cancel ("0") a position's TP/SL.
+        ``tpslMode`` and ``positionIdx`` are required (Bybit's docs)."""
         p.require_linear(params)
         symbol = self.instrument(params.get("symbol")).symbol
-        p.position_idx(params, self.hedge_mode)
+        for name in ("tpslMode", "positionIdx"):
+            if params.get(name) is None or params.get(name) == "":
+                raise params_error(f"Missing some parameters that must be filled in, {name}")
+        p.position_idx(params, self.hedge_of(symbol))
         p.tpsl_mode(params)
         position = self.positions.get(symbol)
         if position is None:
@@ -179,24 +214,15 @@ class FakeAccount(Ledger):
         leverage: Decimal | None = None,
         take_profit: Decimal | None = None,
         stop_loss: Decimal | None = None,
+        created_ms: int | None = None,
+        opened_ms: int | None = None,
     ) -> FakePosition:
         """A position that was already open (no order, no fee), with its TP/SL orders."""
         if leverage is not None:
             self.leverage[symbol] = leverage
-        now = self._clock()
-        position = FakePosition(
-            symbol=symbol,
-            side=side,
-            size=qty,
-            entry_price=price,
-            leverage=self.leverage_of(symbol),
-            steps=self._steps(symbol),
-            created_ms=now,
-            updated_ms=now,
-            seq=self._next_seq(),
-            take_profit=take_profit,
-            stop_loss=stop_loss,
+        position = self.new_position(
+            symbol, side, qty, price, created_ms=created_ms, opened_ms=opened_ms
         )
-        self.positions[symbol] = position
+        position.take_profit, position.stop_loss = take_profit, stop_loss
         self._sync_conditionals(symbol)
         return position

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from tests.fakes.bybit.signing import FakeApiKey
 
 CATEGORY = "linear"
-SETTLE_COIN = "USDT"
 PUBLIC_LINEAR_PATH = "/v5/public/linear"
 PRIVATE_PATH = "/v5/private"
+STREAM_PATHS = frozenset({PUBLIC_LINEAR_PATH, PRIVATE_PATH})  # WebSocket upgrades, not REST
 
 # Bybit answers a request after a network round trip. pybit 5.17's subscribe() records the
 # request id only after it has sent the request, so an instant reply from a loopback server
@@ -53,13 +53,19 @@ def fmt_step(value: Decimal, step: str) -> str:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One HTTP request as the fake saw it."""
+    """One HTTP request as the fake saw it; ``at`` is when it arrived (``time.monotonic()``),
+    before any ``rest_delay``."""
 
     method: str
     path: str
     query: dict[str, str]
     body: str
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0
+
+    @property
+    def is_rest(self) -> bool:
+        return self.path not in STREAM_PATHS
 
 
 @dataclass(frozen=True)

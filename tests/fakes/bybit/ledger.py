@@ -1,5 +1,5 @@
 """The fake account's books: a USDT wallet, one-way linear positions and the records of every
-order, fill and closed PnL; how a fill changes them (Bybit's money rules: the taker fee on
+order, fill and closed PnL; how an execution changes them (Bybit's money rules: the fee on
 notional at entry and at exit, closed PnL net of both, the entry fee pro rata); and the TP/SL
 conditional orders Bybit keeps for a position.
 
@@ -14,25 +14,18 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from tests.fakes.bybit.common import TAKER_FEE_RATE, fmt, params_error
+from tests.fakes.bybit.common import TAKER_FEE_RATE, params_error
 from tests.fakes.bybit.market import FakeInstrument, FakeTicker
-from tests.fakes.bybit.records import (
-    MAINTENANCE_RATE,
-    ZERO,
-    FakeClosedPnl,
-    FakeExecution,
-    FakeOrder,
-    FakePosition,
-    Steps,
-    empty_position,
-)
+from tests.fakes.bybit.records import MAINTENANCE_RATE, ZERO, FakePosition, FlatPosition, Steps
+from tests.fakes.bybit.trades import FakeClosedPnl, FakeExecution, FakeOrder
+from tests.fakes.bybit.wallet import WalletFigures, wallet_row
 
 Push = tuple[str, dict[str, Any]]  # ("order" | "execution" | "position" | "wallet", data)
 DEFAULT_LEVERAGE = Decimal(10)
 CONDITIONAL_KINDS = ("TakeProfit", "StopLoss")
 
 
-def _opposite(side: str) -> str:
+def opposite(side: str) -> str:
     return "Sell" if side == "Buy" else "Buy"
 
 
@@ -48,9 +41,9 @@ class Ledger:
         self._instruments = instruments
         self._tickers = tickers
         self._clock = clock
-        self.wallet = ZERO  # USDT walletBalance
+        self.wallet = ZERO  # USDT the account owns (walletBalance less any borrowing)
+        self.borrowed = ZERO  # USDT borrowed (spotBorrow)
         self.fee_rate = TAKER_FEE_RATE
-        self.hedge_mode = False
         self.leverage: dict[str, Decimal] = {}
         self.positions: dict[str, FakePosition] = {}  # open ones only
         self.cum_realised: dict[str, Decimal] = {}
@@ -59,6 +52,10 @@ class Ledger:
         self.closed_pnl: list[FakeClosedPnl] = []
         self.pushes: list[Push] = []
         self._seq = 0
+        self._started_ms = clock()
+        self._first_created: dict[str, int] = {}  # symbol -> its first position's creation
+        self._symbol_updated: dict[str, int] = {}
+        self._symbol_seq: dict[str, int] = {}
 
     # -- views -----------------------------------------------------------------------------
 
@@ -76,121 +73,143 @@ class Ledger:
 
     def available_balance(self) -> Decimal:
         """Bybit's totalAvailableBalance: margin balance (wallet + uPnL) less initial margin."""
-        return self.wallet + self.unrealised_pnl() - self.initial_margin()
+        return self.wallet + self.borrowed + self.unrealised_pnl() - self.initial_margin()
 
-    def position_row(self, symbol: str, *, stream: bool = False) -> dict[str, Any]:
+    def position_row(
+        self, symbol: str, *, stream: bool = False, position_idx: int = 0
+    ) -> dict[str, Any]:
         cum = self.cum_realised.get(symbol, ZERO)
         pos = self.positions.get(symbol)
-        if pos is not None:
+        if pos is not None and position_idx == 0:
             return pos.to_bybit(self.mark(symbol), cum, stream=stream)
-        steps = self._steps(symbol)
-        leverage = self.leverage_of(symbol)
-        now = self._clock()
-        return empty_position(
-            symbol, leverage, self.mark(symbol), cum, steps, now, self._seq, stream=stream
+        flat = FlatPosition(
+            symbol=symbol,
+            leverage=self.leverage_of(symbol),
+            steps=self._steps(symbol),
+            created_ms=self._first_created.get(symbol, self._started_ms),
+            updated_ms=self._symbol_updated.get(symbol, self._started_ms),
+            seq=self._symbol_seq.get(symbol, -1),  # Bybit: -1 for a symbol never traded
+            position_idx=position_idx,
         )
+        return flat.to_bybit(self.mark(symbol), cum, stream=stream)
 
     def wallet_row(self) -> dict[str, Any]:
         """One ``wallet-balance`` account (also the ``wallet`` stream's data item)."""
-        upl, margin = self.unrealised_pnl(), self.initial_margin()
         maintenance = sum((pos.value * MAINTENANCE_RATE for pos in self.positions.values()), ZERO)
-        equity = self.wallet + upl
-        coin = {
-            "coin": "USDT",
-            "equity": fmt(equity),
-            "usdValue": fmt(equity),
-            "walletBalance": fmt(self.wallet),
-            "locked": "0",
-            "spotHedgingQty": "0",
-            "borrowAmount": "0",
-            "availableToWithdraw": fmt(max(ZERO, self.wallet - margin)),
-            "availableToBorrow": "",
-            "accruedInterest": "0",
-            "totalOrderIM": "0",
-            "totalPositionIM": fmt(margin),
-            "totalPositionMM": fmt(maintenance),
-            "unrealisedPnl": fmt(upl),
-            "cumRealisedPnl": fmt(sum(self.cum_realised.values(), ZERO)),
-            "bonus": "0",
-            "marginCollateral": True,
-            "collateralSwitch": True,
-        }
-        return {
-            "accountType": "UNIFIED",
-            "accountIMRate": fmt(margin / equity) if equity > 0 else "0",
-            "accountMMRate": fmt(maintenance / equity) if equity > 0 else "0",
-            "accountLTV": "0",
-            "totalEquity": fmt(equity),
-            "totalWalletBalance": fmt(self.wallet),
-            "totalMarginBalance": fmt(equity),
-            "totalAvailableBalance": fmt(self.available_balance()),
-            "totalPerpUPL": fmt(upl),
-            "totalInitialMargin": fmt(margin),
-            "totalMaintenanceMargin": fmt(maintenance),
-            "coin": [coin],
-        }
+        figures = WalletFigures(
+            own=self.wallet,
+            borrowed=self.borrowed,
+            unrealised=self.unrealised_pnl(),
+            initial_margin=self.initial_margin(),
+            maintenance_margin=maintenance,
+            cum_realised=sum(self.cum_realised.values(), ZERO),
+        )
+        return wallet_row(figures)
 
     # -- fills -----------------------------------------------------------------------------
 
-    def _fill(self, order: FakeOrder) -> None:
-        """Fill ``order`` whole at the book: close (part of) an opposite position, open or add
-        to one, charge the fee, and record the execution and any closed PnL."""
-        symbol, side, qty = order.symbol, order.side, order.qty
-        price, now = self._book_price(symbol, side), self._clock()
+    def _fill(self, order: FakeOrder, qty: Decimal | None = None, status: str = "Filled") -> None:
+        """Fill ``qty`` of a market ``order`` (all of it by default) at the book in one
+        execution, end the order ``status``, and push the order, position and wallet."""
+        symbol, side = order.symbol, order.side
+        filled = order.qty if qty is None else qty
+        if filled > 0:
+            self._execute(order, filled, self._book_price(symbol, side), fee_rate=self.fee_rate)
+        order.status, order.updated_ms = status, self._clock()
+        self._push_order(order)
         position = self.positions.get(symbol)
-        closed = ZERO
+        attaches = order.take_profit or order.stop_loss
+        if position is not None and position.side == side and attaches:
+            position.take_profit = order.take_profit or position.take_profit
+            position.stop_loss = order.stop_loss or position.stop_loss
+            position.tp_trigger_by = order.tp_trigger_by or position.tp_trigger_by
+            position.sl_trigger_by = order.sl_trigger_by or position.sl_trigger_by
+        if filled > 0:
+            self._after_trade(symbol)
+
+    def _execute(
+        self,
+        order: FakeOrder,
+        qty: Decimal,
+        price: Decimal,
+        *,
+        fee_rate: Decimal,
+        exec_type: str = "Trade",
+        show_price: bool = True,
+    ) -> None:
+        """One execution of ``qty`` at ``price``: close (part of) an opposite position, open or
+        add to one, charge the fee, record the execution and any closed PnL, push the
+        execution. A market order shows its fill price as its price, unless ``show_price`` is
+        off (Bybit's ADL orders show "0")."""
+        symbol, side, now = order.symbol, order.side, self._clock()
+        position = self.positions.get(symbol)
+        closed = gross = ZERO
         if position is not None and position.side != side:
             closed = min(qty, position.size)
-            self._close(position, order, closed, price, now)
+            gross = self._close(position, order, closed, price, fee_rate, exec_type)
         opening = qty - closed
         if opening > 0:
-            self._open(symbol, side, opening, price, now)
-        order.status, order.updated_ms, order.price, order.avg_price = "Filled", now, price, price
-        order.cum_exec_qty, order.cum_exec_value = qty, qty * price
-        order.cum_exec_fee = qty * price * self.fee_rate
+            self._open(symbol, side, opening, price, fee_rate)
+        fee = qty * price * fee_rate
+        order.cum_exec_qty += qty
+        order.cum_exec_value += qty * price
+        order.cum_exec_fee += fee
+        order.avg_price = order.cum_exec_value / order.cum_exec_qty
+        if order.price is None and show_price:
+            order.price = price
         execution = FakeExecution(
             exec_id=str(uuid.uuid4()),
             order=order,
             exec_price=price,
             exec_qty=qty,
-            exec_fee=order.cum_exec_fee,
-            fee_rate=self.fee_rate,
+            exec_fee=fee,
+            fee_rate=fee_rate,
             closed_size=closed,
             mark_price=self.mark(symbol),
             exec_ms=now,
             seq=self._next_seq(),
+            leaves_qty=max(ZERO, order.qty - order.cum_exec_qty),
+            exec_type=exec_type,
+            exec_pnl=gross,
         )
         self.executions.append(execution)
         self.pushes.append(("execution", execution.to_bybit(stream=True)))
-        self._push_order(order)
-        position = self.positions.get(symbol)
-        if (
-            position is not None
-            and position.side == side
-            and (order.take_profit or order.stop_loss)
-        ):
-            position.take_profit = order.take_profit or position.take_profit
-            position.stop_loss = order.stop_loss or position.stop_loss
-            position.tp_trigger_by = order.tp_trigger_by or position.tp_trigger_by
-            position.sl_trigger_by = order.sl_trigger_by or position.sl_trigger_by
+
+    def _after_trade(self, symbol: str) -> None:
         self._push_position(symbol)
         self._sync_conditionals(symbol)
         self.pushes.append(("wallet", self.wallet_row()))
 
     def _close(
-        self, position: FakePosition, order: FakeOrder, closed: Decimal, price: Decimal, now: int
-    ) -> None:
+        self,
+        position: FakePosition,
+        order: FakeOrder,
+        closed: Decimal,
+        price: Decimal,
+        fee_rate: Decimal,
+        exec_type: str,
+    ) -> Decimal:
+        """Close ``closed`` of ``position``; the PnL of it before fees."""
         entry = position.entry_price
         gross = (price - entry if position.side == "Buy" else entry - price) * closed
         open_fee = position.open_fee * closed / position.size
-        close_fee = closed * price * self.fee_rate
+        close_fee = closed * price * fee_rate
         net = gross - open_fee - close_fee
         self.wallet += gross - close_fee  # the entry fee was paid at entry
         self.cum_realised[order.symbol] = (
             self.cum_realised.get(order.symbol, ZERO) + gross - close_fee
         )
         record = FakeClosedPnl(
-            order, closed, entry, price, net, open_fee, close_fee, position.leverage, now
+            order,
+            closed,
+            entry,
+            price,
+            net,
+            open_fee,
+            close_fee,
+            position.leverage,
+            self._clock(),
+            exec_type,
         )
         self.closed_pnl.append(record)
         order.closed_pnl += net
@@ -200,26 +219,17 @@ class Ledger:
         self._touch(position)
         if position.size == 0:
             del self.positions[order.symbol]
+        return gross
 
-    def _open(self, symbol: str, side: str, qty: Decimal, price: Decimal, now: int) -> None:
-        fee = qty * price * self.fee_rate
+    def _open(
+        self, symbol: str, side: str, qty: Decimal, price: Decimal, fee_rate: Decimal
+    ) -> None:
+        fee = qty * price * fee_rate
         self.wallet -= fee
         self.cum_realised[symbol] = self.cum_realised.get(symbol, ZERO) - fee
         position = self.positions.get(symbol)
         if position is None:
-            self.positions[symbol] = FakePosition(
-                symbol=symbol,
-                side=side,
-                size=qty,
-                entry_price=price,
-                leverage=self.leverage_of(symbol),
-                steps=self._steps(symbol),
-                created_ms=now,
-                updated_ms=now,
-                seq=self._next_seq(),
-                open_fee=fee,
-                cur_realised_pnl=-fee,
-            )
+            self.new_position(symbol, side, qty, price, open_fee=fee)
             return
         size = position.size + qty
         position.entry_price = (position.entry_price * position.size + price * qty) / size
@@ -227,6 +237,41 @@ class Ledger:
         position.open_fee += fee
         position.cur_realised_pnl -= fee
         self._touch(position)
+
+    def new_position(
+        self,
+        symbol: str,
+        side: str,
+        qty: Decimal,
+        price: Decimal,
+        *,
+        open_fee: Decimal = ZERO,
+        created_ms: int | None = None,
+        opened_ms: int | None = None,
+    ) -> FakePosition:
+        """A position opening now (or at ``opened_ms``); its ``createdTime`` is the symbol's
+        first ever (``created_ms`` says when that was, e.g. long ago)."""
+        now = self._clock()
+        if created_ms is not None:
+            self._first_created[symbol] = created_ms
+        first = self._first_created.setdefault(symbol, now if opened_ms is None else opened_ms)
+        position = FakePosition(
+            symbol=symbol,
+            side=side,
+            size=qty,
+            entry_price=price,
+            leverage=self.leverage_of(symbol),
+            steps=self._steps(symbol),
+            created_ms=first,
+            opened_ms=now if opened_ms is None else opened_ms,
+            updated_ms=now,
+            seq=self._next_seq(),
+            open_fee=open_fee,
+            cur_realised_pnl=-open_fee,
+        )
+        self.positions[symbol] = position
+        self._touch(position)
+        return position
 
     # -- the position's TP/SL conditional orders --------------------------------------------
 
@@ -248,6 +293,8 @@ class Ledger:
             if position is None or price is None:
                 if order is not None:
                     order.status, order.updated_ms = "Deactivated", self._clock()
+                    # Bybit's cancelType for TP/SL cancelled because the position is gone.
+                    order.cancel_type = "CancelByTpSlTsClear" if position is None else "UNKNOWN"
                     self._push_order(order)
                 continue
             by = position.tp_trigger_by if kind == "TakeProfit" else position.sl_trigger_by
@@ -258,7 +305,7 @@ class Ledger:
                     order_id=str(uuid.uuid4()),
                     order_link_id="",
                     symbol=symbol,
-                    side=_opposite(position.side),
+                    side=opposite(position.side),
                     qty=position.size,
                     steps=position.steps,
                     created_ms=now,
@@ -305,6 +352,8 @@ class Ledger:
 
     def _touch(self, position: FakePosition) -> None:
         position.updated_ms, position.seq = self._clock(), self._next_seq()
+        self._symbol_updated[position.symbol] = position.updated_ms
+        self._symbol_seq[position.symbol] = position.seq
 
     def _push_order(self, order: FakeOrder) -> None:
         self.pushes.append(("order", order.to_bybit(stream=True)))

@@ -3,6 +3,7 @@ them in ``instruments-info``, ``tickers`` and the ``tickers.X`` stream."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class FakeInstrument:
-    """One linear perpetual's trading filters, kept as the strings Bybit sends."""
+    """One ``linear`` instrument's contract and trading filters, kept as the strings Bybit
+    sends. ``linear`` holds USDT and USDC perpetuals and dated futures alike: ``contract_type``
+    and ``settle_coin`` tell them apart."""
 
     symbol: str
     tick_size: str
@@ -21,21 +24,45 @@ class FakeInstrument:
     max_mkt_qty: str = "100000"
     max_leverage: str = "100.00"
     status: str = "Trading"
+    contract_type: str = "LinearPerpetual"  # or "LinearFutures" (USDT/USDC dated futures)
+    settle_coin: str = "USDT"
+    quote_coin: str = ""  # "": the settle coin
+    base_coin: str = ""  # "": the symbol less its quote coin, "PERP" or "-<expiry>"
+    delivery_time: str = "0"  # ms; "0" for a perpetual
+    delivery_fee_rate: str = ""  # "" for a perpetual
+
+    @property
+    def quote(self) -> str:
+        return self.quote_coin or self.settle_coin
+
+    @property
+    def base(self) -> str:
+        if self.base_coin:
+            return self.base_coin
+        name = self.symbol.partition("-")[0]
+        for suffix in (self.quote, "PERP"):
+            if name.endswith(suffix) and name != suffix:
+                return name.removesuffix(suffix)
+        return name
+
+    @property
+    def is_perpetual(self) -> bool:
+        return self.contract_type == "LinearPerpetual"
 
     def to_bybit(self) -> dict[str, Any]:
         """One entry of ``instruments-info``'s ``result.list``, shaped as Bybit sends it."""
-        base = self.symbol.removesuffix("USDT")
         tick = Decimal(self.tick_size)
         decimals = len(self.tick_size.partition(".")[2])
         return {
             "symbol": self.symbol,
-            "contractType": "LinearPerpetual",
+            "symbolId": zlib.crc32(self.symbol.encode()) % 100_000,
+            "contractType": self.contract_type,
             "status": self.status,
-            "baseCoin": base,
-            "quoteCoin": "USDT",
+            "baseCoin": self.base,
+            "quoteCoin": self.quote,
             "launchTime": "1585526400000",
-            "deliveryTime": "0",
-            "deliveryFeeRate": "",
+            "deliveryTime": self.delivery_time,
+            "deliveryFeeRate": self.delivery_fee_rate,
             "priceScale": str(decimals),
             "leverageFilter": {
                 "minLeverage": "1",
@@ -56,13 +83,16 @@ class FakeInstrument:
                 "minNotionalValue": self.min_notional,
             },
             "unifiedMarginTrade": True,
-            "fundingInterval": 480,
-            "settleCoin": "USDT",
-            "copyTrading": "both",
-            "upperFundingRate": "0.005",
-            "lowerFundingRate": "-0.005",
+            # Dated futures have no funding: Bybit sends 0 and empty rates for them.
+            "fundingInterval": 480 if self.is_perpetual else 0,
+            "settleCoin": self.settle_coin,
+            "copyTrading": "both" if self.is_perpetual else "none",
+            "upperFundingRate": "0.005" if self.is_perpetual else "",
+            "lowerFundingRate": "-0.005" if self.is_perpetual else "",
             "isPreListing": False,
             "preListingInfo": None,
+            "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+            "symbolType": "",
             "displayName": "",
         }
 
@@ -100,11 +130,16 @@ class FakeTicker:
             "volume24h": "0",
             "fundingRate": "0.0001",
             "nextFundingTime": "1700006400000",
+            "fundingIntervalHour": "8",
+            "fundingCap": "0.005",
+            "curPreListingPhase": "",
+            "preOpenPrice": "",
+            "preQty": "",
         }
 
 
 # symbol, tickSize, qtyStep (= minOrderQty), maxOrderQty, maxMktOrderQty, maxLeverage, price:
-# Bybit's linear filters as of 2025, near enough for sizing and rounding tests.
+# Bybit's USDT perpetuals' filters as of 2025, near enough for sizing and rounding tests.
 DEFAULT_INSTRUMENTS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("BTCUSDT", "0.10", "0.001", "1190.000", "119.000", "100.00", "65000.00"),
     ("ETHUSDT", "0.01", "0.01", "7240.00", "724.00", "100.00", "3400.00"),
@@ -119,3 +154,10 @@ DEFAULT_INSTRUMENTS: tuple[tuple[str, str, str, str, str, str, str], ...] = (
     ("TRXUSDT", "0.00001", "1", "8000000", "800000", "75.00", "0.12000"),
     ("YFIUSDT", "1", "0.0001", "11.4000", "1.1400", "50.00", "5200"),
 )
+
+# Under category=linear Bybit also lists USDC perpetuals (symbol "<BASE>PERP", settled in USDC) and
+# dated futures ("<BASE>USDT-<expiry>", contractType LinearFutures, with a deliveryTime): one of
+# each is listed by default, so that nothing can take "linear" to mean "USDT perpetual".
+USDC_PERPETUAL = "BTCPERP"
+DATED_FUTURE = "BTCUSDT-26DEC26"
+DATED_FUTURE_DELIVERY_MS = "1798272000000"  # 2026-12-26 08:00 UTC, Bybit's delivery hour

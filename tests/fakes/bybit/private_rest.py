@@ -4,20 +4,28 @@ in Bybit v5's envelope from the fake account, each change pushed on the private 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from tests.fakes.bybit import params as p
 from tests.fakes.bybit.account import FakeAccount
-from tests.fakes.bybit.common import SETTLE_COIN, BybitError, params_error
-from tests.fakes.bybit.records import FakeOrder
+from tests.fakes.bybit.common import BybitError, params_error
+from tests.fakes.bybit.paging import (
+    CLOSED_PNL_LIMITS,
+    EXECUTION_LIMITS,
+    ORDER_LIMITS,
+    POSITION_LIMITS,
+    page,
+)
 from tests.fakes.bybit.signing import TRADING_PATHS, FakeApiKey, check_rest_auth
+from tests.fakes.bybit.trades import FakeOrder
 
 PERMISSION_DENIED = "Permission denied, please check your API key permissions."
 MISSING = "Missing some parameters that must be filled in"
 Action = Callable[[FakeApiKey, Mapping[str, Any]], Any]
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -95,15 +103,22 @@ class PrivateRest:
     def _position_list(self, key: FakeApiKey, params: Mapping[str, Any]) -> dict[str, Any]:
         p.require_linear(params)
         symbol = params.get("symbol")
+        account = self.account
         if symbol:
             # Asked by symbol, Bybit lists it even without a position (size "0", side "").
-            rows = [self.account.position_row(self.account.instrument(symbol).symbol)]
+            listed_rows = account.position_rows(account.instrument(symbol).symbol)
+            rows: list[tuple[int | str, dict[str, Any]]] = list(enumerate(listed_rows))
         elif params.get("settleCoin"):
-            open_symbols = self.account.positions if params["settleCoin"] == SETTLE_COIN else {}
-            rows = [self.account.position_row(s) for s in open_symbols]
+            coin = params["settleCoin"]
+            rows = [
+                (s, account.position_row(s))
+                for s in sorted(account.positions)
+                if account.instrument(s).settle_coin == coin
+            ]
         else:
             raise params_error(f"{MISSING}, symbol or settleCoin")
-        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+        listed, cursor = page(rows, params, POSITION_LIMITS)
+        return {"category": "linear", "list": listed, "nextPageCursor": cursor}
 
     def _open_orders(self, key: FakeApiKey, params: Mapping[str, Any]) -> dict[str, Any]:
         """Open orders (New, PartiallyFilled, Untriggered); by ``orderId`` or ``orderLinkId``
@@ -113,55 +128,68 @@ class PrivateRest:
         scope = params.get("symbol") or params.get("settleCoin") or params.get("baseCoin")
         if not (by_id or scope):
             raise params_error(f"{MISSING}, symbol or settleCoin or baseCoin")
-        recent = list(reversed(self.account.orders))[:500]
-        chosen = self._matching(recent, params)
+        chosen = self._matching(self._newest_first(self.account.orders)[:500], params)
         if not by_id:
             want_open = str(params.get("openOnly", "0")) == "0"
-            chosen = [order for order in chosen if order.is_open == want_open]
-        return self._order_page(chosen, p.limit(params, 20, 50))
+            chosen = [(k, order) for k, order in chosen if order.is_open == want_open]
+        return self._order_page(chosen, params)
 
     def _order_history(self, key: FakeApiKey, params: Mapping[str, Any]) -> dict[str, Any]:
         p.require_linear(params)
-        chosen = self._matching(list(reversed(self.account.orders)), params)
+        chosen = self._matching(self._newest_first(self.account.orders), params)
         status = params.get("orderStatus")
         if status:
-            chosen = [order for order in chosen if order.status == status]
-        return self._order_page(chosen, p.limit(params, 20, 50))
+            chosen = [(k, order) for k, order in chosen if order.status == status]
+        return self._order_page(chosen, params)
 
     def _execution_list(self, key: FakeApiKey, params: Mapping[str, Any]) -> dict[str, Any]:
         p.require_linear(params)
+        exec_type = params.get("execType")
         rows = [
-            execution
-            for execution in reversed(self.account.executions)
+            (k, execution)
+            for k, execution in self._newest_first(self.account.executions)
             if self._order_matches(execution.order, params)
+            and exec_type in (None, "", execution.exec_type)
         ]
-        limit = p.limit(params, 50, 100)
+        listed, cursor = page(rows, params, EXECUTION_LIMITS)
         return {
             "category": "linear",
-            "list": [execution.to_bybit() for execution in rows[:limit]],
-            "nextPageCursor": "",
+            "list": [execution.to_bybit() for execution in listed],
+            "nextPageCursor": cursor,
         }
 
     def _closed_pnl(self, key: FakeApiKey, params: Mapping[str, Any]) -> dict[str, Any]:
         p.require_linear(params)
         symbol = params.get("symbol")
-        rows = [r for r in reversed(self.account.closed_pnl) if symbol in (None, r.order.symbol)]
+        rows = [
+            (k, r)
+            for k, r in self._newest_first(self.account.closed_pnl)
+            if symbol in (None, r.order.symbol)
+        ]
         start, end = params.get("startTime"), params.get("endTime")
         if start:
-            rows = [r for r in rows if r.created_ms >= int(start)]
+            rows = [(k, r) for k, r in rows if r.created_ms >= int(start)]
         if end:
-            rows = [r for r in rows if r.created_ms <= int(end)]
-        limit = p.limit(params, 50, 100)
+            rows = [(k, r) for k, r in rows if r.created_ms <= int(end)]
+        listed, cursor = page(rows, params, CLOSED_PNL_LIMITS)
         return {
             "category": "linear",
-            "list": [record.to_bybit() for record in rows[:limit]],
-            "nextPageCursor": "",
+            "list": [record.to_bybit() for record in listed],
+            "nextPageCursor": cursor,
         }
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _matching(self, orders: list[FakeOrder], params: Mapping[str, Any]) -> list[FakeOrder]:
-        return [order for order in orders if self._order_matches(order, params)]
+    @staticmethod
+    def _newest_first(records: Sequence[T]) -> list[tuple[int, T]]:
+        """Newest first, each keyed by minus its index: the keys rise along the list, and stay
+        put when newer records arrive between two pages."""
+        return [(-index, record) for index, record in reversed(list(enumerate(records)))]
+
+    def _matching(
+        self, orders: list[tuple[int, FakeOrder]], params: Mapping[str, Any]
+    ) -> list[tuple[int, FakeOrder]]:
+        return [(k, order) for k, order in orders if self._order_matches(order, params)]
 
     @staticmethod
     def _order_matches(order: FakeOrder, params: Mapping[str, Any]) -> bool:
@@ -175,9 +203,12 @@ class PrivateRest:
         return True
 
     @staticmethod
-    def _order_page(orders: list[FakeOrder], limit: int) -> dict[str, Any]:
+    def _order_page(
+        orders: list[tuple[int, FakeOrder]], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        listed, cursor = page(orders, params, ORDER_LIMITS)
         return {
             "category": "linear",
-            "list": [order.to_bybit() for order in orders[:limit]],
-            "nextPageCursor": "",
+            "list": [order.to_bybit() for order in listed],
+            "nextPageCursor": cursor,
         }

@@ -2,8 +2,9 @@
 ``execution``, ``position`` and ``wallet``, and a push for every change on the account.
 
 Like Bybit, private topics have no snapshot: a client learns only of changes after it has
-subscribed, and a change pushed while it is disconnected (or while pushes are paused here) is
-lost to it for good; only REST can recover it.
+subscribed, and a change pushed while it is disconnected (or while pushes are paused or dropped
+here) is lost to it for good; only REST can recover it. ``drop_private_pushes`` loses pushes on a
+connection that stays up and logged in, answering pings: nothing tells the client.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class PrivateStream:
         self.private_connections = 0  # how many private connections were ever accepted
         self.refuse_private_streams = False  # answer the WebSocket upgrade with HTTP 503
         self.private_pushes: list[dict[str, Any]] = []  # every push written to some socket
+        self.private_pushes_dropped = 0  # pushes lost to pause_/drop_private_pushes
         self._private: set[StreamConnection] = set()
         self._private_paused = False
+        self._drops_left: int | None = 0  # None: drop every push until told to stop
 
     def _private_stream_routes(self) -> list[web.RouteDef]:
         return [web.get(PRIVATE_PATH, self._private_stream)]
@@ -61,6 +64,23 @@ class PrivateStream:
 
     def resume_private_pushes(self) -> None:
         self._private_paused = False
+
+    def drop_private_pushes(self, count: int | None = None) -> None:
+        """Silently discard the next ``count`` private pushes (each a topic's message of one
+        change), or every one until ``stop_dropping_private_pushes``; the connections stay up
+        and logged in. Like ``pause_private_pushes``, dropped pushes are never sent later."""
+        self._drops_left = count
+
+    def stop_dropping_private_pushes(self) -> None:
+        self._drops_left = 0
+
+    def _drop_this_push(self) -> bool:
+        if self._private_paused or self._drops_left is None:
+            return True
+        if self._drops_left > 0:
+            self._drops_left -= 1
+            return True
+        return False
 
     async def drop_private_streams(self, *, abrupt: bool = False) -> None:
         """Close every private connection: with a close frame (``GOING_AWAY``), or
@@ -94,7 +114,8 @@ class PrivateStream:
     async def _publish(self, pushes: Iterable[Push]) -> None:
         """Send each (topic, data) to the connections subscribed to it, in order."""
         for topic, data in pushes:
-            if self._private_paused:
+            if self._drop_this_push():
+                self.private_pushes_dropped += 1
                 continue
             for conn in list(self._private):
                 names = [t for t in (topic, f"{topic}.{CATEGORY}") if t in conn.topics]

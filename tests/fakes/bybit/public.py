@@ -15,10 +15,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from tests.fakes.bybit.common import (
     CATEGORY,
     PUBLIC_LINEAR_PATH,
+    BybitError,
     ReceivedWsMessage,
     StreamConnection,
 )
 from tests.fakes.bybit.market import FakeInstrument, FakeTicker
+from tests.fakes.bybit.paging import INSTRUMENT_LIMITS, page
 
 _T = TypeVar("_T")
 
@@ -68,8 +70,19 @@ class PublicMarket:
         max_leverage: str = "100.00",
         status: str = "Trading",
         price: str | Decimal | None = "100",
+        contract_type: str = "LinearPerpetual",
+        settle_coin: str = "USDT",
+        quote_coin: str = "",
+        base_coin: str = "",
+        delivery_time: str = "0",
+        delivery_fee_rate: str = "",
     ) -> FakeInstrument:
-        """List (or replace) an instrument; with ``price``, also give it a ticker there."""
+        """List (or replace) an instrument; with ``price``, also give it a ticker there.
+
+        ``contract_type`` "LinearPerpetual" or "LinearFutures" (a dated future, with its
+        ``delivery_time`` in ms); ``settle_coin`` "USDT" or "USDC" (a USDC perpetual is named
+        like "BTCPERP"). ``quote_coin`` defaults to the settle coin and ``base_coin`` to the
+        symbol less its quote coin."""
         instrument = FakeInstrument(
             symbol=symbol,
             tick_size=tick_size,
@@ -80,6 +93,12 @@ class PublicMarket:
             max_mkt_qty=max_mkt_qty,
             max_leverage=max_leverage,
             status=status,
+            contract_type=contract_type,
+            settle_coin=settle_coin,
+            quote_coin=quote_coin,
+            base_coin=base_coin,
+            delivery_time=delivery_time,
+            delivery_fee_rate=delivery_fee_rate,
         )
         self.instruments[symbol] = instrument
         if price is not None:
@@ -176,11 +195,15 @@ class PublicMarket:
             return self._refuse(10001, "params error: category is invalid")
         symbol = request.query.get("symbol")
         # Bybit answers an unknown symbol with success and an empty list.
-        chosen = self._select(self.instruments, symbol)
+        chosen = sorted(self._select(self.instruments, symbol), key=lambda i: i.symbol)
+        try:
+            rows, cursor = page([(i.symbol, i) for i in chosen], request.query, INSTRUMENT_LIMITS)
+        except BybitError as refused:
+            return self._refuse(refused.ret_code, refused.ret_msg)
         result = {
             "category": CATEGORY,
-            "list": [instrument.to_bybit() for instrument in chosen],
-            "nextPageCursor": "",
+            "list": [instrument.to_bybit() for instrument in rows],
+            "nextPageCursor": cursor,
         }
         return web.json_response(self._envelope(result))
 
@@ -190,7 +213,10 @@ class PublicMarket:
         symbol = request.query.get("symbol")
         if symbol is not None and symbol not in self.tickers:
             return self._refuse(10001, "Not supported symbols")
-        rows = [self._rest_ticker(t) for t in self._select(self.tickers, symbol)]
+        rows = [
+            self._rest_ticker(t, self.instruments.get(t.symbol))
+            for t in self._select(self.tickers, symbol)
+        ]
         return web.json_response(self._envelope({"category": CATEGORY, "list": rows}))
 
     def _refuse(self, ret_code: int, ret_msg: str) -> web.Response:
@@ -203,13 +229,14 @@ class PublicMarket:
         return [items[symbol]] if symbol in items else []
 
     @staticmethod
-    def _rest_ticker(ticker: FakeTicker) -> dict[str, str]:
+    def _rest_ticker(ticker: FakeTicker, instrument: FakeInstrument | None) -> dict[str, str]:
         return {
             **ticker.to_bybit(),
             "predictedDeliveryPrice": "",
             "basisRate": "",
-            "deliveryFeeRate": "",
-            "deliveryTime": "0",
+            "basisRateYear": "",
+            "deliveryFeeRate": "" if instrument is None else instrument.delivery_fee_rate,
+            "deliveryTime": "0" if instrument is None else instrument.delivery_time,
             "basis": "",
         }
 
@@ -291,7 +318,7 @@ class PublicMarket:
                 conn.owed.add(topic)
             else:
                 symbol = topic.partition(".")[2]
-                data = self.tickers[symbol].to_bybit()
+                data = {**self.tickers[symbol].to_bybit(), "tickDirection": "ZeroPlusTick"}
                 if not await conn.write(self._stream_message(topic, "snapshot", data)):
                     return
                 conn.owed.discard(topic)

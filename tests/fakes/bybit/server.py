@@ -4,9 +4,9 @@ with the test controls and inspection helpers of every part."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -19,25 +19,43 @@ from tests.fakes.bybit.common import (
     ReceivedWsMessage,
     RecordedRequest,
 )
+from tests.fakes.bybit.controls import AccountControls
 from tests.fakes.bybit.faults import Faults
-from tests.fakes.bybit.market import DEFAULT_INSTRUMENTS, FakeInstrument, FakeTicker
+from tests.fakes.bybit.market import (
+    DATED_FUTURE,
+    DATED_FUTURE_DELIVERY_MS,
+    DEFAULT_INSTRUMENTS,
+    USDC_PERPETUAL,
+    FakeInstrument,
+    FakeTicker,
+)
 from tests.fakes.bybit.private_rest import PrivateRest
 from tests.fakes.bybit.private_ws import PrivateStream
 from tests.fakes.bybit.public import PublicMarket
-from tests.fakes.bybit.records import FakeClosedPnl, FakeExecution, FakeOrder, FakePosition
 from tests.fakes.bybit.signing import FakeApiKey
 
 
-class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults):
+class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults, AccountControls):
     """A loopback Bybit v5: instruments, tickers and the public linear stream; with an API key,
-    a unified account trading linear perpetuals (one-way, market orders) by private REST and
+    a unified account trading linear contracts (one-way, market orders) by private REST and
     the private stream; plus test controls and fault injection.
+
+    ``reply_delay``: the stream's answers to a client's requests; ``rest_delay``: every REST
+    answer (see ``set_rest_delay``). ``seed``: list the default instruments with tickers (the
+    USDT perpetuals of ``DEFAULT_INSTRUMENTS``, a USDC perpetual and a dated future).
 
     Start it with ``await fake.start()`` (or ``async with``) in the test's own event loop.
     """
 
-    def __init__(self, *, reply_delay: float = DEFAULT_REPLY_DELAY, seed: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        reply_delay: float = DEFAULT_REPLY_DELAY,
+        rest_delay: float = 0.0,
+        seed: bool = True,
+    ) -> None:
         self.reply_delay = reply_delay
+        self.rest_delay = rest_delay
         self.instruments: dict[str, FakeInstrument] = {}
         self.tickers: dict[str, FakeTicker] = {}
         self.requests: list[RecordedRequest] = []
@@ -63,6 +81,35 @@ class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults):
                     max_leverage=leverage,
                     price=price,
                 )
+            self._seed_other_linear()
+
+    def _seed_other_linear(self) -> None:
+        # Bybit lists these under category=linear beside the USDT perpetuals (see market.py).
+        self.seed_instrument(
+            USDC_PERPETUAL,
+            "0.10",
+            "0.001",
+            "0.001",
+            "1",
+            max_qty="1190.000",
+            max_mkt_qty="119.000",
+            settle_coin="USDC",
+            price="65010.00",
+        )
+        self.seed_instrument(
+            DATED_FUTURE,
+            "0.50",
+            "0.001",
+            "0.001",
+            "1",
+            max_qty="500.000",
+            max_mkt_qty="50.000",
+            max_leverage="50.00",
+            contract_type="LinearFutures",
+            delivery_time=DATED_FUTURE_DELIVERY_MS,
+            delivery_fee_rate="0.0005",
+            price="66500.00",
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,39 +154,6 @@ class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults):
     def ws_private_url(self) -> str:
         return self.url.replace("http://", "ws://") + PRIVATE_PATH
 
-    # -- the account: controls -------------------------------------------------------------
-
-    def add_api_key(
-        self,
-        key: str,
-        secret: str,
-        *,
-        read_only: bool = False,
-        withdraw: bool = False,
-        transfer: bool = False,
-        contract_trade: bool = True,
-        unified: bool = True,
-    ) -> FakeApiKey:
-        """Accept ``key`` signed with ``secret``; every key trades the one fake account."""
-        api_key = FakeApiKey(
-            key,
-            secret,
-            read_only=read_only,
-            withdraw=withdraw,
-            transfer=transfer,
-            contract_trade=contract_trade,
-            unified=unified,
-        )
-        self.api_keys[key] = api_key
-        return api_key
-
-    def set_wallet(self, balance: str | Decimal) -> None:
-        """Set the USDT wallet balance (walletBalance), e.g. before the first order."""
-        self.account.wallet = Decimal(balance)
-
-    def set_fee_rate(self, rate: str | Decimal) -> None:
-        self.account.fee_rate = Decimal(rate)
-
     def set_clock_offset(self, offset_ms: int) -> None:
         """Run the server's clock ``offset_ms`` ahead of ours (negative: behind)."""
         self.clock_offset_ms = offset_ms
@@ -148,84 +162,21 @@ class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults):
         """The server's clock (ours plus the offset), as it checks timestamps and expiries."""
         return self._server_ms()
 
-    async def open_position(
-        self,
-        symbol: str,
-        side: str,
-        qty: str | Decimal,
-        price: str | Decimal,
-        *,
-        leverage: str | Decimal | None = None,
-        take_profit: str | Decimal | None = None,
-        stop_loss: str | Decimal | None = None,
-    ) -> FakePosition:
-        """A position already open on the exchange (as if opened elsewhere, no fee charged),
-        with its TP/SL orders; pushed to private subscribers like any change."""
-        position = self.account.seed_position(
-            symbol,
-            side,
-            Decimal(qty),
-            Decimal(price),
-            leverage=None if leverage is None else Decimal(leverage),
-            take_profit=None if take_profit is None else Decimal(take_profit),
-            stop_loss=None if stop_loss is None else Decimal(stop_loss),
-        )
-        self.account.pushes.append(("position", self.account.position_row(symbol, stream=True)))
-        await self._flush_account()
-        return position
-
-    async def close_by_hand(self, symbol: str) -> None:
-        """Close ``symbol``'s position as a person would on Bybit's own site: a reduce-only
-        market order with no orderLinkId of the bot's; pushed like any change."""
-        position = self.account.positions[symbol]
-        self.account.place_order(
-            {
-                "category": "linear",
-                "symbol": symbol,
-                "side": "Sell" if position.side == "Buy" else "Buy",
-                "orderType": "Market",
-                "qty": str(position.size),
-                "reduceOnly": True,
-                "positionIdx": 0,
-            }
-        )
-        await self._flush_account()
-
-    # -- the account: inspection -----------------------------------------------------------
-
-    @property
-    def wallet_balance(self) -> Decimal:
-        return self.account.wallet
-
-    @property
-    def orders(self) -> list[FakeOrder]:
-        """Every order, oldest first: those clients placed and the TP/SL conditional ones."""
-        return list(self.account.orders)
-
-    def order(self, order_link_id: str) -> FakeOrder | None:
-        """The order placed with ``order_link_id``, if any."""
-        return next((o for o in self.account.orders if o.order_link_id == order_link_id), None)
-
-    @property
-    def positions(self) -> dict[str, FakePosition]:
-        """Open positions by symbol."""
-        return dict(self.account.positions)
-
-    def position(self, symbol: str) -> FakePosition | None:
-        return self.account.positions.get(symbol)
-
-    @property
-    def executions(self) -> list[FakeExecution]:
-        return list(self.account.executions)
-
-    @property
-    def closed_pnl(self) -> list[FakeClosedPnl]:
-        return list(self.account.closed_pnl)
+    def set_rest_delay(self, seconds: float) -> None:
+        """Answer every REST request (public and private) ``seconds`` after it arrives: a
+        network round trip. The request is recorded on arrival, then handled after the delay."""
+        self.rest_delay = seconds
 
     # -- requests and waiting --------------------------------------------------------------
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
+
+    def rest_calls(self, path: str | None = None, since: int = 0) -> list[RecordedRequest]:
+        """REST requests (not stream upgrades), refused ones included, from index ``since`` of
+        ``requests`` on (``mark = len(fake.requests)`` before the part of a test to count);
+        only those to ``path`` if given."""
+        return [r for r in self.requests[since:] if r.is_rest and (path is None or r.path == path)]
 
     # A deadline is the point of these helpers, so they take one (ASYNC109).
     async def wait_until(self, condition: Callable[[], bool], timeout: float = 2.0) -> None:  # noqa: ASYNC109
@@ -279,11 +230,18 @@ class FakeBybit(PublicMarket, PrivateRest, PrivateStream, Faults):
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
         body = await request.text()
-        self.requests.append(
-            RecordedRequest(
-                request.method, request.path, dict(request.query), body, dict(request.headers)
-            )
+        recorded = RecordedRequest(
+            request.method,
+            request.path,
+            dict(request.query),
+            body,
+            dict(request.headers),
+            at=time.monotonic(),
         )
+        self.requests.append(recorded)
         self._notify()
+        if recorded.is_rest and self.rest_delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.rest_delay)
         response: web.StreamResponse = await handler(request)
         return response

@@ -4,7 +4,8 @@ REST: ``X-BAPI-SIGN`` = hex HMAC-SHA256(secret, timestamp + api_key + recv_windo
 the payload is the query string of a GET and the JSON body of a POST; the timestamp must satisfy
 ``server_time - recv_window <= timestamp < server_time + 1000``. Private stream: ``{"op": "auth",
 "args": [api_key, expires, hex HMAC-SHA256(secret, "GET/realtime" + expires)]}`` with ``expires``
-(ms) still in the future.
+(ms) after the server's clock. An expired login is answered ``"ret_msg": "Params Error"``, as
+Bybit's v5 stream answers it (pybit issues 152 and 300 quote the reply of clocks a second off).
 """
 
 from __future__ import annotations
@@ -43,9 +44,37 @@ def ws_signature(secret: str, expires: int) -> str:
     return sign(secret, f"GET/realtime{expires}")
 
 
+# Every permission group ``/v5/user/query-api`` reports, in Bybit's order (the docs' example and
+# a recorded testnet key), each with the rights it can hold, as far as Bybit's docs name them.
+PERMISSION_GROUPS: dict[str, tuple[str, ...]] = {
+    "ContractTrade": ("Order", "Position"),
+    "Spot": ("SpotTrade",),
+    "Wallet": ("AccountTransfer", "SubMemberTransfer", "SubMemberTransferList", "Withdraw"),
+    "Options": ("OptionsTrade",),
+    "Derivatives": ("DerivativesTrade",),
+    "CopyTrading": ("CopyTrading",),
+    "BlockTrade": ("BlockTrade",),
+    "Exchange": ("ExchangeHistory",),
+    "NFT": (),  # deprecated, always [] (changelog 2025-04-16)
+    "Affiliate": ("Affiliate",),
+    "Earn": ("Earn",),
+    "FiatP2P": ("FiatP2POrder", "Advertising"),
+    "FiatBybitPay": ("FaitPayOrder",),  # sic: Bybit's spelling
+    "FiatConvertBroker": ("FiatConvertBrokerOrder",),
+    "FiatGlobalPay": (),
+    "FiatBitPay": ("FaitPayOrder",),
+    "BitCard": ("BitCard",),
+    "ByXPost": ("ByXPost",),
+}
+
+
 @dataclass(frozen=True)
 class FakeApiKey:
-    """One API key and what it may do; ``/v5/user/query-api`` reports it as Bybit would."""
+    """One API key and what it may do; ``/v5/user/query-api`` reports it as Bybit would.
+
+    ``withdraw``, ``transfer`` (AccountTransfer and SubMemberTransfer) and
+    ``sub_member_transfer_list`` fill the Wallet group; ``groups`` sets any group's rights
+    outright (e.g. ``(("FiatP2P", ("FiatP2POrder",)),)``), last."""
 
     key: str
     secret: str
@@ -55,28 +84,25 @@ class FakeApiKey:
     contract_trade: bool = True
     unified: bool = True
     user_id: int = 1_448_939
+    sub_member_transfer_list: bool = False
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def can_trade(self) -> bool:
         return self.contract_trade and not self.read_only
 
     def permissions(self) -> dict[str, list[str]]:
-        wallet = (["AccountTransfer", "SubMemberTransfer"] if self.transfer else []) + (
-            ["Withdraw"] if self.withdraw else []
+        wallet = (
+            (["AccountTransfer", "SubMemberTransfer"] if self.transfer else [])
+            + (["SubMemberTransferList"] if self.sub_member_transfer_list else [])
+            + (["Withdraw"] if self.withdraw else [])
         )
-        return {
-            "ContractTrade": ["Order", "Position"] if self.contract_trade else [],
-            "Spot": [],
-            "Wallet": wallet,
-            "Options": [],
-            "Derivatives": [],
-            "CopyTrading": [],
-            "BlockTrade": [],
-            "Exchange": [],
-            "NFT": [],
-            "Affiliate": [],
-            "Earn": [],
-        }
+        rights: dict[str, list[str]] = {group: [] for group in PERMISSION_GROUPS}
+        rights["ContractTrade"] = ["Order", "Position"] if self.contract_trade else []
+        rights["Wallet"] = wallet
+        for group, granted in self.groups:
+            rights[group] = list(granted)
+        return rights
 
     def to_bybit(self) -> dict[str, Any]:
         """``/v5/user/query-api``'s ``result``."""
@@ -104,6 +130,9 @@ class FakeApiKey:
             "parentUid": "0",
             "kycLevel": "LEVEL_1",
             "kycRegion": "",
+            "userIDInt64": "0",  # as recorded, beside a non-zero userID
+            "inviterIDInt64": "0",
+            "affiliateIDInt64": "0",
         }
 
 
@@ -158,7 +187,7 @@ def check_ws_auth(
     except (TypeError, ValueError):
         raise ValueError("Params Error") from None
     if expires_ms <= server_ms:
-        raise ValueError("Request expired")
+        raise ValueError("Params Error")
     if not hmac.compare_digest(ws_signature(known.secret, expires_ms), str(signature)):
         raise ValueError("Signature verification failed")
     return known
