@@ -116,6 +116,31 @@ async def test_instruments_are_cached(market: MarketFactory, fake_bybit: FakeByb
     }
 
 
+async def test_every_instrument_is_loaded_in_one_paged_call(
+    market: MarketFactory, fake_bybit: FakeBybit
+) -> None:
+    for number in range(1100):  # more than one page of 1,000
+        fake_bybit.seed_instrument(f"C{number}USDT", "0.001", "0.1", "0.1", price=None)
+    fake_bybit.seed_instrument("OLDUSDT", "0.001", "0.1", "0.1", status="Closed")
+    adapter = market()
+
+    await adapter.load_instruments()
+    await adapter.load_instruments()  # once loaded, no call
+    loads = fake_bybit.requests_to(INSTRUMENTS)
+    assert [r.query.get("limit") for r in loads] == ["1000", "1000"]
+    assert "cursor" not in loads[0].query
+    assert loads[1].query.get("cursor")
+    assert "symbol" not in loads[0].query
+
+    assert (await adapter.instrument("C1099USDT")).tick_size == Decimal("0.001")
+    assert (await adapter.instrument("BTCUSDT")).qty_step == Decimal("0.001")
+    perpetual = await adapter.instrument("BTCPERP")
+    assert not perpetual.is_usdt_perpetual
+    assert len(fake_bybit.requests_to(INSTRUMENTS)) == 2
+    with pytest.raises(ExchangeError, match="not trading"):
+        await adapter.instrument("OLDUSDT")  # not loaded: asked for, and refused
+
+
 async def test_unknown_symbol_is_an_exchange_error(market: MarketFactory) -> None:
     adapter = market()
 
@@ -254,10 +279,57 @@ async def test_listener_errors_do_not_stop_the_stream(
     assert (await asyncio.wait_for(received.get(), 2.0)).last == Decimal("581.3")
 
 
-async def test_silent_stream_is_covered_by_rest_tickers(
+async def test_a_quiet_symbol_on_a_live_stream_needs_no_rest_ticker(
     market: MarketFactory, fake_bybit: FakeBybit
 ) -> None:
-    adapter, recorder = await started(market, stale_after=0.3, reconnect_after=60.0)
+    # Bybit pushes a ticker only when it changes: on a healthy stream that has sent the
+    # symbol's ticker, silence means no change, however long ago (stale_after=0).
+    adapter, recorder = await started(market, stale_after=0.0, reconnect_after=30.0)
+    await adapter.watch("LINKUSDT")
+    assert await adapter.wait_streamed(["LINKUSDT"], timeout=2.0)
+    await fake_bybit.set_ticker("LINKUSDT", "14.250")
+    await recorder.until(lambda t: t.last == Decimal("14.25"))
+    rest_calls = _ticker_requests(fake_bybit)  # the watchdog's, before the snapshot came
+
+    assert (await adapter.ticker("LINKUSDT")).last == Decimal("14.25")
+    assert _ticker_requests(fake_bybit) == rest_calls
+
+
+async def test_a_reconnected_stream_is_not_trusted_until_it_sends_the_symbol_again(
+    market: MarketFactory, fake_bybit: FakeBybit
+) -> None:
+    adapter, recorder = await started(market, stale_after=0.0, reconnect_after=30.0)
+    await adapter.watch("SOLUSDT")
+    await recorder.next()
+    # While the stream is away the price moves; the new stream owes its snapshot (paused).
+    fake_bybit.pause_public_pushes()
+    await fake_bybit.set_ticker("SOLUSDT", "151.000")
+    await fake_bybit.drop_public_streams()
+    await fake_bybit.wait_until(
+        lambda: "tickers.SOLUSDT" in fake_bybit.subscribed_topics(), timeout=3.0
+    )
+
+    assert (await adapter.ticker("SOLUSDT")).last == Decimal("151")  # by REST
+    assert _ticker_requests(fake_bybit) >= 1
+
+
+async def test_wait_streamed_returns_once_the_stream_carries_the_symbols(
+    market: MarketFactory, fake_bybit: FakeBybit
+) -> None:
+    adapter, _ = await started(market, stale_after=30.0)
+    await adapter.watch("BTCUSDT")
+    await adapter.watch("ETHUSDT")
+
+    assert await adapter.wait_streamed(["BTCUSDT", "ETHUSDT"], timeout=3.0)
+    fake_bybit.pause_public_pushes()
+    await adapter.watch("XRPUSDT")  # subscribed, its snapshot held back
+    assert not await adapter.wait_streamed(["BTCUSDT", "XRPUSDT"], timeout=0.2)
+
+
+async def test_a_silent_stream_is_rebuilt_and_covered_by_rest_tickers_meanwhile(
+    market: MarketFactory, fake_bybit: FakeBybit
+) -> None:
+    adapter, recorder = await started(market, stale_after=0.3, reconnect_after=0.6)
     await adapter.watch("AVAXUSDT")
     await recorder.next()
     fake_bybit.pause_public_pushes()
@@ -268,7 +340,6 @@ async def test_silent_stream_is_covered_by_rest_tickers(
     assert (covered.bid, covered.ask) == (Decimal("29.124"), Decimal("29.126"))
     assert _ticker_requests(fake_bybit) >= 1
     assert (await adapter.ticker("AVAXUSDT")).last == Decimal("29.125")
-    assert fake_bybit.public_connections == 1
 
 
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-frame", "connection-lost"])

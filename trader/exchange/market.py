@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,13 +16,15 @@ from typing import Any
 from trader.errors import ExchangeError
 from trader.exchange.base import TickerListener
 from trader.exchange.bybit_stream import CLOSE_TIMEOUT, BybitSocket
-from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http
+from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http, read_pages
+from trader.exchange.venue_gate import VenueGate
 from trader.models import Instrument, Ticker
 
 logger = logging.getLogger(__name__)
 
 CATEGORY = "linear"
 TRADING = "Trading"
+INSTRUMENTS_PAGE = 1000  # Bybit's largest instruments-info page: all of linear in one
 _MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
 
 
@@ -51,6 +54,11 @@ def parse_instrument(raw: Mapping[str, Any]) -> Instrument:
 
     ``max_order_qty`` is ``maxMktOrderQty`` when Bybit sends it: every order the engine sends
     is a market order, and Bybit caps those below the limit-order ``maxOrderQty``.
+
+    ``category=linear`` also lists USDC perpetuals and dated futures: ``contractType`` and
+    ``settleCoin`` tell them apart (``Instrument.is_usdt_perpetual``). A linear contract
+    settles in its quote coin, which stands in for a ``settleCoin`` left out (as in our own
+    instrument snapshots).
     """
     try:
         symbol = str(raw["symbol"])
@@ -58,6 +66,7 @@ def parse_instrument(raw: Mapping[str, Any]) -> Instrument:
         lot = raw["lotSizeFilter"]
         leverage = raw["leverageFilter"]
         max_qty = lot.get("maxMktOrderQty") or lot["maxOrderQty"]
+        settle_coin = raw.get("settleCoin") or raw["quoteCoin"]
         return Instrument(
             symbol=symbol,
             tick_size=_positive(price_filter["tickSize"], "tickSize"),
@@ -66,6 +75,9 @@ def parse_instrument(raw: Mapping[str, Any]) -> Instrument:
             max_order_qty=_positive(max_qty, "maxOrderQty"),
             min_notional=decimal_field(lot["minNotionalValue"], "minNotionalValue"),
             max_leverage=_positive(leverage["maxLeverage"], "maxLeverage"),
+            contract_type=str(raw["contractType"]),
+            settle_coin=str(settle_coin),
+            status=str(raw["status"]),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ExchangeError(f"Bybit sent an instrument without {exc!s:.40}") from None
@@ -101,6 +113,19 @@ def _first_of_list(response: Any, what: str) -> Mapping[str, Any] | None:
     return first
 
 
+def _collect_instrument(raw: Mapping[str, Any], found: dict[str, Instrument]) -> None:
+    """Add one instruments-info row to ``found`` if it trades; a malformed one is logged:
+    one bad row must not keep the others from loading."""
+    if raw.get("status") != TRADING:
+        return
+    try:
+        instrument = parse_instrument(raw)
+    except ExchangeError as exc:
+        logger.warning("instrument %s dropped: %s", str(raw.get("symbol"))[:40], exc)
+        return
+    found[instrument.symbol] = instrument
+
+
 # -- the adapter ------------------------------------------------------------------------------
 
 
@@ -120,11 +145,16 @@ class BybitMarketData:
         watchdog_interval: float = 1.0,
         reconnect_after: float | None = None,
         now: Callable[[], datetime] = _utc_now,
+        gate: VenueGate | None = None,
     ) -> None:
-        """``stale_after``: seconds without a stream update after which a symbol's price comes
-        from REST. ``reconnect_after`` (default 3 × ``stale_after``): seconds of a silent
-        stream, while symbols are watched, after which the stream is rebuilt."""
-        self._http = make_http(rest_url)
+        """``gate``: Bybit's ban of this IP, shared with the trading client (by default, the
+        one of ``rest_url``).
+
+        ``stale_after``: seconds after which a ticker the stream no longer vouches for (the
+        stream is down, or has not sent the symbol since it reconnected) is fetched by REST.
+        ``reconnect_after`` (default 3 × ``stale_after``): seconds of a silent stream, while
+        symbols are watched, after which the stream is rebuilt."""
+        self._http = make_http(rest_url, gate=gate)
         self._ws_url = ws_public_url
         self._stale_after = stale_after
         self._watchdog_interval = watchdog_interval
@@ -132,8 +162,15 @@ class BybitMarketData:
         self._now = now
 
         self._instruments: dict[str, Instrument] = {}
-        self._latest: dict[str, Ticker] = {}  # the stream's latest ticker per symbol
-        self._stream_seen: dict[str, float] = {}  # monotonic time of the last stream update
+        self._all_loaded = False  # every linear instrument is in _instruments
+        self._loading = asyncio.Lock()
+        self._latest: dict[str, Ticker] = {}  # the latest ticker per symbol, streamed or covered
+        self._seen: dict[str, float] = {}  # monotonic time _latest was last updated
+        # Symbols whose ticker the current stream has sent: Bybit pushes a ticker only when it
+        # changes, so while that stream is healthy its latest ticker is current, however old.
+        self._current: set[str] = set()
+        self._generation = 0  # counts streams, so a late message of an old one is known
+        self._current_grew = asyncio.Event()  # set (and replaced) when _current grows
         self._watched: dict[str, float] = {}  # symbol -> monotonic time watch() was called
         self._listener: TickerListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -192,10 +229,30 @@ class BybitMarketData:
 
     # -- REST ------------------------------------------------------------------------------
 
+    async def load_instruments(self) -> None:
+        """Every linear instrument Bybit trades, in one paged call, so that ``instrument()``
+        answers from memory. Once loaded, a call does nothing. Raises ``ExchangeError``."""
+        async with self._loading:
+            if self._all_loaded:
+                return
+            rows = await read_pages(
+                "instruments-info",
+                self._http.get_instruments_info,
+                limit=INSTRUMENTS_PAGE,
+                category=CATEGORY,
+            )
+            found: dict[str, Instrument] = {}
+            for raw in rows:
+                _collect_instrument(raw, found)
+            self._instruments.update(found)
+            self._all_loaded = True
+            logger.info("loaded %d linear instruments", len(found))
+
     async def instrument(self, symbol: str) -> Instrument:
         cached = self._instruments.get(symbol)
         if cached is not None:
             return cached
+        # Not in the start-up load (listed since, or not trading): ask for this one.
         response = await call_pybit(
             "instruments-info", self._http.get_instruments_info, category=CATEGORY, symbol=symbol
         )
@@ -210,11 +267,23 @@ class BybitMarketData:
         return instrument
 
     async def ticker(self, symbol: str) -> Ticker:
+        current = self._current_ticker(symbol, time.monotonic())
+        return current if current is not None else await self._rest_ticker(symbol)
+
+    def _current_ticker(self, symbol: str, now: float) -> Ticker | None:
+        """The latest ticker of ``symbol`` if it is current: the healthy stream has sent it
+        since it connected (the stream would have pushed any change since), or it is less
+        than ``stale_after`` old."""
         latest = self._latest.get(symbol)
-        seen = self._stream_seen.get(symbol)
-        if latest is not None and seen is not None and time.monotonic() - seen <= self._stale_after:
+        if latest is None:
+            return None
+        if self._streams_now(symbol, now):
             return latest
-        return await self._rest_ticker(symbol)
+        seen = self._seen.get(symbol)
+        return latest if seen is not None and now - seen <= self._stale_after else None
+
+    def _streams_now(self, symbol: str, now: float) -> bool:
+        return symbol in self._current and self._stream_problem(now) is None
 
     async def _rest_ticker(self, symbol: str) -> Ticker:
         response = await call_pybit(
@@ -228,6 +297,8 @@ class BybitMarketData:
     # -- the stream ------------------------------------------------------------------------
 
     async def watch(self, symbol: str) -> None:
+        if symbol in self._subscribed:
+            return  # the common case, on an entry's path: nothing to wait for
         # A refused subscription kills pybit's socket thread (it indexes a string as the
         # topic list), so only symbols Bybit lists ever reach the stream.
         await self.instrument(symbol)
@@ -239,6 +310,19 @@ class BybitMarketData:
                 await self._subscribe([symbol])
         # Without a live stream, the watchdog subscribes it later; REST covers until then.
 
+    async def wait_streamed(self, symbols: Collection[str], timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait, ``timeout`` seconds at most, until the stream has sent the ticker of every one
+        of ``symbols`` since it connected; whether it has."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._current.issuperset(symbols):
+            grew, remaining = self._current_grew, deadline - loop.time()
+            try:
+                await asyncio.wait_for(grew.wait(), max(remaining, 0.0))
+            except TimeoutError:
+                return False
+        return True
+
     async def _subscribe(self, symbols: Iterable[str]) -> None:
         """Subscribe the current stream to the tickers of ``symbols`` it does not have yet."""
         stream = self._stream
@@ -247,7 +331,8 @@ class BybitMarketData:
             return
         try:
             # pybit raises if a topic is subscribed twice: _subscribed guards against that.
-            await asyncio.to_thread(stream.ticker_stream, missing, self._on_stream_message)
+            on_message = functools.partial(self._on_stream_message, self._generation)
+            await asyncio.to_thread(stream.ticker_stream, missing, on_message)
         except Exception as exc:
             logger.warning("public stream: subscribing %s failed: %r", missing, exc)
             return
@@ -262,6 +347,8 @@ class BybitMarketData:
         """
         old, self._stream = self._stream, None
         self._subscribed.clear()
+        self._current.clear()
+        self._generation += 1
         if old is not None:
             logger.warning("public stream: %s; reconnecting", reason)
             await self._close_stream(old)
@@ -299,7 +386,7 @@ class BybitMarketData:
         except Exception as exc:
             logger.warning("public stream: closing failed: %r", exc)
 
-    def _on_stream_message(self, message: Any) -> None:
+    def _on_stream_message(self, generation: int, message: Any) -> None:
         """pybit's ticker callback, on pybit's socket thread. It must never raise: an exception
         here ends pybit's socket thread for good."""
         try:
@@ -308,12 +395,12 @@ class BybitMarketData:
                 return
             # pybit hands us its own ticker dict and updates it in place on the next delta.
             raw = dict(message["data"])
-            loop.call_soon_threadsafe(self._on_stream_ticker, raw)
+            loop.call_soon_threadsafe(self._on_stream_ticker, raw, generation)
         except Exception:
             with contextlib.suppress(Exception):
                 logger.warning("public stream: message dropped", exc_info=True)
 
-    def _on_stream_ticker(self, raw: dict[str, Any]) -> None:
+    def _on_stream_ticker(self, raw: dict[str, Any], generation: int) -> None:
         """A stream ticker, on the event loop."""
         if self._stopped:
             return
@@ -323,9 +410,14 @@ class BybitMarketData:
             logger.warning("public stream: bad ticker dropped: %s", exc)
             return
         heard = time.monotonic()
-        self._stream_heard = heard
-        self._stream_seen[ticker.symbol] = heard
+        self._seen[ticker.symbol] = heard
         self._latest[ticker.symbol] = ticker
+        if generation == self._generation:  # not a late one from the stream we replaced
+            self._stream_heard = heard
+            if ticker.symbol not in self._current:
+                self._current.add(ticker.symbol)
+                self._current_grew.set()
+                self._current_grew = asyncio.Event()
         self._deliver(ticker)
 
     def _deliver(self, ticker: Ticker) -> None:
@@ -348,7 +440,7 @@ class BybitMarketData:
 
     async def _check_streams(self) -> None:
         """Rebuild a dead or silent stream (in the background: a connect can take long), and
-        cover every watched symbol the stream has been quiet on with a REST ticker."""
+        cover with a REST ticker every watched symbol the stream does not vouch for."""
         if not self._watched:
             return
         now = time.monotonic()
@@ -362,7 +454,8 @@ class BybitMarketData:
         stale = [
             symbol
             for symbol, since in self._watched.items()
-            if now - max(since, self._stream_seen.get(symbol, since)) > self._stale_after
+            if not self._streams_now(symbol, now)
+            and now - max(since, self._seen.get(symbol, since)) > self._stale_after
         ]
         if stale:
             await asyncio.gather(*(self._cover_with_rest(symbol) for symbol in stale))
@@ -387,7 +480,8 @@ class BybitMarketData:
         return None
 
     async def _cover_with_rest(self, symbol: str) -> None:
-        """Feed the listener a REST ticker for a symbol the stream has gone quiet on."""
+        """Feed the listener (and ``ticker()``) a REST ticker for a symbol the stream does
+        not vouch for."""
         asked = time.monotonic()
         try:
             ticker = await self._rest_ticker(symbol)
@@ -395,6 +489,8 @@ class BybitMarketData:
             logger.warning("REST ticker for %s failed: %s", symbol, exc)
             return
         # The stream may have spoken while we waited; its ticker is the newer one then.
-        if self._stopped or self._stream_seen.get(symbol, asked - 1) >= asked:
+        if self._stopped or self._seen.get(symbol, asked - 1) >= asked:
             return
+        self._latest[symbol] = ticker
+        self._seen[symbol] = asked
         self._deliver(ticker)
