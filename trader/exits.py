@@ -1,0 +1,215 @@
+"""Exits: closing a position with a reduce-only order (TTL, ``/close``, the daily-loss stop),
+booking the exits the venue made by itself (SL, TP, liquidation, ...), whole or in part, and
+the daily-loss stop that follows a losing close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+
+from trader import orders, rules
+from trader.book import Book
+from trader.clock import Clock
+from trader.errors import ExchangeError, NoPosition, OutcomeUnknown
+from trader.events import (
+    DailyLossLimitReached,
+    EventBus,
+    OrderFailed,
+    PositionClosed,
+    PositionReduced,
+)
+from trader.exchange.base import Exchange, PositionExited
+from trader.models import ClosedTrade, CloseReason, ExitOrder, Fill, Position
+from trader.orders import order_status, short
+from trader.pnl import close_part
+from trader.ports import FillAlreadyBooked, OrderRecord, OrderStatus, Repositories
+from trader.tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+LOSS_ANNOUNCED_KEY = "daily_loss_announced"
+CLOSE_RETRY_DELAY = timedelta(seconds=30)
+
+
+class Exits:
+    """How positions leave the book."""
+
+    def __init__(
+        self,
+        *,
+        book: Book,
+        repo: Repositories,
+        exchange: Exchange,
+        clock: Clock,
+        bus: EventBus,
+        tasks: Tasks,
+        on_unsure: Callable[[str], None],
+    ) -> None:
+        """``on_unsure``: called when a close let go of its symbol, so that an order whose
+        outcome is unknown is reconciled."""
+        self._book = book
+        self._repo = repo
+        self._exchange = exchange
+        self._clock = clock
+        self._bus = bus
+        self._tasks = tasks
+        self._on_unsure = on_unsure
+
+    async def close(self, symbol: str, reason: CloseReason) -> ClosedTrade | None:
+        """Close one position with a reduce-only market order; None if it is already gone.
+        A close that filled in part books that part; the rest stays open."""
+        book = self._book
+        if symbol in book.closing:
+            return None
+        book.closing.add(symbol)
+        try:
+            async with book.lock(symbol):
+                position = book.positions.get(symbol)
+                if position is None:
+                    return None
+                order = await self._exit_order(position, reason)
+                try:
+                    fill = await self._exchange.close(order)
+                except NoPosition as exc:
+                    # An SL/TP trigger got there first; its close is recorded once we let go.
+                    log.info("%s was already closed on the venue", symbol)
+                    await self._order_done(order.link_id, OrderStatus.REJECTED, str(exc))
+                    return None
+                except ExchangeError as exc:
+                    book.retry_close_at[symbol] = self._clock.now() + CLOSE_RETRY_DELAY
+                    reason_text = short(str(exc))
+                    await self._order_done(order.link_id, order_status(exc), reason_text)
+                    book.recheck_orders |= isinstance(exc, OutcomeUnknown)
+                    log.error("closing %s failed: %s", symbol, reason_text)
+                    await self._bus.publish(
+                        OrderFailed(position.signal_id, symbol, reason_text, self._clock.now())
+                    )
+                    raise
+                await self._repo.update_order(order.link_id, OrderStatus.FILLED)
+                return await self.book_exit(position, fill, reason)
+        finally:
+            book.closing.discard(symbol)
+            self._on_unsure("a close without an answer")
+
+    async def close_quietly(self, symbol: str, reason: CloseReason) -> None:
+        with contextlib.suppress(ExchangeError):
+            await self.close(symbol, reason)
+
+    async def expire_due(self) -> None:
+        """Close every position whose TTL has passed."""
+        due = [p.symbol for p in self._book.positions.values() if self._book.close_due(p)]
+        for symbol in due:
+            await self.close_quietly(symbol, CloseReason.TTL)
+
+    async def venue_closed(self, event: PositionExited) -> None:
+        """The venue closed (all or part of) a position by itself."""
+        async with self._book.lock(event.symbol):
+            position = self._book.positions.get(event.symbol)
+            if position is None:
+                log.warning("exchange closed %s, which the engine does not hold", event.symbol)
+                return
+            if event.fill.at < position.opened_at:
+                log.warning("ignoring a close of %s older than its position", event.symbol)
+                return
+            await self.book_exit(position, event.fill, event.reason, closes_all=event.flat)
+
+    async def _exit_order(self, position: Position, reason: CloseReason) -> ExitOrder:
+        """The closing order of ``position``, recorded before it is sent. Each attempt has
+        its own ``orderLinkId`` (Bybit refuses a link id it has seen)."""
+        attempt = await self._repo.count_exit_orders(position.signal_id)
+        order = ExitOrder(
+            link_id=orders.exit_link_id(position.signal_id, attempt),
+            symbol=position.symbol,
+            side=position.side.opposite,
+            qty=position.qty,
+            reason=reason,
+        )
+        await self._repo.add_order(
+            OrderRecord(
+                link_id=order.link_id,
+                signal_id=position.signal_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=order.qty,
+                reduce_only=True,
+                status=OrderStatus.PENDING,
+                created_at=self._clock.now(),
+            )
+        )
+        return order
+
+    async def _order_done(self, link_id: str, status: OrderStatus, error: str) -> None:
+        with contextlib.suppress(Exception):  # the order's record must not mask its outcome
+            await self._repo.update_order(link_id, status, error=error)
+
+    async def book_exit(
+        self, position: Position, fill: Fill, reason: CloseReason, *, closes_all: bool = False
+    ) -> ClosedTrade | None:
+        """Book an exit fill: a fill for less than the position books the part it took and
+        the rest stays open and managed, unless ``closes_all`` (the venue is flat after it).
+        None when the fill was booked before (a push and a REST read of one exit)."""
+        assert position.id is not None
+        book = self._book
+        trade, rest = close_part(position, fill, reason, closes_all=closes_all)
+        tick = await self.tick_size(position.symbol)
+        # Its chat notes are booked with the exit: a crash keeps both or neither.
+        notes = self._bus.notes_for(
+            PositionClosed(trade, tick) if rest is None else PositionReduced(trade, rest, tick)
+        )
+        try:
+            if rest is None:
+                trade = await self._repo.close_position(position.id, trade, fill, notes=notes)
+            else:
+                trade = await self._repo.reduce_position(rest, trade, fill, notes=notes)
+        except FillAlreadyBooked:
+            log.info("%s: exit fill %s was booked already", position.symbol, fill.exec_id)
+            return None
+        if rest is None:
+            book.positions.pop(position.symbol, None)
+            book.retry_close_at.pop(position.symbol, None)
+        else:
+            book.positions[position.symbol] = rest
+        await book.refresh_day(force=True)
+        if rest is None:
+            await self._bus.publish(PositionClosed(trade, tick, noted=bool(notes)))
+        else:
+            log.warning(
+                "%s: %s of %s closed, %s stays open",
+                position.symbol,
+                fill.qty,
+                position.qty,
+                rest.qty,
+            )
+            await self._bus.publish(PositionReduced(trade, rest, tick, noted=bool(notes)))
+        await self._check_daily_loss()
+        return trade
+
+    async def tick_size(self, symbol: str) -> Decimal | None:
+        """The symbol's tick size, for display; the adapter caches instruments."""
+        try:
+            return (await self._exchange.instrument(symbol)).tick_size
+        except Exception as exc:
+            log.debug("no tick size for %s: %s", symbol, exc)
+            return None
+
+    async def _check_daily_loss(self) -> None:
+        book = self._book
+        if not rules.daily_loss_reached(book.day_pnl, book.limits):
+            return
+        day = book.day.date().isoformat()
+        if await self._repo.get_setting(LOSS_ANNOUNCED_KEY) != day:
+            loss, limit = rules.daily_loss(book.day_pnl), book.limits.max_daily_loss_usdt
+            at = self._clock.now()
+            notes = self._bus.notes_for(DailyLossLimitReached(loss, limit, at))
+            # Marked as announced only together with its chat note.
+            await self._repo.set_setting(LOSS_ANNOUNCED_KEY, day, notes=notes)
+            await self._bus.publish(DailyLossLimitReached(loss, limit, at, noted=bool(notes)))
+        # The daily-loss stop: what is still open is closed too, so the day's loss is capped.
+        for symbol in list(book.positions):
+            self._tasks.spawn(
+                self.close_quietly(symbol, CloseReason.DAILY_LOSS), "daily-loss-close"
+            )
