@@ -1,7 +1,7 @@
 """The notification outbox: what the chats are to be told, kept until Telegram has taken it.
 
 Messages are stored on their own (``enqueue``) or inside the transaction of the change they
-report (``_insert_notes``, for the ``notes=`` of the position and settings methods). Every
+report (``insert_notes``, for the ``notes=`` of the position and settings methods). Every
 text is masked of secrets, as the logs are: a chat line and a delivery error alike can quote
 an error text, and an aiohttp error quotes the bot's URL, token included.
 """
@@ -16,6 +16,7 @@ import aiosqlite
 from storage.codec import OUTBOX_COLUMNS, outbox_message_from_row, redact_payload, to_db_time
 from storage.tables import Tables
 from trader.ports import NewMessage, OutboxMessage
+from trader.redaction import Redactor
 
 
 class OutboxTables(Tables):
@@ -23,28 +24,7 @@ class OutboxTables(Tables):
 
     async def enqueue(self, messages: Sequence[NewMessage], at: datetime) -> list[int]:
         async with self._db.transaction() as conn:
-            return await self._insert_notes(conn, messages, at)
-
-    async def _insert_notes(
-        self, conn: aiosqlite.Connection, messages: Sequence[NewMessage], at: datetime
-    ) -> list[int]:
-        """Store outbox messages inside the caller's transaction, due at ``at``; their ids.
-
-        A chat text can quote an error, so it is masked like one."""
-        stamp = to_db_time(at)
-        ids: list[int] = []
-        for message in messages:
-            payload = redact_payload(message.payload, self._redact)
-            cursor = await conn.execute(
-                "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (message.chat_id, message.kind, payload, stamp, stamp),
-            )
-            if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
-                raise RuntimeError("outbox insert returned no id")
-            ids.append(cursor.lastrowid)
-            await cursor.close()
-        return ids
+            return await insert_notes(conn, messages, at, self._redact)
 
     async def next_unsent(self) -> Sequence[OutboxMessage]:
         # One head per chat: a chat whose head must wait never hides another chat's messages.
@@ -68,3 +48,28 @@ class OutboxTables(Tables):
             " WHERE id = ?",
             (to_db_time(next_attempt_at), self._redact(error), message_id),
         )
+
+
+async def insert_notes(
+    conn: aiosqlite.Connection,
+    messages: Sequence[NewMessage],
+    at: datetime,
+    redact: Redactor,
+) -> list[int]:
+    """Store outbox messages inside the caller's transaction, due at ``at``; their ids.
+
+    A chat text can quote an error, so it is masked like one."""
+    stamp = to_db_time(at)
+    ids: list[int] = []
+    for message in messages:
+        payload = redact_payload(message.payload, redact)
+        cursor = await conn.execute(
+            "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (message.chat_id, message.kind, payload, stamp, stamp),
+        )
+        if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+            raise RuntimeError("outbox insert returned no id")
+        ids.append(cursor.lastrowid)
+        await cursor.close()
+    return ids

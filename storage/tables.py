@@ -1,9 +1,10 @@
 """What every part of the repositories shares: the one ``Database``, the secrets masked in
 every error text written, and the clock that stamps the outbox.
 
-``SqliteRepositories`` (``storage.repositories``) is assembled from parts by concept: the
-outbox (``storage.outbox``), trade confirmations (``storage.confirmations``), and signals,
-orders, positions, trades and settings in ``storage.repositories`` itself.
+``SqliteRepositories`` (``storage.repositories``) is composed of one part per aggregate:
+signals (``storage.signals``), orders with their fills and positions (``storage.positions``),
+closed trades (``storage.trades``), settings (``storage.settings``), the outbox
+(``storage.outbox``) and trade confirmations (``storage.confirmations``).
 """
 
 from __future__ import annotations

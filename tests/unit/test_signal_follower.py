@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from trader.models import InvalidSignal, Signal
-from trader.signals import Batch, FileOffset, SignalFollower, signal_identity
+from trader.signal_follower import Batch, FileOffset, SignalFollower
+from trader.signal_row import signal_identity
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "signals_log.csv"
 HEADER = "timestamp,symbol,interval,verdict,confidence,entry_price,ttl_minutes,signal_id"

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from trader.errors import SignalError
 from trader.models import InvalidSignal, Side, Signal
-from trader.signals import FileOffset, parse_record, parse_row, parse_timestamp, signal_identity
+from trader.signal_follower import FileOffset
+from trader.signal_row import parse_record, parse_row, parse_timestamp, signal_identity
 
 # The sample log the signal generator wrote (CRLF line endings, 543 rows).
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "signals_log.csv"

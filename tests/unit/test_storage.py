@@ -29,11 +29,8 @@ from storage.db import (
     open_database,
     split_statements,
 )
-from storage.repositories import (
-    PositionAlreadyOpen,
-    PositionNotOpen,
-    SqliteRepositories,
-)
+from storage.positions import PositionAlreadyOpen, PositionNotOpen
+from storage.repositories import SqliteRepositories
 from trader.models import ClosedTrade, CloseReason, Fill, InvalidSignal, Position, Side, Signal
 from trader.ports import Confirmation, NewMessage, OrderRecord, OrderStatus, Repositories
 
