@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchmarks.round_trips import order_round_trips
-from bot.app import build_app, build_runtime
+from bot.app import build_app
 from storage.codec import TRADE_INSERT, trade_values
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
@@ -29,6 +29,7 @@ from tests.fakes.telegram import FakeTelegram
 from trader.events import Event, PositionOpened
 from trader.models import ClosedTrade, CloseReason, Side
 from trader.replay import load_instruments, load_outcomes, load_signals, replay
+from trader.runtime import build_runtime
 from trader.settings import load_settings, load_strategy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from bot.app import build_runtime
 from tests.fakes.bybit import FakeBybit, RecordedRequest
 from trader.events import Event, PositionOpened
+from trader.runtime import build_runtime
 from trader.settings import load_settings
 
 REST_DELAY = 0.1  # seconds on every REST answer

@@ -20,25 +20,19 @@ ALERTS = frozenset(Verdict) - {Verdict.OPENING, Verdict.DECLINED}
 async def confirm_mode(message: Message, command: CommandObject, engine: Engine) -> None:
     args = arguments(command.args)
     if len(args) != 1 or args[0].lower() not in SWITCH:
-        state = "on" if engine.confirmations.enabled else "off"
-        await message.answer(f"Usage: /confirm on or /confirm off (now {state}).")
+        await message.answer(render.confirm_usage_text(engine.confirmations.enabled))
         return
     enabled = SWITCH[args[0].lower()]
     await engine.set_confirm_mode(enabled)
-    if enabled:
-        await message.answer(
-            "Confirmation mode <b>ON</b>: each signal that passes the filters is asked here "
-            f"first; no answer within {engine.strategy.confirm_timeout_seconds} s means no trade."
-        )
-    else:
-        await message.answer("Confirmation mode <b>OFF</b>: signals are traded without asking.")
+    timeout = engine.strategy.confirm_timeout_seconds
+    await message.answer(render.confirm_mode_text(enabled, timeout))
 
 
 async def trade_decision(
     query: CallbackQuery, callback_data: TradeDecision, engine: Engine
 ) -> None:
     if callback_data.action not in (OPEN, SKIP) or query.message is None:
-        await query.answer("This button is not for a pending trade; nothing changed.")
+        await query.answer(render.not_a_pending_trade_answer())
         return
     origin = (query.message.chat.id, query.message.message_id)
     decision = await engine.decide(callback_data.ref, callback_data.action == OPEN, origin)

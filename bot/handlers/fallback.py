@@ -5,13 +5,15 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
+from bot import render
+
 
 async def unknown_message(message: Message) -> None:
-    await message.answer("I don't know that one. Send /help for the commands.")
+    await message.answer(render.unknown_command_text())
 
 
 async def unknown_button(query: CallbackQuery) -> None:
-    await query.answer("This button is no longer valid; nothing changed.")
+    await query.answer(render.stale_button_answer())
 
 
 def build() -> Router:

@@ -12,7 +12,6 @@ from trader.engine import Engine
 from trader.rules import LIMIT_FIELDS
 
 RESET_WORDS = frozenset({"reset", "default"})
-USAGE = "Usage: /limits, /limits NAME VALUE or /limits NAME reset"
 
 
 async def limits(message: Message, command: CommandObject, engine: Engine) -> None:
@@ -21,20 +20,17 @@ async def limits(message: Message, command: CommandObject, engine: Engine) -> No
         await message.answer(render.limits_text(engine.limits))
         return
     if len(args) != 2:
-        await message.answer(f"{USAGE}\nNames: {render.esc(', '.join(LIMIT_FIELDS))}")
+        await message.answer(render.limits_usage_text(LIMIT_FIELDS))
         return
     name, value = args[0].lower(), args[1]
+    reset = value.lower() in RESET_WORDS
     try:
-        if value.lower() in RESET_WORDS:
-            updated = await engine.reset_limit(name)
-            header = f"<b>{render.esc(name)}</b> is back to the strategy file's value."
-        else:
-            updated = await engine.set_limit(name, value)
-            header = f"<b>{render.esc(name)}</b> changed."
+        updated = await engine.reset_limit(name) if reset else await engine.set_limit(name, value)
     except ValueError as exc:
-        await message.answer(f"Nothing changed: {render.esc(exc)}\n{USAGE}")
+        await message.answer(render.limit_refused_text(str(exc)))
         return
-    await message.answer(render.limits_text(updated, header=header))
+    reply = render.limit_reset_text if reset else render.limit_set_text
+    await message.answer(reply(name, updated))
 
 
 def build() -> Router:

@@ -24,7 +24,7 @@ async def show_trades(message: Message, command: CommandObject, engine: Engine) 
     count = DEFAULT_TRADES
     if args:
         if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_TRADES:
-            await message.answer(f"Usage: /trades [N], with N from 1 to {MAX_TRADES}.")
+            await message.answer(render.trades_usage_text(MAX_TRADES))
             return
         count = int(args[0])
     await reply(message, render.trades_text(await engine.recent_trades(count)))

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from bot.app import build_runtime
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.support import (
@@ -25,6 +24,7 @@ from tests.integration.support import (
 )
 from trader.clock import ManualClock
 from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Side
+from trader.runtime import build_runtime
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

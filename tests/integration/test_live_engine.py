@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.support import (
@@ -31,6 +30,7 @@ from trader.exchange.bybit import BybitExchange
 from trader.exchange.market import BybitMarketData
 from trader.models import CloseReason, EntryOrder, Side
 from trader.orders import entry_link_id
+from trader.runtime import Runtime, build_runtime
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit
 from tests.integration.support import (
     LIVE_KEY,
@@ -26,6 +25,7 @@ from tests.integration.support import (
 from trader.clock import ManualClock
 from trader.events import PositionClosed, PositionOpened, PositionReduced, Reconciled
 from trader.models import CloseReason, Side
+from trader.runtime import Runtime, build_runtime
 
 CREATE = "/v5/order/create"
 TRADING_STOP = "/v5/position/trading-stop"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit, RecordedRequest
 from tests.integration.support import (
     LIVE_KEY,
@@ -28,6 +27,7 @@ from tests.integration.support import (
 from trader.clock import ManualClock
 from trader.events import PositionOpened, SignalSkipped
 from trader.models import Signal
+from trader.runtime import Runtime, build_runtime
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from pybit.unified_trading import HTTP
 
-from bot.app import Runtime, build_runtime
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
@@ -37,6 +36,7 @@ from trader.exchange.market import BybitMarketData
 from trader.models import CloseReason, Side, Signal
 from trader.orders import entry_link_id, exit_link_id
 from trader.ports import OrderRecord, OrderStatus
+from trader.runtime import Runtime, build_runtime
 from trader.settings import load_strategy
 
 CREATE = "/v5/order/create"

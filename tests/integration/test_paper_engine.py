@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Runtime, build_runtime
 from tests.fakes.bybit import FakeBybit
 from tests.integration.support import (
     RATE,
@@ -33,6 +32,7 @@ from trader.events import (
 from trader.models import CloseReason, Side, Signal
 from trader.ports import OrderStatus
 from trader.replay import PricePath, replay
+from trader.runtime import Runtime, build_runtime
 
 RuntimeFactory = Callable[[], Awaitable[tuple[Runtime, Events]]]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bot import render
 from trader.confirmation import Decision, Verdict
-from trader.engine import PositionView, Status
+from trader.read_models import PositionView, Status
 from trader.events import OrderFailed, PositionClosed, PositionOpened, PositionReduced
 from trader.models import ClosedTrade, CloseReason, Position, Side
 from trader.rules import Limits

@@ -1,0 +1,174 @@
+"""What the chats are told about the engine's events: entries, exits, failures, checks
+against Bybit, the daily loss stop and the confirmation questions (the notifier's notes).
+"""
+
+from __future__ import annotations
+
+from bot.render.values import count, esc, pnl, price, protection, qty, side_word, usdt, utc_time
+from trader.events import (
+    ClockSkewed,
+    ConfirmationRequested,
+    DailyLossLimitReached,
+    EngineStarted,
+    EngineStopped,
+    OrderFailed,
+    PositionClosed,
+    PositionOpened,
+    PositionReduced,
+    Reconciled,
+    VenueBanLifted,
+    VenueBanned,
+)
+from trader.models import CloseReason, Signal
+
+REASON_TEXT = {
+    CloseReason.STOP_LOSS: "stop-loss",
+    CloseReason.TAKE_PROFIT: "take-profit",
+    CloseReason.TTL: "TTL expired",
+    CloseReason.MANUAL: "closed by command",
+    CloseReason.DAILY_LOSS: "daily loss limit",
+    CloseReason.EXTERNAL: "closed on the exchange",
+    CloseReason.LIQUIDATION: "liquidated by the exchange",
+    CloseReason.ADL: "auto-deleveraged by the exchange",
+    CloseReason.DELIVERY: "settled by the exchange (delivery or delisting)",
+    CloseReason.TRAILING_STOP: "trailing stop",
+}
+
+
+def opened_text(event: PositionOpened) -> str:
+    p, tick = event.position, event.tick_size
+    return "\n".join(
+        [
+            f"🟢 Opened <b>{esc(p.symbol)}</b> {side_word(p.side)}",
+            f"qty {qty(p.qty)} @ {price(p.entry_price, tick)}",
+            *(
+                [f"⚠️ filled {qty(p.qty)} of {qty(event.ordered_qty)}: Bybit cancelled the rest"]
+                if event.ordered_qty is not None
+                else []
+            ),
+            protection(p, tick),
+            f"margin {usdt(p.margin)} · {p.leverage}x",
+        ]
+    )
+
+
+def closed_text(event: PositionClosed) -> str:
+    t, tick = event.trade, event.tick_size
+    icon = "✅" if t.net_pnl > 0 else "🔴"
+    return "\n".join(
+        [
+            f"{icon} Closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
+            f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
+            f"exit {price(t.exit_price, tick)} · entry {price(t.entry_price, tick)}",
+            f"net PnL <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",
+        ]
+    )
+
+
+def reduced_text(event: PositionReduced) -> str:
+    t, rest, tick = event.trade, event.remaining, event.tick_size
+    icon = "✅" if t.net_pnl > 0 else "🔴"
+    return "\n".join(
+        [
+            f"{icon} Partly closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
+            f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
+            f"closed {qty(t.qty)} @ {price(t.exit_price, tick)} · entry "
+            f"{price(t.entry_price, tick)}",
+            f"net PnL of the part <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",
+            f"still open: {qty(rest.qty)}, {protection(rest, tick)}",
+        ]
+    )
+
+
+def order_failed_text(event: OrderFailed) -> str:
+    return f"⚠️ Order failed: <b>{esc(event.symbol)}</b>\n{esc(event.reason)}"
+
+
+def reconciled_text(event: Reconciled) -> str:
+    lines = [f"🔎 Checked against Bybit ({esc(event.trigger)}):"]
+    lines += [f"• {esc(finding)}" for finding in event.findings]
+    return "\n".join(lines)
+
+
+def rejected_text(symbol: str, reason: str) -> str:
+    return f"⛔ Signal not traded: <b>{esc(symbol)}</b> ({esc(reason.replace('_', ' '))})"
+
+
+def daily_loss_text(event: DailyLossLimitReached) -> str:
+    return (
+        f"🛑 Daily loss limit reached: {usdt(event.loss)} lost today "
+        f"(limit {usdt(event.limit)}).\n"
+        "No new entries until 00:00 UTC; open positions are being closed."
+    )
+
+
+def engine_started_text(event: EngineStarted) -> str:
+    trading = "on" if event.trading_enabled else "off (send /start_trading)"
+    return (
+        f"▶️ Engine started · {esc(event.mode)} mode · trading {trading} · "
+        f"{count(event.open_positions, 'open position')}"
+    )
+
+
+def refused_text(reason: str) -> str:
+    return f"⛔ Not trading: {esc(reason)}"
+
+
+def engine_stopped_text(event: EngineStopped) -> str:
+    return "⏹ Engine stopped. Open positions keep their stop-loss and take-profit."
+
+
+def venue_banned_text(event: VenueBanned) -> str:
+    return (
+        f"🚫 Bybit banned this IP for too many requests ({esc(event.detail)}).\n"
+        f"No call to Bybit until {utc_time(event.until)}: signals meanwhile are not traded; "
+        "open positions keep their stop-loss and take-profit on the exchange."
+    )
+
+
+def venue_ban_lifted_text(event: VenueBanLifted) -> str:
+    return "✅ Bybit answers again: the ban is over. Checking positions against Bybit."
+
+
+def clock_skewed_text(event: ClockSkewed) -> str:
+    offset = event.offset_ms
+    where = "behind" if offset > 0 else "ahead of"
+    lines = [
+        f"⏱ This machine's clock is {abs(offset)} ms {where} Bybit's (offset {offset:+d} ms). "
+        "Synchronise it with NTP."
+    ]
+    if offset < 0:  # Bybit refuses requests stamped more than 1 s after its own clock
+        lines.append("Bybit refuses requests signed more than 1 s ahead of its clock.")
+    else:
+        lines.append("The private stream's login allows for it meanwhile.")
+    return "\n".join(lines)
+
+
+def _signal_line(signal: Signal) -> str:
+    side = signal.side
+    direction = side_word(side) if side else esc(signal.verdict)
+    return f"<b>{esc(signal.symbol)}</b> {direction} · confidence {esc(signal.confidence)}"
+
+
+def question_text(event: ConfirmationRequested) -> str:
+    signal = event.signal
+    lines = [f"❓ Trade this signal? {_signal_line(signal)}"]
+    entry = f" · entry ≈ {price(signal.entry_price)}" if signal.entry_price else ""
+    lines.append(f"margin {usdt(event.margin)} · {event.leverage}x{entry}")
+    lines.append(f"Answer by {utc_time(event.expires_at)}; no answer means no trade.")
+    return "\n".join(lines)
+
+
+RESOLUTION_TEXT = {
+    "approved": "✅ Approved: opening.",
+    "declined": "❌ Skipped.",
+    "expired": "⌛ Expired: not traded.",
+}
+
+
+def resolved_text(symbol: str, signal: Signal | None, status: str, detail: str = "") -> str:
+    head = f"Signal {_signal_line(signal)}" if signal else f"Signal <b>{esc(symbol)}</b>"
+    if detail.startswith("rejected:"):
+        reason = detail.removeprefix("rejected:").replace("_", " ")
+        return f"{head}\n✅ Approved, but not opened: {esc(reason)}."
+    return f"{head}\n{RESOLUTION_TEXT.get(status, esc(status))}"

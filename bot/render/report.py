@@ -1,0 +1,34 @@
+"""The report (on ``/report`` and on a schedule) and the caption of its equity chart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.render.commands import balance_line
+from bot.render.values import count, esc, percent, pnl, side_word, usdt
+from trader.read_models import Performance, Status
+
+
+def report_text(status: Status, performance: Performance, now: datetime) -> str:
+    stats = performance.stats
+    lines = [
+        f"📊 <b>Report</b> · {now.strftime('%Y-%m-%d %H:%M UTC')}",
+        balance_line(status),
+        f"Today: {pnl(status.today_pnl)}",
+        f"Closed trades: {stats.trades} · win rate {percent(stats.win_rate)} · "
+        f"net {pnl(stats.net_pnl)} · fees {usdt(stats.fees)}",
+    ]
+    if status.positions:
+        lines.append(f"Open positions: {len(status.positions)}")
+        for view in status.positions:
+            p = view.position
+            upnl = "—" if view.unrealised_pnl is None else pnl(view.unrealised_pnl)
+            lines.append(f"  <b>{esc(p.symbol)}</b> {side_word(p.side)} · uPnL {upnl}")
+    else:
+        lines.append("Open positions: none")
+    return "\n".join(lines)
+
+
+def chart_caption(performance: Performance) -> str:
+    stats = performance.stats
+    return f"Equity after {count(stats.trades, 'closed trade')}: {pnl(stats.net_pnl)} net of fees"

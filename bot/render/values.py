@@ -1,0 +1,66 @@
+"""One dynamic value as the trader reads it: escaped for Telegram HTML, prices to the
+instrument's tick, USDT to cents, a sign on PnL.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from trader.models import Position, Side
+
+CENT = Decimal("0.01")
+
+
+def esc(value: object) -> str:
+    """Any dynamic value, safe inside Telegram HTML."""
+    return html.escape(str(value), quote=False)
+
+
+def usdt(value: Decimal) -> str:
+    """``1,234.57 USDT``: to the cent, with thousands separators."""
+    return f"{value.quantize(CENT, ROUND_HALF_EVEN):,} USDT"
+
+
+def pnl(value: Decimal) -> str:
+    """PnL with its sign: ``+12.30 USDT``, ``-4.05 USDT``."""
+    cents = value.quantize(CENT, ROUND_HALF_EVEN)
+    sign = "+" if cents > 0 else ""  # a negative value carries its own '-'
+    return f"{sign}{cents:,} USDT"
+
+
+def price(value: Decimal, tick: Decimal | None = None) -> str:
+    """A price as the venue quotes it: to the tick when known, else as stored."""
+    if tick is not None and tick > 0:
+        value = value.quantize(tick.normalize(), ROUND_HALF_EVEN)
+        return f"{value:f}"
+    return f"{value.normalize():f}"
+
+
+def protection(position: Position, tick: Decimal | None = None) -> str:
+    """A position's SL and TP; a missing one (0: the venue holds none) is said plainly."""
+    stop = price(position.stop_loss, tick) if position.stop_loss > 0 else "⚠️ none"
+    take = price(position.take_profit, tick) if position.take_profit > 0 else "none"
+    return f"SL {stop} · TP {take}"
+
+
+def qty(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def percent(share: Decimal | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f}%"
+
+
+def count(n: int, noun: str) -> str:
+    """``1 closed trade``, ``2 closed trades``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def side_word(side: Side) -> str:
+    return "long" if side is Side.BUY else "short"
+
+
+def utc_time(when: datetime) -> str:
+    return when.strftime("%H:%M:%S UTC")
