@@ -1,22 +1,20 @@
 """Bybit's public market data (``MarketData``) for linear perpetuals, over pybit 5.17.x:
-instruments and tickers by REST and the public stream, with a watchdog for a silent stream."""
+instruments by REST, tickers from the public stream (``ticker_stream``) or else by REST."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from trader.errors import ExchangeError
 from trader.exchange.base import TickerListener
-from trader.exchange.bybit_stream import CLOSE_TIMEOUT, BybitSocket
 from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http, read_pages
+from trader.exchange.ticker_stream import TickerStream
 from trader.exchange.venue_gate import VenueGate
 from trader.models import Instrument, Ticker
 
@@ -25,7 +23,6 @@ logger = logging.getLogger(__name__)
 CATEGORY = "linear"
 TRADING = "Trading"
 INSTRUMENTS_PAGE = 1000  # Bybit's largest instruments-info page: all of linear in one
-_MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
 
 
 def _utc_now() -> datetime:
@@ -155,10 +152,7 @@ class BybitMarketData:
         ``reconnect_after`` (default 3 × ``stale_after``): seconds of a silent stream, while
         symbols are watched, after which the stream is rebuilt."""
         self._http = make_http(rest_url, gate=gate)
-        self._ws_url = ws_public_url
         self._stale_after = stale_after
-        self._watchdog_interval = watchdog_interval
-        self._reconnect_after = 3 * stale_after if reconnect_after is None else reconnect_after
         self._now = now
 
         self._instruments: dict[str, Instrument] = {}
@@ -166,68 +160,30 @@ class BybitMarketData:
         self._loading = asyncio.Lock()
         self._latest: dict[str, Ticker] = {}  # the latest ticker per symbol, streamed or covered
         self._seen: dict[str, float] = {}  # monotonic time _latest was last updated
-        # Symbols whose ticker the current stream has sent: Bybit pushes a ticker only when it
-        # changes, so while that stream is healthy its latest ticker is current, however old.
-        self._current: set[str] = set()
-        self._generation = 0  # counts streams, so a late message of an old one is known
-        self._current_grew = asyncio.Event()  # set (and replaced) when _current grows
         self._watched: dict[str, float] = {}  # symbol -> monotonic time watch() was called
         self._listener: TickerListener | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        self._stopped = False  # read by pybit's thread too
-
-        # The stream and its subscriptions change only under _stream_lock.
-        self._stream_lock = asyncio.Lock()
-        self._stream: BybitSocket | None = None
-        self._subscribed: set[str] = set()
-        self._stream_heard = 0.0  # monotonic time of the last message, or of connecting
-        self._reconnecting: asyncio.Task[None] | None = None
-        self._connecting: asyncio.Task[BybitSocket | None] | None = None
-        self._reconnect_delay = watchdog_interval
-        self._next_connect = 0.0  # monotonic time before which no new connect is tried
+        # The stream's watchdog also drives the REST cover, so that both look at one moment.
+        self._stream = TickerStream(
+            ws_public_url,
+            CATEGORY,
+            parse=self._parse_streamed,
+            on_ticker=self._on_stream_ticker,
+            on_check=self._cover_stale,
+            watchdog_interval=watchdog_interval,
+            reconnect_after=3 * stale_after if reconnect_after is None else reconnect_after,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, listener: TickerListener) -> None:
         self._listener = listener
-        self._loop = asyncio.get_running_loop()
-        self._stopped = False
-        async with self._stream_lock:
-            await self._replace_stream("starting")
-        self._watchdog = asyncio.create_task(self._watch_streams(), name="market-data-watchdog")
+        await self._stream.start()
 
     async def stop(self) -> None:
-        self._stopped = True
-        for task in (self._watchdog, self._reconnecting):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._watchdog = self._reconnecting = None
-        async with self._stream_lock:
-            streams = [self._stream, await self._finish_connecting()]
-            self._stream = None
-            self._subscribed.clear()
-            for stream in {id(s): s for s in streams if s is not None}.values():
-                await self._close_stream(stream)
+        await self._stream.stop()
         await asyncio.to_thread(self._http.client.close)  # pybit's requests.Session
 
-    async def _finish_connecting(self) -> BybitSocket | None:
-        """The socket of a connect cut short by stop(), once its thread is done with it."""
-        connecting, self._connecting = self._connecting, None
-        if connecting is None:
-            return None
-        try:
-            return await asyncio.wait_for(asyncio.shield(connecting), CLOSE_TIMEOUT)
-        except TimeoutError:
-            # _open_stream() sees _stopped when it gets through, and closes the socket itself.
-            logger.warning("public stream: stopped while still connecting")
-        except Exception:
-            pass  # the failure was logged by whoever awaited it
-        return None
-
-    # -- REST ------------------------------------------------------------------------------
+    # -- instruments -----------------------------------------------------------------------
 
     async def load_instruments(self) -> None:
         """Every linear instrument Bybit trades, in one paged call, so that ``instrument()``
@@ -266,6 +222,8 @@ class BybitMarketData:
         self._instruments[symbol] = instrument
         return instrument
 
+    # -- tickers ---------------------------------------------------------------------------
+
     async def ticker(self, symbol: str) -> Ticker:
         current = self._current_ticker(symbol, time.monotonic())
         return current if current is not None else await self._rest_ticker(symbol)
@@ -277,13 +235,10 @@ class BybitMarketData:
         latest = self._latest.get(symbol)
         if latest is None:
             return None
-        if self._streams_now(symbol, now):
+        if self._stream.vouches_for(symbol, now):
             return latest
         seen = self._seen.get(symbol)
         return latest if seen is not None and now - seen <= self._stale_after else None
-
-    def _streams_now(self, symbol: str, now: float) -> bool:
-        return symbol in self._current and self._stream_problem(now) is None
 
     async def _rest_ticker(self, symbol: str) -> Ticker:
         response = await call_pybit(
@@ -294,130 +249,27 @@ class BybitMarketData:
             raise ExchangeError(f"Bybit has no ticker for {symbol}")
         return parse_ticker(raw, self._now())
 
-    # -- the stream ------------------------------------------------------------------------
-
     async def watch(self, symbol: str) -> None:
-        if symbol in self._subscribed:
+        if self._stream.is_subscribed(symbol):
             return  # the common case, on an entry's path: nothing to wait for
-        # A refused subscription kills pybit's socket thread (it indexes a string as the
-        # topic list), so only symbols Bybit lists ever reach the stream.
+        # Only symbols Bybit lists may reach the stream (see TickerStream.watch).
         await self.instrument(symbol)
         self._watched.setdefault(symbol, time.monotonic())
-        if self._reconnecting is not None and not self._reconnecting.done():
-            return  # the reconnect, or the watchdog after it, subscribes every watched symbol
-        async with self._stream_lock:
-            if self._stream is not None and self._stream.is_live():
-                await self._subscribe([symbol])
+        await self._stream.watch(symbol)
         # Without a live stream, the watchdog subscribes it later; REST covers until then.
 
     async def wait_streamed(self, symbols: Collection[str], timeout: float) -> bool:  # noqa: ASYNC109
         """Wait, ``timeout`` seconds at most, until the stream has sent the ticker of every one
         of ``symbols`` since it connected; whether it has."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._current.issuperset(symbols):
-            grew, remaining = self._current_grew, deadline - loop.time()
-            try:
-                await asyncio.wait_for(grew.wait(), max(remaining, 0.0))
-            except TimeoutError:
-                return False
-        return True
+        return await self._stream.wait_carried(symbols, timeout)
 
-    async def _subscribe(self, symbols: Iterable[str]) -> None:
-        """Subscribe the current stream to the tickers of ``symbols`` it does not have yet."""
-        stream = self._stream
-        missing = sorted(set(symbols) - self._subscribed)
-        if stream is None or not missing:
-            return
-        try:
-            # pybit raises if a topic is subscribed twice: _subscribed guards against that.
-            on_message = functools.partial(self._on_stream_message, self._generation)
-            await asyncio.to_thread(stream.ticker_stream, missing, on_message)
-        except Exception as exc:
-            logger.warning("public stream: subscribing %s failed: %r", missing, exc)
-            return
-        self._subscribed.update(missing)
-        # Silence is counted from the newest subscription: until then there was nothing to say.
-        self._stream_heard = max(self._stream_heard, time.monotonic())
+    def _parse_streamed(self, raw: Mapping[str, Any]) -> Ticker:
+        return parse_ticker(raw, self._now())
 
-    async def _replace_stream(self, reason: str) -> None:
-        """Close the current stream and open a new one subscribed to every watched symbol.
-
-        Runs under ``_stream_lock``. A failure is logged; the watchdog tries again later.
-        """
-        old, self._stream = self._stream, None
-        self._subscribed.clear()
-        self._current.clear()
-        self._generation += 1
-        if old is not None:
-            logger.warning("public stream: %s; reconnecting", reason)
-            await self._close_stream(old)
-        self._stream_heard = time.monotonic()  # the new stream's grace period starts now
-        # Shielded: if we are cancelled (by stop()), the connect goes on in its thread, and
-        # stop() collects its socket from _connecting to close it.
-        self._connecting = asyncio.ensure_future(asyncio.to_thread(self._open_stream))
-        try:
-            stream = await asyncio.shield(self._connecting)
-        except Exception as exc:
-            self._connecting = None
-            self._next_connect = time.monotonic() + self._reconnect_delay
-            self._reconnect_delay = min(2 * self._reconnect_delay, _MAX_RECONNECT_DELAY)
-            logger.warning("public stream: cannot connect to %s: %r", self._ws_url, exc)
-            return
-        self._connecting = None
-        if stream is None:
-            return
-        self._stream = stream
-        self._reconnect_delay = self._watchdog_interval
-        logger.info("public stream: connected to %s", self._ws_url)
-        await self._subscribe(self._watched)
-
-    def _open_stream(self) -> BybitSocket | None:
-        """Connect a new stream. Blocking: runs in a worker thread."""
-        stream = BybitSocket(self._ws_url, CATEGORY)
-        if self._stopped:  # stop() gave up waiting for us; nobody else would close it
-            stream.close()
-            return None
-        return stream
-
-    async def _close_stream(self, stream: BybitSocket) -> None:
-        try:
-            await asyncio.to_thread(stream.close)
-        except Exception as exc:
-            logger.warning("public stream: closing failed: %r", exc)
-
-    def _on_stream_message(self, generation: int, message: Any) -> None:
-        """pybit's ticker callback, on pybit's socket thread. It must never raise: an exception
-        here ends pybit's socket thread for good."""
-        try:
-            loop = self._loop
-            if loop is None or self._stopped:
-                return
-            # pybit hands us its own ticker dict and updates it in place on the next delta.
-            raw = dict(message["data"])
-            loop.call_soon_threadsafe(self._on_stream_ticker, raw, generation)
-        except Exception:
-            with contextlib.suppress(Exception):
-                logger.warning("public stream: message dropped", exc_info=True)
-
-    def _on_stream_ticker(self, raw: dict[str, Any], generation: int) -> None:
+    def _on_stream_ticker(self, ticker: Ticker, heard: float) -> None:
         """A stream ticker, on the event loop."""
-        if self._stopped:
-            return
-        try:
-            ticker = parse_ticker(raw, self._now())
-        except ExchangeError as exc:
-            logger.warning("public stream: bad ticker dropped: %s", exc)
-            return
-        heard = time.monotonic()
         self._seen[ticker.symbol] = heard
         self._latest[ticker.symbol] = ticker
-        if generation == self._generation:  # not a late one from the stream we replaced
-            self._stream_heard = heard
-            if ticker.symbol not in self._current:
-                self._current.add(ticker.symbol)
-                self._current_grew.set()
-                self._current_grew = asyncio.Event()
         self._deliver(ticker)
 
     def _deliver(self, ticker: Ticker) -> None:
@@ -428,56 +280,19 @@ class BybitMarketData:
         except Exception:
             logger.exception("ticker listener failed on %s", ticker.symbol)
 
-    # -- the watchdog ----------------------------------------------------------------------
+    # -- the REST cover --------------------------------------------------------------------
 
-    async def _watch_streams(self) -> None:
-        while True:
-            await asyncio.sleep(self._watchdog_interval)
-            try:
-                await self._check_streams()
-            except Exception:
-                logger.exception("market data watchdog: check failed")
-
-    async def _check_streams(self) -> None:
-        """Rebuild a dead or silent stream (in the background: a connect can take long), and
-        cover with a REST ticker every watched symbol the stream does not vouch for."""
-        if not self._watched:
-            return
-        now = time.monotonic()
-        problem = self._stream_problem(now)
-        reconnecting = self._reconnecting is not None and not self._reconnecting.done()
-        if problem is not None and not reconnecting and now >= self._next_connect:
-            self._reconnecting = asyncio.create_task(self._reconnect(problem))
-        elif problem is None and not self._stream_lock.locked():
-            async with self._stream_lock:  # symbols watched while the stream was down
-                await self._subscribe(self._watched)
+    async def _cover_stale(self, now: float) -> None:
+        """Cover with a REST ticker every watched symbol the stream does not vouch for and
+        nothing has updated for ``stale_after``; the stream's watchdog calls this."""
         stale = [
             symbol
             for symbol, since in self._watched.items()
-            if not self._streams_now(symbol, now)
+            if not self._stream.vouches_for(symbol, now)
             and now - max(since, self._seen.get(symbol, since)) > self._stale_after
         ]
         if stale:
             await asyncio.gather(*(self._cover_with_rest(symbol) for symbol in stale))
-
-    async def _reconnect(self, reason: str) -> None:
-        try:
-            async with self._stream_lock:
-                await self._replace_stream(reason)
-        except Exception:
-            logger.exception("public stream: reconnect failed")
-
-    def _stream_problem(self, now: float) -> str | None:
-        """Why the stream needs rebuilding, or ``None`` if it looks healthy."""
-        stream = self._stream
-        if stream is None:
-            return "no stream"
-        if not stream.is_live():
-            return "disconnected"
-        silent = now - self._stream_heard
-        if silent > self._reconnect_after:
-            return f"silent for {silent:.1f}s"
-        return None
 
     async def _cover_with_rest(self, symbol: str) -> None:
         """Feed the listener (and ``ticker()``) a REST ticker for a symbol the stream does
@@ -489,7 +304,7 @@ class BybitMarketData:
             logger.warning("REST ticker for %s failed: %s", symbol, exc)
             return
         # The stream may have spoken while we waited; its ticker is the newer one then.
-        if self._stopped or self._seen.get(symbol, asked - 1) >= asked:
+        if self._stream.stopped or self._seen.get(symbol, asked - 1) >= asked:
             return
         self._latest[symbol] = ticker
         self._seen[symbol] = asked
