@@ -14,7 +14,7 @@ from decimal import Decimal
 from trader import orders, rules
 from trader.book import Book
 from trader.clock import Clock
-from trader.errors import ExchangeError, NoPosition, OutcomeUnknown
+from trader.errors import Banned, ExchangeError, NoPosition, OutcomeUnknown
 from trader.events import (
     DailyLossLimitReached,
     EventBus,
@@ -75,10 +75,21 @@ class Exits:
                 try:
                     fill = await self._exchange.close(order)
                 except NoPosition as exc:
-                    # An SL/TP trigger got there first; its close is recorded once we let go.
+                    # An SL/TP trigger got there first; its close is recorded once we let go
+                    # (and a due TTL does not send another order at every ticker meanwhile).
                     log.info("%s was already closed on the venue", symbol)
+                    book.retry_close_at[symbol] = self._clock.now() + CLOSE_RETRY_DELAY
                     await self._order_done(order.link_id, OrderStatus.REJECTED, str(exc))
                     return None
+                except Banned as exc:
+                    # Nothing was sent; tried again when the ban ends, and chat was told of
+                    # the ban once (not of every close it holds up).
+                    book.retry_close_at[symbol] = exc.until or (
+                        self._clock.now() + CLOSE_RETRY_DELAY
+                    )
+                    await self._order_done(order.link_id, OrderStatus.FAILED, short(str(exc)))
+                    log.warning("closing %s waits for the ban to end: %s", symbol, exc)
+                    raise
                 except ExchangeError as exc:
                     book.retry_close_at[symbol] = self._clock.now() + CLOSE_RETRY_DELAY
                     reason_text = short(str(exc))
@@ -115,7 +126,29 @@ class Exits:
             if event.fill.at < position.opened_at:
                 log.warning("ignoring a close of %s older than its position", event.symbol)
                 return
+            if event.flat and event.fill.qty < position.qty:
+                # Flat after an exit smaller than what we hold: an earlier part (a partial
+                # liquidation or ADL whose push was lost) is booked first, with its figures.
+                held = await self._book_missed_parts(position, event.fill)
+                if held is None:
+                    return
+                position = held
             await self.book_exit(position, event.fill, event.reason, closes_all=event.flat)
+
+    async def _book_missed_parts(self, position: Position, last: Fill) -> Position | None:
+        try:
+            exits = await self._exchange.exits_since(position.symbol, position.opened_at)
+        except ExchangeError as exc:
+            log.warning("looking up the exits of %s failed: %s", position.symbol, exc)
+            exits = []
+        held: Position | None = position
+        for fill, reason in sorted(exits, key=lambda item: item[0].at):
+            if held is None or fill.at > last.at or fill.exec_id == last.exec_id:
+                continue
+            if fill.qty < held.qty:
+                await self.book_exit(held, fill, reason)
+                held = self._book.positions.get(position.symbol)
+        return held
 
     async def _exit_order(self, position: Position, reason: CloseReason) -> ExitOrder:
         """The closing order of ``position``, recorded before it is sent. Each attempt has

@@ -202,6 +202,13 @@ def said_no_stop(position: Position) -> str:
     )
 
 
+def said_stop_crossed(position: Position, last: Decimal) -> str:
+    return (
+        f"{_what(position)} had no stop-loss on Bybit and the price ({last}) is past its "
+        f"stop {position.stop_loss}: closing it at market"
+    )
+
+
 def news(findings: Sequence[str], before: Sequence[str]) -> list[str]:
     """What a periodic check says: findings it did not say last time, and every alarm
     again (a position without a stop-loss is said until it is fixed)."""

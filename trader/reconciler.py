@@ -284,6 +284,16 @@ class Reconciler:
     async def _restore_stop(self, position: Position) -> str:
         if position.stop_loss <= 0:
             return reconcile.said_no_stop(position)
+        ticker = self._book.prices.get(position.symbol)
+        if ticker is not None and position.side.sign * (ticker.last - position.stop_loss) <= 0:
+            # The price is past the stop already: Bybit would refuse it there, and the
+            # position is where its stop-loss should have closed it. Closed at market.
+            log.error("%s: no stop-loss and the price is past it; closing", position.symbol)
+            self._tasks.spawn(
+                self._exits.close_quietly(position.symbol, CloseReason.STOP_LOSS),
+                f"stop-close-{position.symbol}",
+            )
+            return reconcile.said_stop_crossed(position, ticker.last)
         try:
             await self._exchange.set_stop_loss(position.symbol, position.stop_loss)
         except ExchangeError as exc:
@@ -303,6 +313,8 @@ class Reconciler:
             except ExchangeError as exc:
                 log.warning("checking the stop-loss of %s failed: %s", symbol, exc)
                 return
+            if symbol not in self._book.positions or symbol in self._book.busy():
+                return  # closed or being closed while we asked
             findings = await self._guard_stops({symbol: venue[symbol]} if symbol in venue else {})
         if findings:
             await self._bus.publish(

@@ -286,3 +286,59 @@ async def test_a_stop_loss_that_cannot_be_put_back_is_said_loudly_until_fixed(
     assert position is not None
     assert position.stop_loss is not None
     assert runtime.engine.open_positions()[0].side is Side.BUY
+
+
+# --- exits whose pushes were lost ----------------------------------------------------------------
+
+
+async def test_a_lost_partial_exit_is_booked_before_the_close_that_flattened_the_position(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.drop_private_pushes()  # the auto-deleveraging is never pushed
+    await live_bybit.auto_deleverage("SOLUSDT", qty="0.1")
+    live_bybit.stop_dropping_private_pushes()
+    await live_bybit.set_ticker("SOLUSDT", last="188.40", bid="188.38", ask="188.42")  # its SL
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.STOP_LOSS
+    trades = await runtime.repo.all_trades()
+    assert [t.reason for t in trades] == [CloseReason.ADL, CloseReason.STOP_LOSS]
+    assert sum(t.qty for t in trades) == opened.position.qty
+    assert sum(t.net_pnl for t in trades) == sum(r.closed_pnl for r in live_bybit.closed_pnl)
+
+
+async def test_a_close_trimmed_by_bybit_settles_the_exit_that_took_the_rest(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live()  # the periodic check is a minute away
+    opened = await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.drop_private_pushes()
+    await live_bybit.auto_deleverage("SOLUSDT", qty="0.1")  # unseen: we still hold it all
+    live_bybit.stop_dropping_private_pushes()
+    part = await runtime.engine.close("SOLUSDT")  # Bybit trims the order to what is left
+    assert part is not None
+    assert part.qty == opened.position.qty - Decimal("0.1")
+    closed = await events.next(PositionClosed)  # the 0.1 Bybit took is found at once
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.ADL
+    assert runtime.engine.open_positions() == []
+    trades = await runtime.repo.all_trades()
+    assert sum(t.qty for t in trades) == opened.position.qty
+
+
+async def test_a_missing_stop_loss_past_its_price_closes_the_position_at_market(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    runtime, events = await start_live(venue_check_seconds=0.3)
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.drop_private_pushes()
+    await live_bybit.remove_stop_loss("SOLUSDT")
+    live_bybit.stop_dropping_private_pushes()
+    await live_bybit.set_ticker("SOLUSDT", last="188.00", bid="187.98", ask="188.02")
+    closed = await events.next(PositionClosed, timeout=10)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.STOP_LOSS
+    assert live_bybit.requests_to(TRADING_STOP) == []  # no stop put where Bybit refuses it
+    assert any("past its stop" in f for f in findings(events))

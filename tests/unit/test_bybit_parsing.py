@@ -145,6 +145,29 @@ def test_a_fill_sums_quantities_and_fees_and_weights_the_price(
     assert min(p for _, p, _ in parts) <= fill.price <= max(p for _, p, _ in parts)
 
 
+@given(st.permutations([f"e{i}" for i in range(5)]), st.integers(min_value=0, max_value=3))
+def test_a_fill_has_one_id_whatever_order_its_executions_came_in(
+    order: list[str], same_time_from: int
+) -> None:
+    """Pushes arrive oldest first, REST lists newest first, and executions of one market
+    order often share an execTime: the fill's id (what stops it being booked twice) must not
+    depend on that."""
+    ms = int(T0.timestamp() * 1000)
+    rows = {
+        # e{same_time_from}..e4 share the newest execTime.
+        f"e{i}": execution_row(execId=f"e{i}", execTime=str(ms + min(i, same_time_from)))
+        for i in range(5)
+    }
+    executions = [parse_execution(rows[exec_id]) for exec_id in order]
+    ordered = [parse_execution(rows[f"e{i}"]) for i in range(5)]
+    assert all(e is not None for e in executions + ordered)
+    first = fill_from([e for e in executions if e is not None], "sig-1")
+    second = fill_from(list(reversed([e for e in ordered if e is not None])), "sig-1")
+    assert first is not None
+    assert second is not None
+    assert first.exec_id == second.exec_id
+
+
 def test_the_venues_closed_pnl_is_the_trades_net_pnl() -> None:
     position = _position()
     exit_fill = Fill(

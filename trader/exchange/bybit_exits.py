@@ -100,8 +100,12 @@ class ExchangeExits:
         filled in part (an IOC order meets its price band) leaves the rest held."""
         if order_id:
             self._booked.add(order_id)
-        if fill.qty >= ordered or self.flat_since_held(symbol):
+        if fill.qty >= ordered:
             self._held.pop(symbol, None)
+        elif self.flat_since_held(symbol):
+            # Bybit trimmed our order to what was left: something else (its SL, say) closed
+            # the rest meanwhile. That exit is settled and reported like any other.
+            self._spawn_settle(symbol)
 
     def flat_since_held(self, symbol: str) -> bool:
         flat_at, since = self._flat.get(symbol), self._held.get(symbol)

@@ -101,7 +101,8 @@ class Pushes:
                     continue  # ended with nothing filled: closed nothing
                 if fill is None:
                     return None
-                found.append((fill.at, order_id, fill, close_reason(closing[0])))
+                reason = close_reason(closing[0], self.orders[order_id])
+                found.append((fill.at, order_id, fill, reason))
             elif orderless or not order_id:
                 for execution in closing:  # no order behind them: each stands alone
                     key = f"exec:{execution.exec_id}"

@@ -257,7 +257,10 @@ def fill_from(
         return None
     qty = sum((e.qty for e in executions), Decimal(0))
     value = sum((e.qty * e.price for e in executions), Decimal(0))
-    last = max(executions, key=lambda e: e.at)
+    # The fill is stored under one execution's id, and that id is what stops an exit being
+    # booked twice: the same executions must give the same id whatever order they came in
+    # (pushes oldest first, REST newest first; several often share one execTime).
+    last = max(executions, key=lambda e: (e.at, e.exec_id))
     return Fill(
         link_id=link_id,
         symbol=last.symbol,

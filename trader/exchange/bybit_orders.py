@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Set
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,8 @@ REST_POLL = 0.25  # seconds between REST reads of an order's fill
 # Page sizes: Bybit's maxima, so that a list is read in as few round trips as it allows.
 EXECUTION_PAGE = 100
 CLOSED_PNL_PAGE = 100
+CLOSED_PNL_PAGES = 5
+LIST_WINDOW = timedelta(days=7)  # Bybit's longest startTime..endTime of a history list
 
 Exit = tuple[str, Fill, CloseReason]  # (what it is booked under, the fill, why)
 
@@ -108,14 +110,17 @@ class BybitOrders:
         """Exits of ``symbol`` after ``since`` not in ``booked``, read by REST (every page
         back to ``since``) and fed through the same bookkeeping as pushes; each order read
         with its closed PnL."""
-        rows = await read_pages(
-            "executions",
-            self._http.get_executions,
-            limit=EXECUTION_PAGE,
-            until=lambda row: _ms_of(row, "execTime") < since,
-            category=CATEGORY,
-            symbol=symbol,
-        )
+        rows: list[Mapping[str, Any]] = []
+        for window in _windows(since):  # Bybit lists at most 7 days per read
+            rows += await read_pages(
+                "executions",
+                self._http.get_executions,
+                limit=EXECUTION_PAGE,
+                until=lambda row: _ms_of(row, "execTime") < since,
+                category=CATEGORY,
+                symbol=symbol,
+                **window,
+            )
         closing = [
             e for e in parse_rows(rows, parse_execution) if e.closed_size > 0 and e.at >= since
         ]
@@ -170,10 +175,14 @@ class BybitOrders:
         update = await self._order_row(link_id=link_id)
         if update is None:
             return None
-        response = await call_pybit(
-            "executions", self._http.get_executions, category=CATEGORY, orderLinkId=link_id
+        rows = await read_pages(
+            "executions",
+            self._http.get_executions,
+            limit=EXECUTION_PAGE,
+            category=CATEGORY,
+            orderLinkId=link_id,
         )
-        for execution in parse_rows(rows_of(response), parse_execution):
+        for execution in parse_rows(rows, parse_execution):
             self._pushes.add_execution(execution)
         return await self._book_order(update)
 
@@ -189,6 +198,7 @@ class BybitOrders:
                 self._http.get_closed_pnl,
                 limit=CLOSED_PNL_PAGE,
                 until=lambda row: str(row.get("orderId")) == order_id,
+                max_pages=CLOSED_PNL_PAGES,  # a row not there yet is not worth 50 calls
                 category=CATEGORY,
                 symbol=update.symbol,
             )
@@ -203,6 +213,23 @@ def _ms_of(row: Mapping[str, Any], name: str) -> datetime:
         return datetime.fromtimestamp(int(row[name]) / 1000, UTC)
     except (KeyError, TypeError, ValueError):
         return datetime.now(UTC)
+
+
+def _windows(since: datetime) -> list[dict[str, int]]:
+    """The reads that cover ``since`` until now: none needed for the last 7 days (Bybit's
+    default), else 7-day windows from ``since``."""
+    now = datetime.now(UTC)
+    if now - since <= LIST_WINDOW:
+        return [{}]
+    windows = []
+    start = since
+    while start < now:
+        end = min(start + LIST_WINDOW, now)
+        windows.append(
+            {"startTime": int(start.timestamp() * 1000), "endTime": int(end.timestamp() * 1000)}
+        )
+        start = end
+    return windows
 
 
 def wire(value: Decimal) -> str:

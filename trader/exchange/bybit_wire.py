@@ -233,6 +233,7 @@ async def read_pages(
     *,
     limit: int,
     until: Callable[[Mapping[str, Any]], bool] | None = None,
+    max_pages: int = MAX_PAGES,
     **params: Any,
 ) -> list[Mapping[str, Any]]:
     """Every row of a paged Bybit list, following ``nextPageCursor`` with ``limit`` rows a
@@ -241,7 +242,7 @@ async def read_pages(
     reading only part of it would make what is missing look gone."""
     rows: list[Mapping[str, Any]] = []
     cursor = ""
-    for _ in range(MAX_PAGES):
+    for _ in range(max_pages):
         asked = dict(params, limit=limit, **({"cursor": cursor} if cursor else {}))
         response = await call_pybit(what, call, **asked)
         result = response.get("result") if isinstance(response, Mapping) else None
@@ -253,6 +254,6 @@ async def read_pages(
         if not cursor or not page or (until is not None and any(until(r) for r in page)):
             return rows
     if until is not None:
-        log.warning("%s: stopped reading after %d pages", what, MAX_PAGES)
+        log.warning("%s: stopped reading after %d pages", what, max_pages)
         return rows
-    raise ExchangeError(f"Bybit's {what} list did not end after {MAX_PAGES} pages")
+    raise ExchangeError(f"Bybit's {what} list did not end after {max_pages} pages")
