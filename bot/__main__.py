@@ -6,10 +6,9 @@ A missing or bad setting exits with code 2 and one line naming it; never a trace
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
-from bot import redact
+from bot import logs, redact
 from trader.errors import ConfigError
 from trader.settings import load_settings
 
@@ -20,10 +19,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level)
     token = settings.telegram_bot_token.get_secret_value()
     redact.install(
         [
@@ -33,9 +29,6 @@ def main() -> int:
             settings.bybit_api_secret.get_secret_value() if settings.bybit_api_secret else "",
         ]
     )
-    # pybit's and websocket-client's own chatter is noise at INFO.
-    logging.getLogger("pybit").setLevel(logging.WARNING)
-    logging.getLogger("websocket").setLevel(logging.WARNING)
     from bot.app import run  # after logging is set up
 
     try:

@@ -5,6 +5,7 @@ The engine and replay call these same functions, in the same order: screen, risk
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -12,6 +13,10 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from trader.models import CloseReason, Instrument, Side, Signal
 from trader.settings import Strategy
+
+QUOTE_COIN = "USDT"  # what a symbol typed without its quote coin is quoted in
+PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+MAX_USDT_LIMIT = Decimal(10_000_000)  # no account here holds more: a bigger value is a typo
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +71,26 @@ def require_limit_name(name: str) -> None:
         raise ValueError(f"unknown limit {name!r}; one of: {', '.join(LIMIT_FIELDS)}")
 
 
+def full_symbol(word: str) -> str:
+    """A symbol as a trader types it: any case, the quote coin optional ("doge": DOGEUSDT)."""
+    symbol = word.strip().upper()
+    return symbol if symbol.endswith(QUOTE_COIN) else symbol + QUOTE_COIN
+
+
 def parse_limit(name: str, raw: str) -> int | Decimal:
     """Validate a limit typed in chat; ``ValueError`` says what is wrong in plain words."""
     require_limit_name(name)
+    text = raw.strip()
     try:
-        value = Decimal(raw.strip())
+        value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{name} needs a number, got {raw.strip()!r}") from None
+        raise ValueError(f"{name} needs a number, got {_echo(text)}") from None
     if not value.is_finite():
         raise ValueError(f"{name} needs a finite number")
+    # ASCII digits only, no exponent: Decimal() also takes "١٢", "５" and "1e9999" (which
+    # would switch the daily-loss stop off), and the signal log's parser refuses them.
+    if not PLAIN_NUMBER.fullmatch(text):
+        raise ValueError(f"{name} needs a number like 250 or 0.5, got {_echo(text)}")
     if name in ("max_positions", "leverage"):
         if value != value.to_integral_value():
             raise ValueError(f"{name} needs a whole number")
@@ -87,9 +103,15 @@ def parse_limit(name: str, raw: str) -> int | Decimal:
         if not Decimal(0) <= value <= 1:
             raise ValueError("min_confidence must be between 0 and 1")
         return value
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive amount of USDT")
+    if not Decimal(0) < value <= MAX_USDT_LIMIT:
+        raise ValueError(f"{name} must be a positive amount of USDT, at most {MAX_USDT_LIMIT:,}")
     return value
+
+
+def _echo(text: str, limit: int = 20) -> str:
+    """What the trader typed, quoted back short (a 5,000-character echo is refused by
+    Telegram, and the trader would see nothing)."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 # --- filters -------------------------------------------------------------------------------

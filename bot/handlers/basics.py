@@ -17,6 +17,6 @@ async def show_help(message: Message, engine: Engine) -> None:
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
-    router.message.register(show_help, CommandStart())
-    router.message.register(show_help, Command("help"))
+    router.message.register(show_help, CommandStart(ignore_case=True))
+    router.message.register(show_help, Command("help", ignore_case=True))
     return router

@@ -42,6 +42,6 @@ async def trade_decision(
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
-    router.message.register(confirm_mode, Command("confirm"))
+    router.message.register(confirm_mode, Command("confirm", ignore_case=True))
     router.callback_query.register(trade_decision, TradeDecision.filter())
     return router

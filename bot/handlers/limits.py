@@ -36,5 +36,5 @@ async def limits(message: Message, command: CommandObject, engine: Engine) -> No
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
-    router.message.register(limits, Command("limits"))
+    router.message.register(limits, Command("limits", ignore_case=True))
     return router

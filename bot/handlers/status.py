@@ -42,7 +42,7 @@ async def show_report(message: Message, reporter: Reporter) -> None:
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
-    router.message.register(show_status, Command("status"))
-    router.message.register(show_trades, Command("trades"))
-    router.message.register(show_report, Command("report"))
+    router.message.register(show_status, Command("status", ignore_case=True))
+    router.message.register(show_trades, Command("trades", ignore_case=True))
+    router.message.register(show_report, Command("report", ignore_case=True))
     return router

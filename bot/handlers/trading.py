@@ -13,6 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import render
 from bot.callbacks import NO, YES, CloseAllDecision
 from bot.handlers.replies import arguments
+from trader import rules
 from trader.engine import Engine
 from trader.errors import ExchangeError
 
@@ -36,13 +37,13 @@ async def close(message: Message, command: CommandObject, engine: Engine) -> Non
     if len(args) != 1:
         await message.answer(render.close_usage_text())
         return
-    target = args[0].upper()
-    if target == "ALL":
+    if args[0].upper() == "ALL":
         await _ask_close_all(message, engine)
         return
-    if not SYMBOL.match(target):
+    if not SYMBOL.match(args[0].upper()):
         await message.answer(render.not_a_symbol_text(args[0]))
         return
+    target = rules.full_symbol(args[0])  # "doge" means DOGEUSDT
     try:
         trade = await engine.close(target)
     except ExchangeError as exc:
@@ -105,8 +106,8 @@ async def close_all_answered(
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
-    router.message.register(start_trading, Command("start_trading"))
-    router.message.register(stop_trading, Command("stop_trading"))
-    router.message.register(close, Command("close"))
+    router.message.register(start_trading, Command("start_trading", ignore_case=True))
+    router.message.register(stop_trading, Command("stop_trading", ignore_case=True))
+    router.message.register(close, Command("close", ignore_case=True))
     router.callback_query.register(close_all_answered, CloseAllDecision.filter())
     return router

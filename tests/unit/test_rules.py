@@ -191,6 +191,12 @@ def test_path_exit_checks_stop_before_take() -> None:
         ("leverage", "200", "between 1 and 125"),
         ("position_size", "nan", "finite"),
         ("bogus", "1", "unknown limit"),
+        ("daily_loss", "1e9999", "like 250"),  # finite for Decimal, and the stop would be off
+        ("daily_loss", "1E3", "like 250"),
+        ("daily_loss", "100000000", "at most 10,000,000"),
+        ("position_size", "١٢", "like 250"),  # Arabic-Indic digits
+        ("max_positions", "５", "like 250"),  # a full-width digit
+        ("leverage", "٥", "like 250"),
     ],
 )
 def test_bad_limit_values_are_refused_with_a_clear_message(
@@ -198,6 +204,25 @@ def test_bad_limit_values_are_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         rules.parse_limit(name, raw)
+
+
+def test_a_long_bad_value_is_quoted_back_short() -> None:
+    with pytest.raises(ValueError, match="needs a number") as refused:
+        rules.parse_limit("daily_loss", "9" * 20 + "x" * 5000)
+    assert len(str(refused.value)) < 120  # Telegram would refuse a 5,000-character reply
+
+
+@pytest.mark.parametrize(
+    ("typed", "symbol"),
+    [
+        ("doge", "DOGEUSDT"),
+        ("DOGEUSDT", "DOGEUSDT"),
+        (" SolUsdt ", "SOLUSDT"),
+        ("1000pepe", "1000PEPEUSDT"),
+    ],
+)
+def test_a_symbol_may_be_typed_without_its_quote_coin(typed: str, symbol: str) -> None:
+    assert rules.full_symbol(typed) == symbol
 
 
 def test_limit_overrides_apply_and_bad_stored_values_fall_back() -> None:

@@ -1,0 +1,45 @@
+"""Typing on a phone: commands in any case, symbols without their quote coin, and limits
+typed with odd digits, over the real aiogram client and the fake Bot API server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fakes.telegram import FakeTelegram
+from tests.integration.support import AppFactory, Chat, append_signal
+from trader.clock import ManualClock
+
+
+async def test_commands_are_understood_in_any_case(
+    apps: AppFactory, fake_telegram: FakeTelegram
+) -> None:
+    await apps()
+    chat = Chat(fake_telegram)
+    status = await chat.ask("/STATUS", "Status")
+    assert "trading OFF" in status.plain
+    await chat.ask("/Start_Trading", "Trading ON")
+
+
+async def test_a_symbol_without_its_quote_coin_is_closed(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/start_trading", "Trading ON")
+    append_signal(workdir / "signals_log.csv", clock.now(), "DOGEUSDT", "BUY")
+    await chat.expect("Opened DOGEUSDT long")
+    await chat.ask("/close doge", "Closed DOGEUSDT")
+    assert app.engine.open_positions() == []
+
+
+async def test_a_limit_typed_with_foreign_digits_or_an_exponent_changes_nothing(
+    apps: AppFactory, fake_telegram: FakeTelegram
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    before = app.engine.limits
+    await chat.ask("/limits daily_loss 1e9999", "like 250")
+    await chat.ask("/limits max_positions ５", "like 250")
+    refused = await chat.ask("/limits daily_loss " + "9" * 30 + "x" * 4000, "needs a number")
+    assert len(refused.plain) < 400  # the echo is cut: Telegram takes the reply
+    assert app.engine.limits == before
