@@ -23,13 +23,16 @@ CLOSE_ALL_BUTTON_LIFETIME = 120  # seconds
 
 
 async def start_trading(message: Message, engine: Engine) -> None:
+    already = engine.trading_enabled
     await engine.start_trading()
-    await message.answer(render.trading_on_text(engine.confirmations.enabled))
+    await message.answer(render.trading_on_text(engine.confirmations.enabled, already=already))
 
 
 async def stop_trading(message: Message, engine: Engine) -> None:
+    already = not engine.trading_enabled
     await engine.stop_trading()
-    await message.answer(render.trading_off_text(len(engine.open_positions())))
+    open_count = len(engine.open_positions())
+    await message.answer(render.trading_off_text(open_count, already=already))
 
 
 async def close(message: Message, command: CommandObject, engine: Engine) -> None:

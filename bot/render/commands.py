@@ -125,17 +125,20 @@ def limits_usage_text(names: Iterable[str]) -> str:
 # --- trading on/off --------------------------------------------------------------------------
 
 
-def trading_on_text(confirm_mode: bool) -> str:
-    return "▶️ Trading <b>ON</b>: new signals will be traded" + (
+def trading_on_text(confirm_mode: bool, *, already: bool = False) -> str:
+    return f"▶️ Trading <b>ON</b>{' already' if already else ''}: new signals will be traded" + (
         " after your confirmation." if confirm_mode else "."
     )
 
 
-def trading_off_text(open_count: int) -> str:
-    return (
-        "⏸ Trading <b>OFF</b>: no new signals are taken. "
-        f"{open_count} open positions keep their stop-loss and take-profit."
+def trading_off_text(open_count: int, *, already: bool = False) -> str:
+    kept = (
+        f"{count(open_count, 'open position')} "
+        f"{'keeps its' if open_count == 1 else 'keep their'} stop-loss and take-profit."
+        if open_count
+        else "No positions are open."
     )
+    return f"⏸ Trading <b>OFF</b>{' already' if already else ''}: no new signals are taken. {kept}"
 
 
 # --- closing ---------------------------------------------------------------------------------
@@ -164,7 +167,9 @@ def no_open_positions_text() -> str:
 
 
 def close_all_question(open_count: int) -> str:
-    return f"Close all {count(open_count, 'open position')} at market?"
+    return (
+        f"Close {'all ' if open_count > 1 else ''}{count(open_count, 'open position')} at market?"
+    )
 
 
 def close_all_yes_button(open_count: int) -> str:

@@ -24,7 +24,7 @@ from trader.models import CloseReason, Signal
 REASON_TEXT = {
     CloseReason.STOP_LOSS: "stop-loss",
     CloseReason.TAKE_PROFIT: "take-profit",
-    CloseReason.TTL: "TTL expired",
+    CloseReason.TTL: "time limit reached",
     CloseReason.MANUAL: "closed by command",
     CloseReason.DAILY_LOSS: "daily loss limit",
     CloseReason.EXTERNAL: "closed on the exchange",

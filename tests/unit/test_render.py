@@ -158,3 +158,19 @@ def test_splitting_keeps_every_character_and_respects_the_limit(texts: list[str]
     assert all(len(part) <= 100 for part in parts)
     if text.strip():
         assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+
+
+def test_trading_switches_read_well_for_any_count() -> None:
+    assert "No positions are open." in render.trading_off_text(0)
+    assert "1 open position keeps its stop-loss" in render.trading_off_text(1)
+    assert "3 open positions keep their stop-loss" in render.trading_off_text(3)
+    assert "Trading <b>OFF</b> already" in render.trading_off_text(0, already=True)
+    assert "Trading <b>ON</b> already" in render.trading_on_text(False, already=True)
+
+
+def test_close_all_asks_plainly_for_one_position() -> None:
+    assert render.close_all_question(1) == "Close 1 open position at market?"
+    assert render.close_all_question(2) == "Close all 2 open positions at market?"
+    assert "TTL (time limit reached)" in render.closed_text(
+        PositionClosed(trade("1", CloseReason.TTL))
+    )
