@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
@@ -35,13 +37,34 @@ async def stop_trading(message: Message, engine: Engine) -> None:
     await message.answer(render.trading_off_text(open_count, already=already))
 
 
-async def close(message: Message, command: CommandObject, engine: Engine) -> None:
+class CloseAllQuestions:
+    """The messages that asked "close all?": an answer counts only on one of them (button
+    data pressed on any other message, a plain notification say, closes nothing)."""
+
+    def __init__(self) -> None:
+        self._asked: set[tuple[int, int]] = set()
+
+    def add(self, message: Message) -> None:
+        self._asked.add((message.chat.id, message.message_id))
+
+    def take(self, message: Message) -> bool:
+        """True once for a message that asked; False for any other."""
+        key = (message.chat.id, message.message_id)
+        if key not in self._asked:
+            return False
+        self._asked.discard(key)
+        return True
+
+
+async def close(
+    message: Message, command: CommandObject, engine: Engine, questions: CloseAllQuestions
+) -> None:
     args = arguments(command.args)
     if len(args) != 1:
         await message.answer(render.close_usage_text())
         return
     if args[0].upper() == "ALL":
-        await _ask_close_all(message, engine)
+        await _ask_close_all(message, engine, questions)
         return
     if not SYMBOL.match(args[0].upper()):
         await message.answer(render.not_a_symbol_text(args[0]))
@@ -55,7 +78,7 @@ async def close(message: Message, command: CommandObject, engine: Engine) -> Non
     await message.answer(render.close_result_text(target, trade))
 
 
-async def _ask_close_all(message: Message, engine: Engine) -> None:
+async def _ask_close_all(message: Message, engine: Engine, questions: CloseAllQuestions) -> None:
     count = len(engine.open_positions())
     if count == 0:
         await message.answer(render.no_open_positions_text())
@@ -70,15 +93,26 @@ async def _ask_close_all(message: Message, engine: Engine) -> None:
         text=render.close_all_cancel_button(),
         callback_data=CloseAllDecision(action=NO, asked=asked, count=count),
     )
-    await message.answer(render.close_all_question(count), reply_markup=keyboard.as_markup())
+    asked_in = await message.answer(
+        render.close_all_question(count), reply_markup=keyboard.as_markup()
+    )
+    questions.add(asked_in)
 
 
 async def close_all_answered(
-    query: CallbackQuery, callback_data: CloseAllDecision, engine: Engine
+    query: CallbackQuery,
+    callback_data: CloseAllDecision,
+    engine: Engine,
+    questions: CloseAllQuestions,
 ) -> None:
     message = query.message
     if not isinstance(message, Message):
         await query.answer(render.stale_button_answer())
+        return
+    if not questions.take(message):
+        # Not a message that asked (or one answered already): its buttons are taken away
+        # below for a real question, so a second press lands here too.
+        await query.answer(render.already_answered_answer())
         return
     # Taking the buttons away first makes a second press fail here: Telegram refuses to
     # remove what is already gone.
@@ -109,8 +143,25 @@ async def close_all_answered(
 def build() -> Router:
     """A fresh router (a router joins one dispatcher only; tests build several)."""
     router = Router(name=__name__)
+    questions = CloseAllQuestions()  # one per router: per dispatcher
+    router.message.middleware(_inject(questions))
+    router.callback_query.middleware(_inject(questions))
     router.message.register(start_trading, Command("start_trading", ignore_case=True))
     router.message.register(stop_trading, Command("stop_trading", ignore_case=True))
     router.message.register(close, Command("close", ignore_case=True))
     router.callback_query.register(close_all_answered, CloseAllDecision.filter())
     return router
+
+
+def _inject(questions: CloseAllQuestions) -> Callable[..., Awaitable[Any]]:
+    """A middleware handing the router's ``CloseAllQuestions`` to its handlers."""
+
+    async def middleware(
+        handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+        event: Any,
+        data: dict[str, Any],
+    ) -> Any:
+        data["questions"] = questions
+        return await handler(event, data)
+
+    return middleware

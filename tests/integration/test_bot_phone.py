@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import AppFactory, Chat, append_signal
+from tests.integration.support import CHAT, AppFactory, Chat, append_signal
 from trader.clock import ManualClock
 
 
@@ -43,3 +43,23 @@ async def test_a_limit_typed_with_foreign_digits_or_an_exponent_changes_nothing(
     refused = await chat.ask("/limits daily_loss " + "9" * 30 + "x" * 4000, "needs a number")
     assert len(refused.plain) < 400  # the echo is cut: Telegram takes the reply
     assert app.engine.limits == before
+
+
+async def test_the_close_all_answer_counts_only_on_the_message_that_asked(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/start_trading", "Trading ON")
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
+    note = await chat.expect("Opened SOLUSDT long")
+    question = await chat.ask("/close all", "Close 1 open position at market?")
+    yes = fake_telegram.message(CHAT, question.message_id).button_data("Yes, close 1")
+    # The "Yes" data pressed on the plain notification closes nothing.
+    answer = await fake_telegram.wait_for_answer(
+        fake_telegram.push_callback(CHAT, note.message_id, yes)
+    )
+    assert "Already answered" in answer.text
+    assert len(app.engine.open_positions()) == 1
+    chat.press(question, "Yes")  # on the question itself it does
+    await fake_telegram.wait_until(lambda: app.engine.open_positions() == [])
