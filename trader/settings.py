@@ -5,7 +5,10 @@ Both fail with one ``ConfigError`` line naming the bad key, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -16,6 +19,10 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trader.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BOT_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
 
 NETWORK_URLS: dict[str, tuple[str, str, str]] = {
     # network: (REST, public WebSocket, private WebSocket). Demo trading serves public data
@@ -64,6 +71,24 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     report_interval_minutes: int = Field(default=60, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator(
+        "telegram_bot_token", "bybit_api_key", "bybit_api_secret", "telegram_api_url",
+        "bybit_rest_url", "bybit_ws_public_url", "bybit_ws_private_url", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        # A pasted token's trailing space or newline is not part of it.
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        # Checked here, before anything starts: aiogram would print a traceback for it, and
+        # the process would hang on the database thread opened before the check.
+        if not BOT_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("is not a bot token (it looks like 123456789:AAE..., from @BotFather)")
+        return value
 
     @field_validator("telegram_api_url")
     @classmethod
@@ -123,6 +148,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def strategy_path_set(self) -> bool:
+        """STRATEGY_PATH was given: then a file that is not there is a mistake, not a
+        reason to trade the built-in defaults."""
+        return "strategy_path" in self.model_fields_set
+
+    @property
     def rest_url(self) -> str:
         return (self.bybit_rest_url or NETWORK_URLS[self.bybit_network][0]).rstrip("/")
 
@@ -165,7 +196,8 @@ def _first_error_line(exc: ValidationError) -> str:
         return str(error["ctx"]["error"])
     if error["type"] == "missing":
         return f"{key} is missing: set it in the environment or .env (see .env.example)"
-    return f"{key} is invalid: {error['msg']} (see .env.example)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key} is invalid: {message} (see .env.example)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +219,7 @@ class Strategy:
     max_signal_age_seconds: int = 120
     confirm_timeout_seconds: int = 60
     paper_balance_usdt: Decimal = Decimal(1000)
+    warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
 
 
 _POSITIVE_DECIMALS = (
@@ -203,8 +236,14 @@ _POSITIVE_INTS = (
 )
 
 
-def load_strategy(path: Path | None) -> Strategy:
-    """Read a strategy file; built-in defaults when ``path`` is None or does not exist."""
+def load_strategy(path: Path | None, *, required: bool = False) -> Strategy:
+    """Read a strategy file; built-in defaults when ``path`` is None or does not exist,
+    unless it is ``required`` (STRATEGY_PATH was set): then its absence is a ``ConfigError``."""
+    if path is not None and required and not path.exists():
+        raise ConfigError(
+            f"STRATEGY_PATH {path} does not exist: fix the path, or unset STRATEGY_PATH to "
+            "trade the built-in defaults"
+        )
     if path is None or not path.exists():
         return Strategy()
     try:
@@ -221,9 +260,12 @@ def load_strategy(path: Path | None) -> Strategy:
     if not isinstance(data, dict):
         raise ConfigError(f"strategy file {path}: must be a JSON object")
     try:
-        return parse_strategy(data)
+        strategy = parse_strategy(data)
     except ConfigError as exc:
         raise ConfigError(f"strategy file {path}: {exc}") from None
+    for warning in strategy.warnings:
+        log.warning("strategy file %s: %s", path, warning)
+    return strategy
 
 
 def parse_strategy(data: Mapping[str, Any]) -> Strategy:
@@ -267,7 +309,35 @@ def parse_strategy(data: Mapping[str, Any]) -> Strategy:
     if not Decimal(0) <= min_confidence <= 1:
         raise ConfigError("min_confidence: must be between 0 and 1")
     values["min_confidence"] = min_confidence
+    values["warnings"] = unknown_keys(data)
     return Strategy(**values)
+
+
+# The generator's own keys: read by its tools, not by us, and no typo.
+GENERATOR_KEYS = frozenset(
+    {"version", "strategy", "exchange", "fee_type", "performance", "tested_on", "data_period"}
+)
+PARAMETER_KEYS = frozenset({"leverage", "sl", "tp"})
+
+
+def unknown_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """One line per key that nothing reads, with the known key it is nearest to."""
+    ours = frozenset({"parameters", "top_coins", "excluded_coins", "fee_rate", "min_confidence"})
+    ours |= frozenset(_POSITIVE_DECIMALS) | frozenset(_POSITIVE_INTS)
+    found: list[tuple[str, frozenset[str], str]] = [
+        (str(key), ours | GENERATOR_KEYS, "") for key in data
+    ]
+    params = data.get("parameters")
+    if isinstance(params, Mapping):
+        found += [(str(key), PARAMETER_KEYS, "parameters.") for key in params]
+    lines = []
+    for key, known, prefix in found:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {prefix}{near[0]}?" if near else ""
+        lines.append(f"unknown key {prefix}{key} is ignored{hint}")
+    return tuple(lines)
 
 
 def _decimal(data: Mapping[str, Any], key: str, default: Decimal, name: str) -> Decimal:

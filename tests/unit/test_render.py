@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from bot import render
 from trader.confirmation import Decision, Verdict
-from trader.read_models import PositionView, Status
 from trader.events import OrderFailed, PositionClosed, PositionOpened, PositionReduced
 from trader.models import ClosedTrade, CloseReason, Position, Side
+from trader.read_models import PositionView, Status
 from trader.rules import Limits
 
 T0 = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)

@@ -113,7 +113,7 @@ def test_live_mode_needs_keys(clean_env: Path) -> None:
     with pytest.raises(ConfigError, match="BYBIT_API_KEY is required"):
         load_settings(
             env_file=None,
-            telegram_bot_token="t",
+            telegram_bot_token="1:t",
             telegram_allowed_chat_ids="1",
             trading_mode="live",
         )
@@ -123,13 +123,13 @@ def test_url_overrides_must_end_with_the_stream_path(clean_env: Path) -> None:
     with pytest.raises(ConfigError, match="BYBIT_WS_PUBLIC_URL"):
         load_settings(
             env_file=None,
-            telegram_bot_token="t",
+            telegram_bot_token="1:t",
             telegram_allowed_chat_ids="1",
             bybit_ws_public_url="ws://127.0.0.1:9/wrong",
         )
     settings = load_settings(
         env_file=None,
-        telegram_bot_token="t",
+        telegram_bot_token="1:t",
         telegram_allowed_chat_ids="1",
         bybit_rest_url="http://127.0.0.1:9000/",
         bybit_ws_public_url="ws://127.0.0.1:9000/v5/public/linear",
@@ -173,3 +173,49 @@ def test_a_telegram_api_url_without_a_scheme_is_refused_with_one_line() -> None:
         )
     assert "http://" in str(caught.value)
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["abc", "123456", ":abc", "12:ab c"])
+def test_a_malformed_bot_token_is_one_line_naming_the_setting(clean_env: Path, token: str) -> None:
+    with pytest.raises(ConfigError, match=r"^TELEGRAM_BOT_TOKEN is invalid: is not a bot token"):
+        load_settings(env_file=None, telegram_bot_token=token, telegram_allowed_chat_ids="1")
+
+
+def test_a_pasted_token_with_a_trailing_newline_is_stripped(clean_env: Path) -> None:
+    settings = load_settings(
+        env_file=None, telegram_bot_token=" 123:ABC-def_9 \n", telegram_allowed_chat_ids="1"
+    )
+    assert settings.telegram_bot_token.get_secret_value() == "123:ABC-def_9"
+
+
+def test_a_strategy_path_that_was_set_must_exist(clean_env: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "BYBIT_OPTIMAL_CONFG.json"
+    settings = load_settings(
+        env_file=None,
+        telegram_bot_token="1:t",
+        telegram_allowed_chat_ids="1",
+        strategy_path=missing,
+    )
+    assert settings.strategy_path_set
+    with pytest.raises(ConfigError, match=r"^STRATEGY_PATH .* does not exist"):
+        load_strategy(settings.strategy_path, required=settings.strategy_path_set)
+    default = load_settings(env_file=None, telegram_bot_token="1:t", telegram_allowed_chat_ids="1")
+    assert not default.strategy_path_set  # absent and not asked for: the built-in defaults
+
+
+def test_unknown_strategy_keys_are_named_with_the_nearest_known_one() -> None:
+    strategy = parse_strategy(
+        {
+            "parameters": {"levrage": 50, "sl": 20, "tp": 40},
+            "max_open_positon": 3,
+            "version": "2.1",
+            "performance": {"roi": 1},
+            "colour": "blue",
+        }
+    )
+    assert strategy.warnings == (
+        "unknown key max_open_positon is ignored; did you mean max_open_positions?",
+        "unknown key colour is ignored",
+        "unknown key parameters.levrage is ignored; did you mean parameters.leverage?",
+    )
+    assert strategy.leverage == 10  # the typo'd key did not set it
