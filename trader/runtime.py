@@ -102,7 +102,7 @@ async def build_runtime(
     ``venue_gate``: Bybit's ban of this IP, shared by both Bybit clients (tests shorten it)."""
     clock = clock or SystemClock()
     gate = venue_gate or VenueGate()
-    strategy = load_strategy(settings.strategy_path)
+    strategy = load_strategy(settings.strategy_path, required=settings.strategy_path_set)
     # No secret reaches the database either: every error text it stores is masked.
     repo = await SqliteRepositories.open(settings.db_path, secrets=secrets_of(settings))
     try:
