@@ -63,6 +63,11 @@ from trader.models import (
 
 log = logging.getLogger(__name__)
 
+# Bybit's answers that name the setting to fix: the process cannot go on with either.
+KEY_REFUSALS = {
+    10003: "BYBIT_API_KEY is not a key Bybit knows (check it, and BYBIT_NETWORK)",
+    10004: "BYBIT_API_SECRET does not match BYBIT_API_KEY (Bybit could not verify the signature)",
+}
 POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
 TPSL_NOT_MODIFIED = 34040
@@ -188,7 +193,13 @@ class BybitExchange:
             )
             if self._listener is not None:
                 self._listener(ClockSkewed(skew.offset_ms, skew.round_trip_ms, self._clock.now()))
-        key = await call_pybit("API key information", self._http.get_api_key_information)
+        try:
+            key = await call_pybit("API key information", self._http.get_api_key_information)
+        except ExchangeError as exc:
+            wrong = KEY_REFUSALS.get(exc.code) if exc.code is not None else None
+            if wrong is None:
+                raise
+            raise ConfigError(f"{wrong} (Bybit's retCode {exc.code})") from None
         refusal = parse_permissions(result_of(key)).refusal()
         if refusal is not None:
             raise ConfigError(f"{refusal}: refusing to trade; use a key with trade rights only")
