@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from trader.models import ClosedTrade, Position, Signal
 from trader.ports import NewMessage
+from trader.settings import Strategy
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class EngineStarted:
     at: datetime
     open_positions: int
     trading_enabled: bool
+    strategy: Strategy | None = None  # what it trades with, said in the start message
 
 
 @dataclass(frozen=True, slots=True)

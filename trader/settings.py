@@ -10,7 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -220,6 +220,7 @@ class Strategy:
     confirm_timeout_seconds: int = 60
     paper_balance_usdt: Decimal = Decimal(1000)
     warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
+    source: str = "built-in defaults"  # the file it was read from
 
 
 _POSITIVE_DECIMALS = (
@@ -265,7 +266,7 @@ def load_strategy(path: Path | None, *, required: bool = False) -> Strategy:
         raise ConfigError(f"strategy file {path}: {exc}") from None
     for warning in strategy.warnings:
         log.warning("strategy file %s: %s", path, warning)
-    return strategy
+    return replace(strategy, source=str(path))
 
 
 def parse_strategy(data: Mapping[str, Any]) -> Strategy:

@@ -20,6 +20,7 @@ from trader.events import (
     VenueBanned,
 )
 from trader.models import CloseReason, Signal
+from trader.settings import Strategy
 
 REASON_TEXT = {
     CloseReason.STOP_LOSS: "stop-loss",
@@ -104,10 +105,32 @@ def daily_loss_text(event: DailyLossLimitReached) -> str:
 
 def engine_started_text(event: EngineStarted) -> str:
     trading = "on" if event.trading_enabled else "off (send /start_trading)"
-    return (
+    lines = [
         f"▶️ Engine started · {esc(event.mode)} mode · trading {trading} · "
         f"{count(event.open_positions, 'open position')}"
+    ]
+    if event.strategy is not None:
+        lines += strategy_lines(event.strategy)
+    return "\n".join(lines)
+
+
+def strategy_lines(strategy: Strategy) -> list[str]:
+    """What the engine trades with: where from, and the figures that decide a trade."""
+    move_sl = strategy.sl_pct / strategy.leverage
+    move_tp = strategy.tp_pct / strategy.leverage
+    coins = (
+        f"whitelist {count(len(strategy.top_coins), 'coin')}" if strategy.top_coins else "any coin"
     )
+    lines = [
+        f"Strategy: {esc(strategy.source)} · {strategy.leverage}x · "
+        f"SL {strategy.sl_pct.normalize():f}% / TP {strategy.tp_pct.normalize():f}% of margin "
+        f"(a {move_sl.normalize():f}% / {move_tp.normalize():f}% price move)",
+        f"Margin {usdt(strategy.position_size_usdt)} a trade (cap "
+        f"{usdt(strategy.max_position_size_usdt)}) · {coins} · "
+        f"blacklist {count(len(strategy.excluded_coins), 'coin')}",
+    ]
+    lines += [f"⚠️ strategy file: {esc(warning)}" for warning in strategy.warnings]
+    return lines
 
 
 def refused_text(reason: str) -> str:

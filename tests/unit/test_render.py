@@ -12,10 +12,17 @@ from hypothesis import strategies as st
 
 from bot import render
 from trader.confirmation import Decision, Verdict
-from trader.events import OrderFailed, PositionClosed, PositionOpened, PositionReduced
+from trader.events import (
+    EngineStarted,
+    OrderFailed,
+    PositionClosed,
+    PositionOpened,
+    PositionReduced,
+)
 from trader.models import ClosedTrade, CloseReason, Position, Side
 from trader.read_models import PositionView, Status
 from trader.rules import Limits
+from trader.settings import Strategy
 
 T0 = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)
 LIMITS = Limits(15, Decimal(500), Decimal(100), Decimal("0.5"), 50)
@@ -174,3 +181,24 @@ def test_close_all_asks_plainly_for_one_position() -> None:
     assert "TTL (time limit reached)" in render.closed_text(
         PositionClosed(trade("1", CloseReason.TTL))
     )
+
+
+def test_the_start_message_says_what_the_engine_trades_with() -> None:
+    strategy = Strategy(
+        leverage=50,
+        sl_pct=Decimal(20),
+        tp_pct=Decimal(40),
+        top_coins=frozenset({"SOLUSDT", "BTCUSDT"}),
+        excluded_coins=frozenset({"XRPUSDT"}),
+        warnings=("unknown key levrage is ignored; did you mean leverage?",),
+        source="BYBIT_OPTIMAL_CONFIG.json",
+    )
+    text = render.engine_started_text(EngineStarted("paper", T0, 0, False, strategy))
+    assert "Strategy: BYBIT_OPTIMAL_CONFIG.json · 50x · SL 20% / TP 40% of margin" in text
+    assert "(a 0.4% / 0.8% price move)" in text
+    assert "Margin 100.00 USDT a trade (cap 100.00 USDT) · whitelist 2 coins" in text
+    assert "blacklist 1 coin" in text
+    assert "did you mean leverage?" in text
+    defaults = render.engine_started_text(EngineStarted("paper", T0, 0, False, Strategy()))
+    assert "Strategy: built-in defaults · 10x" in defaults
+    assert "any coin" in defaults
