@@ -75,7 +75,10 @@ async def close(
     except ExchangeError as exc:
         await message.answer(render.close_failed_text(target, str(exc)))
         return
-    await message.answer(render.close_result_text(target, trade))
+    if trade is None:
+        await message.answer(render.no_position_text(target))
+    # Else the close's own note (PositionClosed, or PositionReduced for a part) is the one
+    # reply: it goes to every allowed chat with the trade's figures at the venue's tick.
 
 
 async def _ask_close_all(message: Message, engine: Engine, questions: CloseAllQuestions) -> None:

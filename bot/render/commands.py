@@ -156,10 +156,8 @@ def close_failed_text(symbol: str, reason: str) -> str:
     return f"⚠️ Could not close {esc(symbol)}: {esc(reason)}"
 
 
-def close_result_text(symbol: str, trade: ClosedTrade | None) -> str:
-    if trade is None:
-        return f"No open position in {esc(symbol)}."
-    return f"Closed {esc(symbol)} at {price(trade.exit_price)}: {pnl(trade.net_pnl)} net."
+def no_position_text(symbol: str) -> str:
+    return f"No open position in {esc(symbol)}."
 
 
 def no_open_positions_text() -> str:

@@ -77,8 +77,11 @@ async def test_close_a_symbol_and_bad_arguments_change_nothing(
     append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
     await chat.expect("Opened SOLUSDT long")
     assert len(app.engine.open_positions()) == 1
-    await chat.ask("/close solusdt", "Closed SOLUSDT at 149.99")
-    await chat.expect("(closed by command)")
+    mark = chat.mark()
+    closed = await chat.ask("/close solusdt", "(closed by command)")
+    assert "exit 149.99" in closed.plain
+    # One message with the close's figures, not a reply and a note saying it twice.
+    assert [m for m in fake_telegram.sent(CHAT)[mark:] if "SOLUSDT" in m.plain] == [closed]
     assert app.engine.open_positions() == []
 
 
