@@ -28,6 +28,7 @@ class Limits:
     max_position_size_usdt: Decimal
     min_confidence: Decimal
     leverage: int
+    margin_usdt: Decimal = Decimal(100)  # the margin of one trade (position_size_usdt)
 
     @classmethod
     def from_strategy(cls, strategy: Strategy) -> Limits:
@@ -37,6 +38,7 @@ class Limits:
             max_position_size_usdt=strategy.max_position_size_usdt,
             min_confidence=strategy.min_confidence,
             leverage=strategy.leverage,
+            margin_usdt=strategy.position_size_usdt,
         )
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Limits:
@@ -58,6 +60,7 @@ class Limits:
 LIMIT_FIELDS: dict[str, str] = {
     "max_positions": "max_open_positions",
     "daily_loss": "max_daily_loss_usdt",
+    "margin": "margin_usdt",
     "position_size": "max_position_size_usdt",
     "min_confidence": "min_confidence",
     "leverage": "leverage",
@@ -169,8 +172,9 @@ class RiskState:
 
 
 def entry_margin(strategy: Strategy, limits: Limits) -> Decimal:
-    """Margin of one trade: ``position_size_usdt`` capped by ``max_position_size_usdt``."""
-    return min(strategy.position_size_usdt, limits.max_position_size_usdt)
+    """Margin of one trade: ``position_size_usdt`` (or ``/limits margin``) capped by
+    ``max_position_size_usdt``."""
+    return min(limits.margin_usdt, limits.max_position_size_usdt)
 
 
 def daily_loss(daily_net_pnl: Decimal) -> Decimal:

@@ -24,13 +24,14 @@ async def limits(message: Message, command: CommandObject, engine: Engine) -> No
         return
     name, value = args[0].lower(), args[1]
     reset = value.lower() in RESET_WORDS
+    before = engine.limits
     try:
         updated = await engine.reset_limit(name) if reset else await engine.set_limit(name, value)
     except ValueError as exc:
         await message.answer(render.limit_refused_text(str(exc)))
         return
     reply = render.limit_reset_text if reset else render.limit_set_text
-    await message.answer(reply(name, updated))
+    await message.answer(reply(name, before, updated))
 
 
 def build() -> Router:

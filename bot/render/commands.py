@@ -25,7 +25,15 @@ COMMANDS: list[tuple[str, str]] = [
     ("help", "what this bot does"),
 ]
 
-LIMIT_UNITS = {"daily_loss": " USDT", "position_size": " USDT", "leverage": "x"}
+LIMIT_UNITS = {"daily_loss": " USDT", "margin": " USDT", "position_size": " USDT", "leverage": "x"}
+LIMIT_MEANINGS = {
+    "max_positions": "open at once",
+    "daily_loss": "today's loss that stops new entries",
+    "margin": "margin of each trade",
+    "position_size": "cap of the margin of each trade",
+    "min_confidence": "a signal's confidence to trade it",
+    "leverage": "",
+}
 LIMITS_USAGE = "Usage: /limits, /limits NAME VALUE or /limits NAME reset"
 CLOSE_USAGE = "Usage: /close SYMBOL (e.g. /close SOLUSDT) or /close all"
 
@@ -101,17 +109,35 @@ def trades_usage_text(max_trades: int) -> str:
 def limits_text(limits: Limits, header: str = "<b>Limits</b>") -> str:
     lines = [header]
     for name, value in limits.as_chat_names().items():
-        lines.append(f"{esc(name)}: {esc(value)}{LIMIT_UNITS.get(name, '')}")
+        meaning = LIMIT_MEANINGS.get(name, "")
+        lines.append(
+            f"{esc(name)}: {limit_value(name, value)}" + (f" ({esc(meaning)})" if meaning else "")
+        )
     lines += ["", "Change one: /limits NAME VALUE · back to the file: /limits NAME reset"]
     return "\n".join(lines)
 
 
-def limit_set_text(name: str, limits: Limits) -> str:
-    return limits_text(limits, header=f"<b>{esc(name)}</b> changed.")
+def limit_value(name: str, value: object) -> str:
+    return f"{esc(value)}{LIMIT_UNITS.get(name, '')}"
 
 
-def limit_reset_text(name: str, limits: Limits) -> str:
-    return limits_text(limits, header=f"<b>{esc(name)}</b> is back to the strategy file's value.")
+def _limit_change(name: str, before: Limits, after: Limits) -> str:
+    was = before.as_chat_names().get(name)
+    now = after.as_chat_names().get(name)
+    return f"{limit_value(name, was)} → {limit_value(name, now)}"
+
+
+def limit_set_text(name: str, before: Limits, after: Limits) -> str:
+    header = f"<b>{esc(name)}</b> changed: {_limit_change(name, before, after)}."
+    return limits_text(after, header=header)
+
+
+def limit_reset_text(name: str, before: Limits, after: Limits) -> str:
+    header = (
+        f"<b>{esc(name)}</b> is back to the strategy file's value: "
+        f"{_limit_change(name, before, after)}."
+    )
+    return limits_text(after, header=header)
 
 
 def limit_refused_text(reason: str) -> str:

@@ -63,3 +63,23 @@ async def test_the_close_all_answer_counts_only_on_the_message_that_asked(
     assert len(app.engine.open_positions()) == 1
     chat.press(question, "Yes")  # on the question itself it does
     await fake_telegram.wait_until(lambda: app.engine.open_positions() == [])
+
+
+async def test_limits_margin_sets_the_trade_size_and_replies_show_what_it_was(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    shown = await chat.ask("/limits", "Limits")
+    assert "margin: 100 USDT (margin of each trade)" in shown.plain
+    assert "position_size: 100 USDT (cap of the margin of each trade)" in shown.plain
+    changed = await chat.ask("/limits margin 40", "margin changed: 100 USDT → 40 USDT.")
+    assert "margin: 40 USDT" in changed.plain
+    await chat.ask("/start_trading", "Trading ON")
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
+    opened = await chat.expect("Opened SOLUSDT long")
+    assert "margin 39." in opened.plain  # 40 USDT of margin, less the qty step's rounding
+    [position] = app.engine.open_positions()
+    assert position.margin <= 40
+    reset = await chat.ask("/limits margin reset", "back to the strategy file's value")
+    assert "40 USDT → 100 USDT" in reset.plain

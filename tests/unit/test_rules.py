@@ -105,9 +105,15 @@ def test_risk_reason(state: RiskState, margin: Decimal, reason: str | None) -> N
 
 def test_margin_is_position_size_capped_by_the_limit() -> None:
     big = replace(STRATEGY, position_size_usdt=Decimal(250))
-    assert rules.entry_margin(big, LIMITS) == Decimal(100)
+    assert rules.entry_margin(big, Limits.from_strategy(big)) == Decimal(100)
     small = replace(STRATEGY, position_size_usdt=Decimal(40))
-    assert rules.entry_margin(small, LIMITS) == Decimal(40)
+    assert rules.entry_margin(small, Limits.from_strategy(small)) == Decimal(40)
+
+
+def test_the_margin_set_from_chat_is_traded_and_still_capped() -> None:
+    limits = LIMITS.with_overrides({"margin": "40"})
+    assert rules.entry_margin(STRATEGY, limits) == Decimal(40)
+    assert rules.entry_margin(STRATEGY, LIMITS.with_overrides({"margin": "500"})) == Decimal(100)
 
 
 def test_sizing_for_sol_at_50x() -> None:
