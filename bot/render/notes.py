@@ -193,5 +193,5 @@ def resolved_text(symbol: str, signal: Signal | None, status: str, detail: str =
     head = f"Signal {_signal_line(signal)}" if signal else f"Signal <b>{esc(symbol)}</b>"
     if detail.startswith("rejected:"):
         reason = detail.removeprefix("rejected:").replace("_", " ")
-        return f"{head}\n✅ Approved, but not opened: {esc(reason)}."
+        return f"{head}\n⛔ Approved, but not opened: {esc(reason)}."
     return f"{head}\n{RESOLUTION_TEXT.get(status, esc(status))}"

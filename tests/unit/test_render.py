@@ -202,3 +202,9 @@ def test_the_start_message_says_what_the_engine_trades_with() -> None:
     defaults = render.engine_started_text(EngineStarted("paper", T0, 0, False, Strategy()))
     assert "Strategy: built-in defaults · 10x" in defaults
     assert "any coin" in defaults
+
+
+def test_a_refused_approval_does_not_wear_a_tick() -> None:
+    text = render.resolved_text("SOLUSDT", None, "approved", "rejected:max_open_positions")
+    assert "⛔ Approved, but not opened: max open positions." in text
+    assert "✅" not in text
