@@ -8,6 +8,7 @@ from aiogram.types import Message
 
 from bot import render
 from bot.handlers.replies import arguments
+from trader import rules
 from trader.engine import Engine
 from trader.rules import LIMIT_FIELDS
 
@@ -31,7 +32,11 @@ async def limits(message: Message, command: CommandObject, engine: Engine) -> No
         await message.answer(render.limit_refused_text(str(exc)))
         return
     reply = render.limit_reset_text if reset else render.limit_set_text
-    await message.answer(reply(name, before, updated))
+    text = reply(name, before, updated)
+    today = engine.book.day_pnl
+    if rules.daily_loss_reached(today, before) and not rules.daily_loss_reached(today, updated):
+        text += "\n" + render.daily_loss_lifted_text()
+    await message.answer(text)
 
 
 def build() -> Router:

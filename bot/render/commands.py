@@ -140,6 +140,10 @@ def limit_reset_text(name: str, before: Limits, after: Limits) -> str:
     return limits_text(after, header=header)
 
 
+def daily_loss_lifted_text() -> str:
+    return "✅ The daily-loss stop is lifted: new signals are taken again today."
+
+
 def limit_refused_text(reason: str) -> str:
     return f"Nothing changed: {esc(reason)}\n{LIMITS_USAGE}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.support import CHAT, AppFactory, Chat, append_signal
 from trader.clock import ManualClock
@@ -83,3 +84,26 @@ async def test_limits_margin_sets_the_trade_size_and_replies_show_what_it_was(
     assert position.margin <= 40
     reset = await chat.ask("/limits margin reset", "back to the strategy file's value")
     assert "40 USDT → 100 USDT" in reset.plain
+
+
+async def test_raising_the_daily_loss_limit_past_todays_loss_says_the_stop_is_lifted(
+    apps: AppFactory,
+    fake_telegram: FakeTelegram,
+    fake_bybit: FakeBybit,
+    workdir: Path,
+    clock: ManualClock,
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/limits daily_loss 30", "daily_loss changed")
+    await chat.ask("/start_trading", "Trading ON")
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
+    await chat.expect("Opened SOLUSDT long")
+    await fake_bybit.set_ticker("SOLUSDT", last="188.00", bid="187.99", ask="188.01")
+    await chat.expect("Daily loss limit reached")
+    assert (await app.engine.status()).daily_loss_reached
+    lifted = await chat.ask("/limits daily_loss 500", "daily_loss changed")
+    assert "daily-loss stop is lifted" in lifted.plain
+    quiet = await chat.ask("/limits daily_loss 400", "daily_loss changed")
+    assert "lifted" not in quiet.plain  # it was not in force any more
