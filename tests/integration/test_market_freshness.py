@@ -71,22 +71,6 @@ async def test_a_reconnected_stream_is_not_trusted_until_it_sends_the_symbol_aga
     assert _ticker_requests(fake_bybit) >= 1
 
 
-async def test_a_silent_stream_is_rebuilt_and_covered_by_rest_tickers_meanwhile(
-    market: MarketFactory, fake_bybit: FakeBybit
-) -> None:
-    adapter, recorder = await started(market, stale_after=0.3, reconnect_after=0.6)
-    await adapter.watch("AVAXUSDT")
-    await recorder.next()
-    fake_bybit.pause_public_pushes()
-
-    await fake_bybit.set_ticker("AVAXUSDT", "29.125", bid="29.124", ask="29.126")
-    covered = await recorder.until(lambda t: t.last == Decimal("29.125"))
-
-    assert (covered.bid, covered.ask) == (Decimal("29.124"), Decimal("29.126"))
-    assert _ticker_requests(fake_bybit) >= 1
-    assert (await adapter.ticker("AVAXUSDT")).last == Decimal("29.125")
-
-
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-frame", "connection-lost"])
 async def test_dropped_stream_reconnects_and_resumes(
     market: MarketFactory, fake_bybit: FakeBybit, abrupt: bool

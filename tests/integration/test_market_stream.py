@@ -102,22 +102,6 @@ async def test_wait_streamed_returns_once_the_stream_carries_the_symbols(
     assert not await adapter.wait_streamed(["BTCUSDT", "XRPUSDT"], timeout=0.2)
 
 
-async def test_silent_but_connected_stream_is_rebuilt(
-    market: MarketFactory, fake_bybit: FakeBybit
-) -> None:
-    adapter, recorder = await started(market, stale_after=0.2, reconnect_after=0.4)
-    await adapter.watch("ETHUSDT")
-    await recorder.next()
-
-    fake_bybit.pause_public_pushes()
-    await fake_bybit.wait_until(lambda: fake_bybit.public_connections >= 2, timeout=3.0)
-    fake_bybit.resume_public_pushes()
-    await fake_bybit.wait_for_subscription("tickers.ETHUSDT")
-    await fake_bybit.set_ticker("ETHUSDT", "3500.00")
-
-    assert (await recorder.until(lambda t: t.last == Decimal("3500"))).symbol == "ETHUSDT"
-
-
 async def test_stream_that_cannot_connect_at_start_is_retried(
     market: MarketFactory, fake_bybit: FakeBybit
 ) -> None:

@@ -8,6 +8,10 @@ refused login is reported to ``on_auth`` instead, and the socket stays closable.
 pybit signs the private login to expire one second after the local clock: a clock a second
 behind Bybit's is refused on every login. Here the expiry allows for the measured offset to
 Bybit's clock, plus ``LOGIN_VALID_MS``.
+
+pybit pings Bybit every ``ping_interval`` (``{"op": "ping"}``) and drops Bybit's pong without a
+word; here each pong is reported to ``on_pong``: on a quiet market it is the only sign that the
+stream is alive.
 """
 
 from __future__ import annotations
@@ -29,8 +33,15 @@ CLOSE_GRACE = 0.5  # seconds for the venue to answer our close frame
 # error (half a round trip) and the login's way there, short enough to be worthless if seen.
 LOGIN_VALID_MS = 5000
 
+# pybit's own: a ping every 20 s (as Bybit recommends), and the socket
+# closed when a protocol-level pong is 10 s late.
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 10.0
+
 # (accepted, Bybit's message), called on pybit's thread for each login / subscription answer.
 AnswerListener = Callable[[bool, str], None]
+# Called on pybit's thread for each of Bybit's answers to a ping.
+PongListener = Callable[[], None]
 
 
 class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
@@ -48,14 +59,23 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
         api_secret: str | None = None,
         on_auth: AnswerListener | None = None,
         on_subscribed: AnswerListener | None = None,
+        on_pong: PongListener | None = None,
         server_offset_ms: int = 0,
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float | None = PING_TIMEOUT,
     ) -> None:
-        """``server_offset_ms``: Bybit's clock minus ours, for the login's expiry."""
+        """``server_offset_ms``: Bybit's clock minus ours, for the login's expiry.
+
+        ``ping_interval``: seconds between pings (a protocol-level ping, and pybit's
+        ``{"op": "ping"}`` once its pong is back). ``ping_timeout``: seconds after a ping by
+        which the protocol-level pong must be back, or the socket is closed; ``None``: never
+        (the owner judges by ``on_pong``). It must be shorter than ``ping_interval``."""
         self._url = url  # before super().__init__(), which connects through _connect()
         self._server_offset_ms = server_offset_ms
         self._raw_socket: socket.socket | None = None
         self._on_auth = on_auth
         self._on_subscribed = on_subscribed
+        self._on_pong_message = on_pong
         keys: dict[str, Any] = {}
         if channel_type == "private":
             keys = {"api_key": api_key, "api_secret": api_secret}
@@ -65,6 +85,8 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
             testnet=False,
             restart_on_error=False,
             retries=3,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
             **keys,
         )
 
@@ -86,6 +108,15 @@ class BybitSocket(WebSocket):  # type: ignore[misc]  # pybit is untyped
             self.rsa_authentication, self.api_secret, f"GET/realtime{expires}"
         )
         self.ws.send(json.dumps({"op": "auth", "args": [self.api_key, expires, signature]}))
+
+    def _is_custom_pong(self, message: dict[str, Any]) -> bool:
+        # pybit asks this of every message, and drops the ones it says yes to: Bybit's pongs
+        # ({"ret_msg": "pong"} on the public stream, {"op": "pong"} on the private one).
+        pong = bool(super()._is_custom_pong(message))
+        if pong and self._on_pong_message is not None:
+            with contextlib.suppress(Exception):  # an exception here would end pybit's thread
+                self._on_pong_message()
+        return pong
 
     def _process_auth_message(self, message: dict[str, Any]) -> None:
         # pybit raises on a refused login, on its socket thread: report it instead.

@@ -140,6 +140,7 @@ class BybitMarketData:
         *,
         stale_after: float = 3.0,
         watchdog_interval: float = 1.0,
+        ping_interval: float | None = None,
         reconnect_after: float | None = None,
         now: Callable[[], datetime] = _utc_now,
         gate: VenueGate | None = None,
@@ -147,10 +148,15 @@ class BybitMarketData:
         """``gate``: Bybit's ban of this IP, shared with the trading client (by default, the
         one of ``rest_url``).
 
-        ``stale_after``: seconds after which a ticker the stream no longer vouches for (the
+        ``stale_after``: seconds after which a ticker the stream does not vouch for (the
         stream is down, or has not sent the symbol since it reconnected) is fetched by REST.
-        ``reconnect_after`` (default 3 × ``stale_after``): seconds of a silent stream, while
-        symbols are watched, after which the stream is rebuilt."""
+        While the stream is healthy, a symbol it has sent needs no REST call, however quiet.
+
+        The stream's health is Bybit's answers, not the prices' movement: it pings every
+        ``ping_interval`` seconds (default 4), and ``reconnect_after`` seconds (default 2.5
+        pings) without a pong, an answer to a subscription or a ticker, while symbols are
+        watched, it is rebuilt (see ``TickerStream``). Raises ``ValueError`` unless
+        ``ping_interval`` is shorter than ``reconnect_after``."""
         self._http = make_http(rest_url, gate=gate)
         self._stale_after = stale_after
         self._now = now
@@ -170,7 +176,8 @@ class BybitMarketData:
             on_ticker=self._on_stream_ticker,
             on_check=self._cover_stale,
             watchdog_interval=watchdog_interval,
-            reconnect_after=3 * stale_after if reconnect_after is None else reconnect_after,
+            ping_interval=ping_interval,
+            reconnect_after=reconnect_after,
         )
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Bybit's public ticker stream for the market data adapter: one pybit socket, its subscriptions,
-reconnects and a watchdog for silence, handing each ticker to its owner on the event loop."""
+reconnects and a watchdog that judges it by Bybit's pongs, handing each ticker to its owner."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from trader.models import Ticker
 logger = logging.getLogger(__name__)
 
 _MAX_RECONNECT_DELAY = 30.0  # seconds between attempts while the stream cannot connect
+# Seconds between pings. Bybit recommends one every 20 s; more often, a stream that
+# has stopped answering is found sooner, for a few bytes.
+PING_INTERVAL = 4.0
+# The default deadline for a sign of life, in ping intervals: two pongs missed, and room for
+# a slow round trip.
+INTERVALS_TO_DEADLINE = 2.5
 
 # A raw stream ticker (snapshot merged with its deltas) as a ``Ticker``; raises ExchangeError.
 TickerParser = Callable[[Mapping[str, Any]], Ticker]
@@ -30,9 +36,12 @@ CheckHook = Callable[[float], Awaitable[None]]
 class TickerStream:
     """The tickers of the watched symbols over one public pybit socket of ``category``.
 
-    It subscribes every watched symbol, rebuilds a dead or silent socket, and knows which
-    symbols the current socket has sent: Bybit pushes a ticker only when it changes, so while
-    that socket is healthy its latest ticker of them is current, however old.
+    It subscribes every watched symbol and rebuilds a socket that is closed or has stopped
+    answering. Bybit pushes a ticker only when it changes, so a quiet market says nothing for
+    minutes; but Bybit answers every ping with a pong and every subscription with a reply,
+    and those are what tell a live socket from a dead one. It knows which symbols the current
+    socket has sent: while that socket is healthy its latest ticker of them is current,
+    however old.
     """
 
     def __init__(
@@ -44,17 +53,32 @@ class TickerStream:
         on_ticker: TickerHandler,
         on_check: CheckHook,
         watchdog_interval: float,
-        reconnect_after: float,
+        ping_interval: float | None = None,
+        reconnect_after: float | None = None,
     ) -> None:
-        """``reconnect_after``: seconds of silence, while symbols are watched, after which the
-        socket is rebuilt; the watchdog looks every ``watchdog_interval`` seconds and then
-        calls ``on_check``."""
+        """``ping_interval``: seconds between pings (default ``PING_INTERVAL``, or shorter if
+        ``reconnect_after`` asks for it). ``reconnect_after``: seconds without a pong, an
+        answer to a subscription or a ticker, while symbols are watched, after which the socket
+        is rebuilt (default ``INTERVALS_TO_DEADLINE`` pings); a subscription unanswered for as
+        long counts too. The watchdog looks every ``watchdog_interval`` seconds and then calls
+        ``on_check``. Raises ``ValueError`` unless a pong can come before the deadline."""
+        if ping_interval is None:
+            ping_interval = PING_INTERVAL
+            if reconnect_after is not None:
+                ping_interval = min(ping_interval, reconnect_after / INTERVALS_TO_DEADLINE)
+        if reconnect_after is None:
+            reconnect_after = INTERVALS_TO_DEADLINE * ping_interval
+        if not 0 < ping_interval < reconnect_after:
+            raise ValueError(
+                f"pings every {ping_interval} s cannot show life within {reconnect_after} s"
+            )
         self._url = url
         self._category = category
         self._parse = parse
         self._on_ticker = on_ticker
         self._on_check = on_check
         self._watchdog_interval = watchdog_interval
+        self._ping_interval = ping_interval
         self._reconnect_after = reconnect_after
 
         self._watched: set[str] = set()
@@ -70,7 +94,12 @@ class TickerStream:
         self._lock = asyncio.Lock()
         self._socket: BybitSocket | None = None
         self._subscribed: set[str] = set()
-        self._heard = 0.0  # monotonic time of the last message, or of connecting
+        # Monotonic time of the socket's last sign of life: connecting, a pong, an answer to a
+        # subscription, a ticker.
+        self._alive_at = 0.0
+        # Monotonic times the socket's unanswered subscriptions were sent, oldest first: Bybit
+        # answers them in order.
+        self._unanswered: list[float] = []
         self._reconnecting: asyncio.Task[None] | None = None
         self._connecting: asyncio.Task[BybitSocket | None] | None = None
         self._reconnect_delay = watchdog_interval
@@ -161,16 +190,19 @@ class TickerStream:
         missing = sorted(set(symbols) - self._subscribed)
         if socket is None or not missing:
             return
+        # Counted before the call: the answer may reach the loop before the call returns.
+        asked = time.monotonic()
+        self._unanswered.append(asked)
         try:
             # pybit raises if a topic is subscribed twice: _subscribed guards against that.
             on_message = functools.partial(self._on_message, self._generation)
             await asyncio.to_thread(socket.ticker_stream, missing, on_message)
         except Exception as exc:
+            with contextlib.suppress(ValueError):
+                self._unanswered.remove(asked)  # not sent, so never answered
             logger.warning("public stream: subscribing %s failed: %r", missing, exc)
             return
         self._subscribed.update(missing)
-        # Silence is counted from the newest subscription: until then there was nothing to say.
-        self._heard = max(self._heard, time.monotonic())
 
     async def _replace_socket(self, reason: str) -> None:
         """Close the current socket and open a new one subscribed to every watched symbol.
@@ -180,14 +212,15 @@ class TickerStream:
         old, self._socket = self._socket, None
         self._subscribed.clear()
         self._current.clear()
+        self._unanswered.clear()
         self._generation += 1
         if old is not None:
             logger.warning("public stream: %s; reconnecting", reason)
             await self._close_socket(old)
-        self._heard = time.monotonic()  # the new socket's grace period starts now
         # Shielded: if we are cancelled (by stop()), the connect goes on in its thread, and
         # stop() collects its socket from _connecting to close it.
-        self._connecting = asyncio.ensure_future(asyncio.to_thread(self._open_socket))
+        opening = functools.partial(self._open_socket, self._generation)
+        self._connecting = asyncio.ensure_future(asyncio.to_thread(opening))
         try:
             socket = await asyncio.shield(self._connecting)
         except Exception as exc:
@@ -200,13 +233,23 @@ class TickerStream:
         if socket is None:
             return
         self._socket = socket
+        self._alive_at = time.monotonic()  # its first pong is due a ping interval from now
         self._reconnect_delay = self._watchdog_interval
         logger.info("public stream: connected to %s", self._url)
         await self._subscribe(self._watched)
 
-    def _open_socket(self) -> BybitSocket | None:
+    def _open_socket(self, generation: int) -> BybitSocket | None:
         """Connect a new socket. Blocking: runs in a worker thread."""
-        socket = BybitSocket(self._url, self._category)
+        socket = BybitSocket(
+            self._url,
+            self._category,
+            on_subscribed=functools.partial(self._hop, self._on_answer, generation),
+            on_pong=functools.partial(self._hop, self._on_pong, generation),
+            ping_interval=self._ping_interval,
+            # Only our pong deadline judges the socket: a protocol-level timeout tighter than
+            # it would close a socket Bybit still answers.
+            ping_timeout=None,
+        )
         if self._stopped:  # stop() gave up waiting for us; nobody else would close it
             socket.close()
             return None
@@ -217,6 +260,29 @@ class TickerStream:
             await asyncio.to_thread(socket.close)
         except Exception as exc:
             logger.warning("public stream: closing failed: %r", exc)
+
+    def _hop(self, handler: Callable[..., None], *args: Any) -> None:
+        """Call ``handler(*args)`` on the loop; from pybit's thread, so it never raises."""
+        loop = self._loop
+        if loop is not None and not self._stopped:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(handler, *args)
+
+    def _on_pong(self, generation: int) -> None:
+        """Bybit answered a ping, on the event loop."""
+        if generation == self._generation:
+            self._alive_at = time.monotonic()
+
+    def _on_answer(self, generation: int, accepted: bool, message: str) -> None:
+        """Bybit answered a subscription, on the event loop."""
+        if generation != self._generation:
+            return
+        self._alive_at = time.monotonic()
+        if self._unanswered:
+            self._unanswered.pop(0)
+        if not accepted:
+            # Its symbols stay off this socket; the REST cover serves them.
+            logger.warning("public stream: Bybit refused a subscription: %s", message)
 
     def _on_message(self, generation: int, message: Any) -> None:
         """pybit's ticker callback, on pybit's socket thread. It must never raise: an exception
@@ -243,7 +309,7 @@ class TickerStream:
             return
         heard = time.monotonic()
         if generation == self._generation:  # not a late one from the socket we replaced
-            self._heard = heard
+            self._alive_at = heard
             if ticker.symbol not in self._current:
                 self._current.add(ticker.symbol)
                 self._current_grew.set()
@@ -261,8 +327,8 @@ class TickerStream:
                 logger.exception("market data watchdog: check failed")
 
     async def _check(self) -> None:
-        """Rebuild a dead or silent socket (in the background: a connect can take long), then
-        let the owner cover what the socket does not vouch for."""
+        """Rebuild a closed or unanswering socket (in the background: a connect can take
+        long), then let the owner cover what the socket does not vouch for."""
         if not self._watched:
             return
         now = time.monotonic()
@@ -289,7 +355,10 @@ class TickerStream:
             return "no stream"
         if not socket.is_live():
             return "disconnected"
-        silent = now - self._heard
-        if silent > self._reconnect_after:
-            return f"silent for {silent:.1f}s"
+        # Not the tickers' silence: Bybit pushes a ticker only when it changes.
+        unheard = now - self._alive_at
+        if unheard > self._reconnect_after:
+            return f"no pong for {unheard:.1f}s"
+        if self._unanswered and now - self._unanswered[0] > self._reconnect_after:
+            return f"a subscription unanswered for {now - self._unanswered[0]:.1f}s"
         return None

@@ -1,5 +1,6 @@
 """The fake's public side: server time, instruments and tickers by REST, and the public linear
-stream (``tickers.X`` snapshots and deltas), with the test controls that move and silence it."""
+stream (``tickers.X`` snapshots and deltas, pongs), with the test controls that move, silence and
+stall it."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ class PublicMarket:
         self.refuse_public_streams = False  # answer the WebSocket upgrade with HTTP 503
         self._public: set[StreamConnection] = set()
         self._pushes_paused = False
+        self._pongs = 0
+        self._stalled: set[StreamConnection] = set()  # up, but answering and pushing nothing
         self._sequence = 0
 
     def _public_routes(self) -> list[web.RouteDef]:
@@ -152,6 +155,16 @@ class PublicMarket:
     @property
     def pushes_paused(self) -> bool:
         return self._pushes_paused
+
+    def stall_public_streams(self) -> None:
+        """The public streams open now stop answering (pings, subscriptions) and pushing, while
+        their connections stay up: a venue that hangs without closing. Later ones work."""
+        self._stalled.update(self._public)
+
+    @property
+    def public_pongs(self) -> int:
+        """How many pings the public streams have answered."""
+        return self._pongs
 
     async def drop_public_streams(self, *, abrupt: bool = False) -> None:
         """Close every public stream connection: with a close frame (``GOING_AWAY``, as Bybit
@@ -268,11 +281,14 @@ class PublicMarket:
                 await self._answer_public(conn, message)
         finally:
             self._public.discard(conn)
+            self._stalled.discard(conn)
             self._notify()
         return ws
 
     async def _answer_public(self, conn: StreamConnection, message: dict[str, Any]) -> None:
         await asyncio.sleep(self.reply_delay)  # a network round trip; see DEFAULT_REPLY_DELAY
+        if conn in self._stalled:
+            return
         op = message.get("op")
         args = [str(a) for a in message.get("args") or []]
         reply: dict[str, Any] = {
@@ -283,7 +299,11 @@ class PublicMarket:
             "op": op,
         }
         if op == "ping":
-            await conn.send({**reply, "ret_msg": "pong"})
+            # Bybit's pong echoes the ping's req_id only when it had one.
+            pong = {k: v for k, v in reply.items() if k != "req_id" or "req_id" in message}
+            if await conn.send({**pong, "ret_msg": "pong"}):
+                self._pongs += 1
+                self._notify()
         elif op == "subscribe":
             refused = [t for t in args if self._topic_symbol(t) is None]
             again = [t for t in args if t in conn.topics or t in conn.owed]
@@ -329,7 +349,7 @@ class PublicMarket:
         if self._pushes_paused:
             return
         message = self._stream_message(topic, kind, data)
-        for conn in list(self._public):
+        for conn in list(self._public - self._stalled):
             if topic in conn.owed:
                 await self._send_snapshot(conn, topic)
             elif topic in conn.topics:
