@@ -7,6 +7,7 @@ recorded price path (highest, lowest and final price within its TTL).
 from __future__ import annotations
 
 import csv
+import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -62,7 +63,8 @@ def load_outcomes(path: Path) -> dict[OutcomeKey, PricePath]:
                     low=Decimal(row["lowest_reached"]),
                     final=Decimal(row["final_price"]),
                 )
-            except (KeyError, ValueError, InvalidOperation, TypeError) as exc:
+            except (KeyError, ValueError, InvalidOperation, TypeError, AttributeError) as exc:
+                # AttributeError: a row cut short reads None for its missing fields.
                 raise ConfigError(f"{path}:{line}: bad outcome row ({exc})") from None
             paths.setdefault(key, price_path)
     return paths
@@ -105,6 +107,84 @@ class _Open:
     reason: CloseReason
 
 
+class _Book:
+    """The replayed account as it goes: wallet, open positions and closed trades.
+
+    What an entry is judged on (today's net PnL, the margin in use) is kept up to date as
+    trades open and close instead of being re-summed from the whole history at every signal,
+    which made a long log quadratic. Each figure is the same Decimal sum, in the same order,
+    that re-summing would compute, so the results are exactly those of summing afresh.
+    """
+
+    def __init__(self, wallet: Decimal, fee_rate: Decimal) -> None:
+        self.wallet = wallet
+        self.fee_rate = fee_rate
+        self.positions: dict[str, _Open] = {}  # by symbol, in the order they opened
+        self.closed: list[ClosedTrade] = []  # in close order
+        # Exits due, earliest first; among equal times the earlier opened goes first.
+        self._exits: list[tuple[datetime, int, str]] = []
+        self._opened = 0
+        self._day: datetime | None = None
+        self._day_net_pnl = Decimal(0)
+        self._tallied = 0  # closed trades already weighed for ``_day_net_pnl``
+        self._used: Decimal | None = Decimal(0)  # margin of open positions; None: to re-sum
+
+    def open(self, item: _Open) -> None:
+        position = item.position
+        self.wallet -= position.entry_fee
+        self.positions[position.symbol] = item
+        heapq.heappush(self._exits, (item.exit_at, self._opened, position.symbol))
+        self._opened += 1
+        if self._used is not None:
+            # The new position is the last one: re-summing would add its margin last too.
+            self._used += position.margin
+
+    def close_until(self, moment: datetime) -> None:
+        """Exit every position due by ``moment``, in exit order, at its path's exit price."""
+        while self._exits and self._exits[0][0] <= moment:
+            _, _, symbol = heapq.heappop(self._exits)
+            item = self.positions.pop(symbol)
+            position = item.position
+            fill = Fill(
+                link_id="",
+                symbol=position.symbol,
+                side=position.side.opposite,
+                qty=position.qty,
+                price=item.exit_price,
+                fee=taker_fee(position.qty, item.exit_price, self.fee_rate),
+                at=item.exit_at,
+            )
+            trade = close_trade(position, fill, item.reason)
+            self.wallet += trade.gross_pnl - trade.exit_fee
+            self.closed.append(trade)
+            # Rounded sums do not subtract exactly: the margin in use is re-summed once, over
+            # the positions still open (bounded by the open-position limit, not by history).
+            self._used = None
+
+    def daily_net_pnl(self, now: datetime) -> Decimal:
+        """Net PnL of the trades closed since UTC midnight of ``now``.
+
+        ``now`` never goes back and every trade closes by the ``now`` it is first weighed
+        at, so a trade weighed today counts for no later day, and one from an earlier day
+        never counts again: each closed trade is weighed once.
+        """
+        day = utc_day_start(now)
+        if day != self._day:
+            self._day, self._day_net_pnl = day, Decimal(0)
+        for index in range(self._tallied, len(self.closed)):
+            trade = self.closed[index]
+            if trade.closed_at >= day:
+                self._day_net_pnl += trade.net_pnl
+        self._tallied = len(self.closed)
+        return self._day_net_pnl
+
+    def used_margin(self) -> Decimal:
+        """Margin held by the open positions, summed in the order they opened."""
+        if self._used is None:
+            self._used = sum((o.position.margin for o in self.positions.values()), Decimal(0))
+        return self._used
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     signals: int  # rows read
@@ -120,35 +200,15 @@ def replay(
     strategy: Strategy,
     instruments: Mapping[str, Instrument],
 ) -> ReplayResult:
-    """Trade ``records`` in time order as the engine would, exiting along ``paths``."""
+    """Trade ``records`` in time order as the engine would, exiting along ``paths``.
+
+    Linear in the rows: each signal costs the same however long the history before it.
+    """
     records = list(records)
     limits = Limits.from_strategy(strategy)
     outcomes: Counter[str] = Counter()
     seen: set[str] = set()
-    wallet = strategy.paper_balance_usdt
-    open_: dict[str, _Open] = {}
-    closed: list[ClosedTrade] = []
-
-    def close_until(moment: datetime) -> None:
-        nonlocal wallet
-        for item in sorted(open_.values(), key=lambda o: o.exit_at):
-            if item.exit_at > moment:
-                break
-            position = item.position
-            fill = Fill(
-                link_id="",
-                symbol=position.symbol,
-                side=position.side.opposite,
-                qty=position.qty,
-                price=item.exit_price,
-                fee=taker_fee(position.qty, item.exit_price, strategy.fee_rate),
-                at=item.exit_at,
-            )
-            trade = close_trade(position, fill, item.reason)
-            wallet += trade.gross_pnl - trade.exit_fee
-            closed.append(trade)
-            del open_[position.symbol]
-
+    book = _Book(strategy.paper_balance_usdt, strategy.fee_rate)
     for invalid in records:
         if isinstance(invalid, InvalidSignal) and invalid.id not in seen:
             seen.add(invalid.id)
@@ -159,16 +219,15 @@ def replay(
             continue  # the same signal twice is acted on once
         seen.add(signal.id)
         now = signal.timestamp
-        close_until(now)
-        outcome = _enter(signal, now, paths, strategy, limits, instruments, open_, closed, wallet)
+        book.close_until(now)
+        outcome = _enter(signal, now, paths, strategy, limits, instruments, book)
         if isinstance(outcome, str):
             outcomes[outcome] += 1
             continue
-        wallet -= outcome.position.entry_fee
-        open_[signal.symbol] = outcome
+        book.open(outcome)
         outcomes["opened"] += 1
-    close_until(datetime.max.replace(tzinfo=UTC))
-    trades = sorted(closed, key=lambda t: t.closed_at)
+    book.close_until(datetime.max.replace(tzinfo=UTC))
+    trades = sorted(book.closed, key=lambda t: t.closed_at)
     return ReplayResult(
         signals=len(records),
         unique=len(seen),
@@ -185,21 +244,18 @@ def _enter(
     strategy: Strategy,
     limits: Limits,
     instruments: Mapping[str, Instrument],
-    open_: Mapping[str, _Open],
-    closed: list[ClosedTrade],
-    wallet: Decimal,
+    book: _Book,
 ) -> _Open | str:
     """The engine's sequence for one signal: screen, risk, size, protect, fill."""
     reason = rules.screen(
-        signal, now=now, strategy=strategy, limits=limits, open_symbols=open_.keys()
+        signal, now=now, strategy=strategy, limits=limits, open_symbols=book.positions.keys()
     )
     if reason is not None:
         return f"filtered:{reason}"
-    day = utc_day_start(now)
     state = RiskState(
         trading_enabled=True,
-        open_positions=len(open_),
-        daily_net_pnl=sum((t.net_pnl for t in closed if t.closed_at >= day), Decimal(0)),
+        open_positions=len(book.positions),
+        daily_net_pnl=book.daily_net_pnl(now),
     )
     margin = rules.entry_margin(strategy, limits)
     reason = rules.risk_reason(margin, state, limits)
@@ -232,9 +288,8 @@ def _enter(
         fee=taker_fee(sizing.qty, price, strategy.fee_rate),
         at=now,
     )
-    used = sum((o.position.margin for o in open_.values()), Decimal(0))
     margin_used = sizing.notional / limits.leverage
-    reason = rules.balance_reason(margin_used + entry.fee, wallet - used)
+    reason = rules.balance_reason(margin_used + entry.fee, book.wallet - book.used_margin())
     if reason is not None:
         return f"failed:{reason}"
     exit_reason, exit_price = rules.path_exit(

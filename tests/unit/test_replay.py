@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from trader.__main__ import main
-from trader.models import CloseReason, Signal
+from trader.errors import ConfigError
+from trader.models import CloseReason, Instrument, Signal
 from trader.pnl import taker_fee
 from trader.replay import (
     PricePath,
@@ -154,3 +155,91 @@ def test_cli_missing_file_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "nope.csv" in err
+
+
+# --- the running totals replay keeps (issue 11): the same figures as summing afresh ----------
+
+T0 = datetime(2025, 10, 19, 23, 40, tzinfo=UTC)
+
+
+def held_signal(ident: str, at: datetime, symbol: str, price: str, ttl: int) -> Signal:
+    return Signal(
+        id=ident,
+        timestamp=at,
+        symbol=symbol,
+        verdict="BUY",
+        confidence=Decimal("0.9"),
+        entry_price=Decimal(price),
+        ttl_minutes=ttl,
+    )
+
+
+def flat(signal: Signal, final: str | None = None) -> dict[tuple[datetime, str, str], PricePath]:
+    """A path that reaches neither SL nor TP: held to its TTL, exited at ``final``."""
+    assert signal.entry_price is not None
+    end = Decimal(final) if final is not None else signal.entry_price
+    path = PricePath(max(signal.entry_price, end), min(signal.entry_price, end), end)
+    return {(signal.timestamp, signal.symbol, signal.verdict): path}
+
+
+def test_positions_due_at_the_same_moment_close_in_the_order_they_opened() -> None:
+    signals = [held_signal(s, T0, s, "100", 15) for s in ("CCCUSDT", "AAAUSDT", "BBBUSDT")]
+    paths = {k: v for s in signals for k, v in flat(s).items()}
+    result = replay(signals, paths, Strategy(), {})
+    assert [t.symbol for t in result.trades] == ["CCCUSDT", "AAAUSDT", "BBBUSDT"]
+
+
+def test_a_loss_of_yesterday_does_not_count_against_today() -> None:
+    strategy = Strategy(max_daily_loss_usdt=Decimal(5))
+    losing = held_signal("loss", T0, "AAAUSDT", "100", 5)  # closes at 23:45, ~-20 USDT
+    same_day = held_signal("late", T0 + timedelta(minutes=10), "BBBUSDT", "100", 5)
+    next_day = held_signal("next", T0 + timedelta(minutes=25), "CCCUSDT", "100", 5)
+    paths = {**flat(losing, "98"), **flat(same_day), **flat(next_day)}
+    result = replay([losing, same_day, next_day], paths, strategy, {})
+    assert result.outcomes == {"opened": 2, "rejected:daily_loss_limit": 1}
+    assert [t.signal_id for t in result.trades] == ["loss", "next"]
+
+
+def test_margin_in_use_after_a_close_is_summed_afresh_to_the_last_digit() -> None:
+    # At 3x a margin has 28 digits, and (big + small) - big is not small once rounded: a
+    # running total that subtracted a closed margin would free 3e-18 USDT too much, and
+    # C (which needs exactly that much more than is free) would open.
+    strategy = Strategy(
+        leverage=3,
+        sl_pct=Decimal(200),
+        fee_rate=Decimal(0),
+        position_size_usdt=Decimal(10) ** 10,
+        max_position_size_usdt=Decimal(10) ** 10,
+        max_daily_loss_usdt=Decimal(10) ** 11,
+        paper_balance_usdt=Decimal(10) ** 10 + 1,
+    )
+
+    def instrument(symbol: str, tick: str, max_qty: int) -> Instrument:
+        return Instrument(
+            symbol, Decimal(tick), Decimal(1), Decimal(1), Decimal(max_qty), Decimal(0)
+        )
+
+    instruments = {
+        "AAAUSDT": instrument("AAAUSDT", "1E-10", 10**12),  # 3e10 @ 1: margin 1e10
+        "BBBUSDT": instrument("BBBUSDT", "1E-4", 1),  # 1 @ 1: margin 0.333…3 (28 digits)
+        "CCCUSDT": instrument("CCCUSDT", "1E-17", 1),  # 1 @ 5.00000000000000001
+    }
+    a = held_signal("a", T0, "AAAUSDT", "1", 5)  # loses 9,999,999,999: the wallet is 2 after
+    b = held_signal("b", T0 + timedelta(seconds=1), "BBBUSDT", "1", 60)
+    c = held_signal("c", T0 + timedelta(minutes=10), "CCCUSDT", "5.00000000000000001", 60)
+    paths = {**flat(a, "0.6666666667"), **flat(b), **flat(c)}
+    result = replay([a, b, c], paths, strategy, instruments)
+    # Free: 2 - 0.3333333333333333333333333333 = 1.666666666666666666666666667 (rounded);
+    # C needs 5.00000000000000001 / 3 = 1.66666666666666667, which is more.
+    assert result.outcomes == {"opened": 2, "failed:insufficient_balance": 1}
+
+
+def test_an_outcome_row_cut_short_is_a_config_error_naming_its_line(tmp_path: Path) -> None:
+    outcomes = tmp_path / "signal_outcomes.csv"
+    outcomes.write_text(
+        "timestamp_sent,symbol,verdict,highest_reached,lowest_reached,final_price\n"
+        "2025-10-19 05:25:03,ETHUSDT,SELL,3910.0,3904.44,3904.44\n"
+        "2025-10-19 05:25:04,BNBUSDT\n"
+    )
+    with pytest.raises(ConfigError, match=r"signal_outcomes\.csv:3: bad outcome row"):
+        load_outcomes(outcomes)
