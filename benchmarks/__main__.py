@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchmarks import catchup, latency, quiet, replay_scale, reports
 from benchmarks.round_trips import order_round_trips
 from bot.app import build_app
 from storage.codec import TRADE_INSERT, trade_values
@@ -261,6 +262,11 @@ def main() -> int:
     )
     rate, count = replay_throughput()
     print(f"replay: {rate:,.0f} signals/s (the {count}-row sample log, 20 rounds)")
+    replay_scale.main()  # a 300k-row log with a large balance (issue 11)
+    quiet.main()  # idle REST calls and stream rebuilds, 15 quiet positions
+    catchup.main()  # first start with a 300k-row signal log
+    latency.main()  # append -> order, piece by piece
+    reports.main()  # /report and /status with 100k closed trades, ready, RSS
     worst = max(percentile(v, 95) for v in (latencies, ordered, filled))
     return 0 if worst <= 50 and s95 <= 100 and percentile(prepared, 95) < 60 else 1
 

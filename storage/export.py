@@ -1,6 +1,7 @@
 """``trades_log.csv``: a CSV mirror of the closed trades, for the signal generator's tools.
 
-The database is the source of truth; the mirror is appended per trade and rebuilt at start.
+The database is the source of truth. The mirror is appended per trade, in the order the
+trades are booked; at start it is checked cheaply and rebuilt only when it does not match.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 from trader.models import ClosedTrade
 
 TRADES_LOG_NAME = "trades_log.csv"
+TAIL_BYTES = 1 << 16  # the end of the file read for its last row: far more than a row
 
 COLUMNS = (
     "closed_at",
@@ -111,3 +114,42 @@ def rewrite_trades(csv_path: Path, trades: Iterable[ClosedTrade]) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def mirror_matches(csv_path: Path, count: int, last: ClosedTrade | None) -> bool:
+    """Whether the mirror holds ``count`` trades under the header, ``last`` (the trade booked
+    last) in its last row, every row complete. What goes wrong in practice fails this: a
+    crash between a trade's commit and its row, a truncated or deleted file, a stray edit at
+    the end. One pass counting line ends; the CSV is parsed in full only when a quoted field
+    could hold a line break."""
+    try:
+        with csv_path.open("rb") as handle:
+            head = handle.readline()
+            lines, tail = 1, head
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                lines += chunk.count(b"\n")
+                tail = (tail + chunk)[-TAIL_BYTES:]
+    except FileNotFoundError:
+        return False
+    if _cells(head) != list(COLUMNS) or not tail.endswith(b"\n"):
+        return False  # no header, or a row cut short by a crash
+    if last is None or count == 0:
+        return last is None and count == 0 and lines == 1
+    body = tail[:-1].removesuffix(b"\r")
+    if b'"' not in tail and lines == count + 1 and b"\n" in body:
+        return _cells(body.rpartition(b"\n")[2]) == trade_row(last)
+    return _parsed_matches(csv_path, count, trade_row(last))
+
+
+def _cells(line: bytes) -> list[str] | None:
+    rows = list(csv.reader(StringIO(line.decode("utf-8", errors="replace"))))
+    return rows[0] if len(rows) == 1 else None
+
+
+def _parsed_matches(csv_path: Path, count: int, expected: list[str]) -> bool:
+    """The same check through the CSV parser, for rows with quoted line breaks."""
+    rows, last = -1, None  # the header is not a trade
+    with csv_path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for row in csv.reader(handle):
+            rows, last = rows + 1, row
+    return rows == count and last == expected

@@ -18,16 +18,20 @@ from storage.codec import (
     TRADE_INSERT,
     order_from_row,
     position_from_row,
+    signal_values,
     to_db_decimal,
     to_db_time,
     trade_values,
 )
 from storage.outbox import insert_notes
+from storage.signals import SIGNAL_INSERT
 from storage.tables import Tables
-from trader.models import ClosedTrade, Fill, Position
+from trader.models import ClosedTrade, Fill, Position, Signal
 from trader.ports import FillAlreadyBooked, NewMessage, OrderRecord, OrderStatus
 
 log = logging.getLogger(__name__)
+
+ORDER_INSERT = f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class PositionAlreadyOpen(ValueError):
@@ -49,20 +53,31 @@ class PositionTables(Tables):
     async def add_order(self, order: OrderRecord) -> None:
         """Store a new order. A second order with the same ``link_id`` raises IntegrityError:
         overwriting would hide what was actually sent."""
-        await self._write(
-            f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                order.link_id,
-                order.signal_id,
-                order.symbol,
-                order.side.value,
-                to_db_decimal(order.qty),
-                int(order.reduce_only),
-                order.status.value,
-                to_db_time(order.created_at),
-                self._redact(order.error),
-                order.exchange_order_id,
-            ),
+        await self._write(ORDER_INSERT, self._order_values(order))
+
+    async def add_entry_order(self, signal: Signal, seen_at: datetime, order: OrderRecord) -> bool:
+        # One transaction, the one write before the order is sent: a crash keeps the signal
+        # and the trace of its order, or neither (then the row is read again and decided anew).
+        async with self._db.transaction() as conn:
+            # Cursors left to the garbage collector: closing one is one more thread hop.
+            inserted = await conn.execute(SIGNAL_INSERT, signal_values(signal, seen_at))
+            if inserted.rowcount != 1:
+                return False  # known already: nothing is written
+            await conn.execute(ORDER_INSERT, self._order_values(order))
+        return True
+
+    def _order_values(self, order: OrderRecord) -> tuple[object, ...]:
+        return (
+            order.link_id,
+            order.signal_id,
+            order.symbol,
+            order.side.value,
+            to_db_decimal(order.qty),
+            int(order.reduce_only),
+            order.status.value,
+            to_db_time(order.created_at),
+            self._redact(order.error),
+            order.exchange_order_id,
         )
 
     async def update_order(

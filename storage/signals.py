@@ -23,18 +23,40 @@ from trader.ports import StoredSignal
 log = logging.getLogger(__name__)
 
 
+SIGNAL_INSERT = (
+    "INSERT INTO signals (id, symbol, verdict, timestamp, seen_at, confidence,"
+    " entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
 class SignalTables(Tables):
     """Implements ``trader.ports.SignalRepository``."""
 
     async def record_signal(self, signal: Signal | InvalidSignal, seen_at: datetime) -> bool:
         changed = await self._write(
-            "INSERT INTO signals (id, symbol, verdict, timestamp, seen_at, confidence,"
-            " entry_price, ttl_minutes, target_min, target_max, raw, outcome, outcome_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            signal_values(signal, seen_at, redact=self._redact),
+            SIGNAL_INSERT, signal_values(signal, seen_at, redact=self._redact)
         )
         return changed == 1
+
+    async def record_decided(
+        self, decided: Sequence[tuple[Signal | InvalidSignal, str]], seen_at: datetime
+    ) -> int:
+        if not decided:
+            return 0
+        # A backlog has a handful of distinct outcomes: each is masked once.
+        redacted = {outcome: self._redact(outcome) for outcome in {o for _, o in decided}}
+        seen = to_db_time(seen_at)
+        # A generator: the rows are built on the database's thread, off the event loop (a
+        # backlog stores thousands at a time).
+        rows = (
+            (*signal_values(signal, seen_at, redact=self._redact)[:11], redacted[outcome], seen)
+            for signal, outcome in decided
+        )
+        async with self._db.transaction() as conn, conn.executemany(SIGNAL_INSERT, rows) as cur:
+            # executemany sums the rows each insert changed: a known id adds nothing.
+            return max(cur.rowcount, 0)
 
     async def set_outcome(self, signal_id: str, outcome: str, at: datetime) -> None:
         changed = await self._write(

@@ -30,7 +30,8 @@ def equity_png(
     title: str,
     subtitle: str = "",
 ) -> bytes:
-    """The equity curve (balance after each closed trade) as PNG bytes.
+    """The equity curve (the balance after closed trades, in close order; for a long history
+    the bounded series of ``pnl.EquityCurve``) as PNG bytes.
 
     Built on a ``Figure`` object, not pyplot, so no global state is shared between threads.
     """
@@ -80,6 +81,9 @@ def equity_png(
     fig.tight_layout()
     buffer = BytesIO()
     fig.savefig(buffer, format="png")
+    # A figure is a web of cycles that only a full collection would free; cleared, most of
+    # it goes at once, so that report after report does not pile megabytes up meanwhile.
+    fig.clear()
     return buffer.getvalue()
 
 
@@ -95,7 +99,12 @@ def _time_ticks(ax: Axes, first: datetime, last: datetime, count: int = 6) -> No
     """A handful of readable UTC time labels between the first and last trade."""
     span = last - first
     moments = [first + span * i / (count - 1) for i in range(count)] if span else [first]
-    fmt = "%H:%M" if span <= timedelta(days=1) else "%d %b %H:%M"
+    if span <= timedelta(days=1):
+        fmt = "%H:%M"
+    elif span <= timedelta(days=90):
+        fmt = "%d %b %H:%M"
+    else:
+        fmt = "%d %b %Y"  # a long history: which year matters more than the hour
     ax.set_xticks([_days(m) for m in moments], [m.strftime(fmt) for m in moments])
     ax.set_xlabel("UTC", fontsize=9)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
 from trader import rules
 from trader.book import Book
@@ -150,8 +152,12 @@ class Engine:
                 at=self.clock.now(),
                 open_positions=len(self.book.positions),
                 trading_enabled=self.trading_enabled,
+                strategy=self.strategy,
             )
         )
+        # The reports' stats count the whole history once, off the loop, now: the first
+        # report is then as quick as the next.
+        self._tasks.spawn(self.read_models.performance(), "count-closed-trades")
         # A position whose TTL passed while we were down is closed now.
         await self.expire_due()
 
@@ -169,18 +175,21 @@ class Engine:
     # --- a signal's life -------------------------------------------------------------------
 
     async def handle_record(self, record: Signal | InvalidSignal) -> None:
-        """First sight of a row: record it once, then filter, check risk and enter.
+        """First sight of a row: decide it, and store it once, with its first decision.
 
-        The entry itself runs as a task so a slow venue never holds up the next signal;
-        the risk check and the slot it reserves happen here, with no await in between.
+        The entry itself runs as a task so a slow venue never holds up the next signal; the
+        risk check and the slot it reserves happen here, with no await in between. An entry
+        stores its signal with its pending order in one transaction, just before the order.
         """
+        if self.entries.unsettled(record.id):
+            return  # the same row read again while its entry is under way
         now = self.clock.now()
-        if not await self.repo.record_signal(record, now):
-            return  # acted on already (this run or a previous one)
         if isinstance(record, InvalidSignal):
-            log.warning("invalid signal row %s: %s", record.id, record.reason)
-            await self.bus.publish(SignalSkipped(record.id, "", f"invalid:{record.reason}", now))
-            return
+            outcome = f"invalid:{record.reason}"
+            if await self.repo.record_decided([(record, outcome)], now):
+                log.warning("invalid signal row %s: %s", record.id, record.reason)
+                await self.bus.publish(SignalSkipped(record.id, "", outcome, now))
+            return  # else acted on already (this run or a previous one)
         signal = record
         reason = rules.screen(
             signal,
@@ -190,21 +199,54 @@ class Engine:
             open_symbols=self.book.held_symbols(),
         )
         if reason is not None:
-            await self.entries.skip(signal, f"filtered:{reason}")
+            await self.entries.skip(signal, f"filtered:{reason}", seen_at=now)
             return
         await self.book.refresh_day()
         margin = rules.entry_margin(self.strategy, self.limits)
         reason = rules.risk_reason(margin, self.book.risk_state(), self.limits)
         if reason is not None:
-            await self.entries.skip(signal, f"rejected:{reason}")
+            await self.entries.skip(signal, f"rejected:{reason}", seen_at=now)
             return
         if self.confirmations.enabled:
+            if not await self.repo.record_signal(signal, now):
+                return  # acted on already
             # Risk is checked again at the press; asking about a trade that cannot be made
             # now would only be noise.
             await self.confirmations.ask(signal, margin, self.limits.leverage)
             return
+        if self._tasks.stopping:
+            return  # not stored: read again, and decided anew, at the next start
         self.book.in_flight[signal.symbol] = signal.id  # the slot is taken before any await
-        self._tasks.spawn(self.entries.enter(signal, margin), f"enter-{signal.symbol}")
+        self.entries.begin(signal.id)
+        entry = self.entries.enter(signal, margin, seen_at=now)
+        self._tasks.spawn(entry, f"enter-{signal.symbol}")
+
+    async def record_backlog(self, records: Sequence[Signal | InvalidSignal]) -> Counter[str]:
+        """Rows that were in the log before we followed it: those decided on sight are stored
+        in one transaction with no event each (a year of log is 300k of them); the others are
+        handled like appended rows. Returns the outcomes given, ``"handled"`` for the others."""
+        now = self.clock.now()
+        decided: list[tuple[Signal | InvalidSignal, str]] = []
+        fresh: list[Signal] = []
+        for record in records:
+            if self.entries.unsettled(record.id):
+                continue  # being entered as an appended row: stored with its order
+            outcome = outcome_on_sight(record, now, self.strategy)
+            if outcome is not None:
+                decided.append((record, outcome))
+            else:
+                assert isinstance(record, Signal)
+                fresh.append(record)
+        await self.repo.record_decided(decided, now)
+        tally = Counter(outcome for _, outcome in decided)
+        for signal in fresh:
+            await self.handle_record(signal)
+        tally["handled"] += len(fresh)
+        return tally
+
+    async def entries_settled(self) -> bool:
+        """See ``Entries.settled``: what the follower's stored offset waits for."""
+        return await self.entries.settled()
 
     async def decide(
         self, ref: str, approve: bool, origin: tuple[int, int] | None = None
@@ -361,3 +403,18 @@ class Engine:
     async def wait_idle(self) -> None:
         """Wait until every entry and exit in flight has finished (for shutdown and tests)."""
         await self._tasks.wait_idle()
+
+
+def outcome_on_sight(
+    record: Signal | InvalidSignal, now: datetime, strategy: Strategy
+) -> str | None:
+    """The outcome of a row decided by the row alone, whatever the book holds: invalid, a
+    verdict never traded, or stale (``rules.screen`` checks the last two first, in this
+    order). None for a row that needs the engine's judgement."""
+    if isinstance(record, InvalidSignal):
+        return f"invalid:{record.reason}"
+    if record.side is None:
+        return "filtered:verdict"
+    if rules.is_stale(record, now, strategy):
+        return "filtered:stale"
+    return None

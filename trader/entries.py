@@ -1,17 +1,20 @@
 """Entries: a signal that passed the filters and risk becomes a market order with SL/TP on the
 venue, and then a position in the book; or a recorded reason why not.
 
-The order is recorded before it is sent (a crash leaves a trace that is looked up, never
-re-sent), risk is checked again at the last moment, and the position and its chat note are
-stored in one transaction.
+A signal on first sight is stored with its first decision: with its pending order, in one
+transaction, just before the order is sent (a crash leaves a trace that is looked up, never
+re-sent), or with the reason it was not traded. Risk is checked again at the last moment, and
+the position and its chat note are stored in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from trader import orders, rules
@@ -52,23 +55,65 @@ class Entries:
         self._bus = bus
         self._strategy = strategy
         self._on_unsure = on_unsure
+        # Entries of signals on first sight, until their signal is stored and their order
+        # sent (or they ended): True once stored, False if an entry ended without storing it.
+        self._unsettled: dict[str, asyncio.Future[bool]] = {}
 
-    async def enter(self, signal: Signal, margin: Decimal) -> None:
-        """The entry of ``signal``, whose slot (``book.in_flight``) the caller reserved."""
+    def begin(self, signal_id: str) -> None:
+        """An entry of a signal not stored yet is about to start (see ``enter``)."""
+        self._unsettled[signal_id] = asyncio.get_running_loop().create_future()
+
+    def unsettled(self, signal_id: str) -> bool:
+        """Whether an entry of this signal has begun and not yet stored it and sent."""
+        return signal_id in self._unsettled
+
+    async def settled(self) -> bool:
+        """Wait until every entry begun so far has stored its signal and sent its order, or
+        ended; whether each stored its signal (False: one ended without, a shutdown)."""
+        waiting = list(self._unsettled.values())
+        results = await asyncio.gather(*(asyncio.shield(w) for w in waiting))
+        return all(results)
+
+    def _settle(self, signal_id: str, *, stored: bool) -> None:
+        future = self._unsettled.pop(signal_id, None)
+        if future is not None and not future.done():
+            future.set_result(stored)
+
+    async def enter(
+        self, signal: Signal, margin: Decimal, *, seen_at: datetime | None = None
+    ) -> None:
+        """The entry of ``signal``, whose slot (``book.in_flight``) the caller reserved.
+        ``seen_at``: the signal is not stored yet (first sight at that time, ``begin`` called):
+        it is stored with its first decision, or with its order."""
         try:
-            await self._place(signal, margin)
+            await self._place(signal, margin, seen_at)
         finally:
             # Released only now, when the position is in the book or the entry has failed:
             # until then the slot counts against the limits.
             self._book.in_flight.pop(signal.symbol, None)
+            self._settle(signal.id, stored=False)  # if it ended before storing anything
             self._on_unsure("an order without an answer")
 
-    async def skip(self, signal: Signal, outcome: str) -> None:
+    async def skip(self, signal: Signal, outcome: str, *, seen_at: datetime | None = None) -> None:
+        """Record ``outcome`` for ``signal``; with ``seen_at``, the signal is stored with it
+        (its first sight): a signal known already is left as it is, and nothing is said."""
         now = self._clock.now()
-        await self._repo.set_outcome(signal.id, outcome, now)
+        if not await self._store_decided(signal, outcome, seen_at, now):
+            return
         await self._bus.publish(SignalSkipped(signal.id, signal.symbol, outcome, now))
 
-    async def _place(self, signal: Signal, margin: Decimal) -> None:
+    async def _store_decided(
+        self, signal: Signal, outcome: str, seen_at: datetime | None, now: datetime
+    ) -> bool:
+        """Store the outcome; False if the signal, on first sight, was known already."""
+        if seen_at is None:
+            await self._repo.set_outcome(signal.id, outcome, now)
+            return True
+        stored = await self._repo.record_decided([(signal, outcome)], seen_at)
+        self._settle(signal.id, stored=True)
+        return stored == 1
+
+    async def _place(self, signal: Signal, margin: Decimal, seen_at: datetime | None) -> None:
         book = self._book
         side = signal.side
         assert side is not None  # screened
@@ -77,7 +122,7 @@ class Entries:
         try:
             instrument = await self._exchange.instrument(signal.symbol)  # loaded at start-up
             if not instrument.is_usdt_perpetual:  # a USDC perpetual or a dated future
-                await self.skip(signal, "rejected:not_usdt_perpetual")
+                await self.skip(signal, "rejected:not_usdt_perpetual", seen_at=seen_at)
                 return
             # Leverage, position mode and price stream: ready since start-up for a
             # whitelisted symbol, so that the order is the first call to the venue.
@@ -86,7 +131,7 @@ class Entries:
             book.prices.setdefault(signal.symbol, ticker)
             sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
             if isinstance(sizing, str):
-                await self.skip(signal, f"rejected:{sizing}")
+                await self.skip(signal, f"rejected:{sizing}", seen_at=seen_at)
                 return
             stop, take = rules.protective_prices(
                 side,
@@ -98,10 +143,10 @@ class Entries:
             )
         except NotTradable as exc:
             log.warning("signal %s rejected: %s", signal.id, exc)
-            await self.skip(signal, f"rejected:{exc.reason}")
+            await self.skip(signal, f"rejected:{exc.reason}", seen_at=seen_at)
             return
         except Exception as exc:  # never let one signal kill the engine
-            await self._failed(signal, link_id, exc)
+            await self._failed(signal, link_id, exc, seen_at)
             return
         order = EntryOrder(
             link_id=link_id,
@@ -120,26 +165,32 @@ class Entries:
             await book.refresh_day()
             late = rules.risk_reason(margin, book.risk_state(own_slot=True), book.limits)
             if late is not None:
-                await self.skip(signal, f"rejected:{late}")
+                await self.skip(signal, f"rejected:{late}", seen_at=seen_at)
                 return
             # Recorded before it is sent: after a crash the order is looked up, not re-sent.
-            await self._repo.add_order(
-                OrderRecord(
-                    link_id=link_id,
-                    signal_id=signal.id,
-                    symbol=signal.symbol,
-                    side=side,
-                    qty=sizing.qty,
-                    reduce_only=False,
-                    status=OrderStatus.PENDING,
-                    created_at=self._clock.now(),
-                )
+            pending = OrderRecord(
+                link_id=link_id,
+                signal_id=signal.id,
+                symbol=signal.symbol,
+                side=side,
+                qty=sizing.qty,
+                reduce_only=False,
+                status=OrderStatus.PENDING,
+                created_at=self._clock.now(),
             )
+            if seen_at is None:
+                await self._repo.add_order(pending)
+            elif not await self._repo.add_entry_order(signal, seen_at, pending):
+                log.info("signal %s was acted on before; not entering it again", signal.id)
+                self._settle(signal.id, stored=True)
+                return
             try:
                 fill = await self._exchange.open(order)
             except Exception as exc:
-                await self._failed(signal, link_id, exc)
+                self._settle(signal.id, stored=True)
+                await self._failed(signal, link_id, exc, None)
                 return
+            self._settle(signal.id, stored=True)  # sent: what follows writes after the order
             position = open_position(
                 signal.id,
                 fill,
@@ -184,15 +235,19 @@ class Entries:
             await self._repo.set_outcome(signal.id, f"failed:{short(reason)}", self._clock.now())
         await self._bus.publish(OrderFailed(signal.id, signal.symbol, reason, self._clock.now()))
 
-    async def _failed(self, signal: Signal, link_id: str, exc: Exception) -> None:
+    async def _failed(
+        self, signal: Signal, link_id: str, exc: Exception, seen_at: datetime | None
+    ) -> None:
+        """``seen_at``: the signal is not stored yet (the entry failed before its order)."""
         if not isinstance(exc, ExchangeError):
             log.error("entry for %s failed", signal.symbol, exc_info=exc)
         reason = short(str(exc) or type(exc).__name__)
         status = order_status(exc)
-        if await self._repo.get_order(link_id) is not None:
+        if seen_at is None and await self._repo.get_order(link_id) is not None:
             await self._repo.update_order(link_id, status, error=reason)
         now = self._clock.now()
-        await self._repo.set_outcome(signal.id, f"failed:{reason}", now)
+        if not await self._store_decided(signal, f"failed:{reason}", seen_at, now):
+            return
         await self._bus.publish(OrderFailed(signal.id, signal.symbol, reason, now))
         if status is OrderStatus.UNKNOWN:  # it may fill yet: reconciling will find it
             self._book.unresolved[signal.symbol] = link_id

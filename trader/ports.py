@@ -10,12 +10,12 @@ from ``trader.events.EventBus.notes_for``). The storage masks every error text i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Side, Signal
 
@@ -92,6 +92,13 @@ class SignalRepository(Protocol):
         """Store a signal on first sight. False if its id was already known (nothing changes)."""
         ...
 
+    async def record_decided(
+        self, decided: Sequence[tuple[Signal | InvalidSignal, str]], seen_at: datetime
+    ) -> int:
+        """Store signals seen at ``seen_at`` together with the outcome each came to, in one
+        transaction; ids already known are left as they are. Returns how many were new."""
+        ...
+
     async def set_outcome(self, signal_id: str, outcome: str, at: datetime) -> None:
         """Store the signal's outcome (``opened``, ``filtered:<reason>``, ...)."""
         ...
@@ -109,6 +116,11 @@ class SignalRepository(Protocol):
 
 class OrderRepository(Protocol):
     async def add_order(self, order: OrderRecord) -> None: ...
+
+    async def add_entry_order(self, signal: Signal, seen_at: datetime, order: OrderRecord) -> bool:
+        """In one transaction: ``signal`` on first sight (no outcome yet) and its pending entry
+        ``order``. False, and nothing written, if the signal's id was already known."""
+        ...
 
     async def update_order(
         self, link_id: str, status: OrderStatus, *, error: str = "", exchange_order_id: str = ""
@@ -172,6 +184,20 @@ class PositionRepository(Protocol):
         ...
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TradePoint:
+    """A closed trade as far as stats and the equity curve go: its place in close order
+    (``closed_at``, then ``id``), its net PnL and its fees."""
+
+    id: int
+    closed_at: datetime
+    net_pnl: Decimal
+    fees: Decimal
+
+
 class TradeRepository(Protocol):
     async def recent_trades(self, limit: int) -> Sequence[ClosedTrade]:
         """The last ``limit`` closed trades, newest first."""
@@ -182,11 +208,19 @@ class TradeRepository(Protocol):
         ...
 
     async def all_trades(self) -> Sequence[ClosedTrade]:
-        """Every closed trade, oldest first (for stats and the equity curve)."""
+        """Every closed trade, oldest first, decoded whole: for tools and tests. The reports
+        use ``fold_trades`` and read only the trades booked since they last looked."""
         ...
 
     async def net_pnl_total(self) -> Decimal:
         """Sum of ``net_pnl`` over every closed trade (exact, in Decimal)."""
+        ...
+
+    async def fold_trades(self, fold: Callable[[Iterator[TradePoint]], T], after_id: int = 0) -> T:
+        """``fold`` over the trades stored after trade ``after_id`` (every trade with 0), in
+        close order (ties by id), as ``TradePoint``s read one by one. It can be the whole
+        history: ``fold`` runs in a worker thread (pure code only), the trades are never all
+        in memory at once, and the engine's writes do not wait for the read."""
         ...
 
 

@@ -4,11 +4,14 @@ plain data; ``bot/render.py`` only formats it.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from trader import rules
 from trader.book import Book
@@ -16,8 +19,8 @@ from trader.errors import ExchangeError
 from trader.exchange.base import Exchange
 from trader.exits import Exits
 from trader.models import ClosedTrade, Position
-from trader.pnl import Stats, equity_curve, trade_stats, unrealised_pnl
-from trader.ports import TradeRepository
+from trader.pnl import EquityCurve, Stats, StatsTally, unrealised_pnl
+from trader.ports import TradePoint, TradeRepository
 from trader.rules import Limits
 from trader.settings import Strategy
 
@@ -50,7 +53,46 @@ class Status:
 @dataclass(frozen=True, slots=True)
 class Performance:
     stats: Stats
-    curve: list[tuple[datetime, Decimal]]  # balance after each closed trade
+    # The balance after the closed trades, in close order: every one of them up to a few
+    # hundred, then at most ``pnl.CURVE_POINTS``, the extremes and the largest drawdown kept.
+    curve: list[tuple[datetime, Decimal]]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeHistory:
+    """Stats and the equity curve of the closed trades counted so far, and where they end:
+    the read side adds the trades booked since, instead of reading history again."""
+
+    tally: StatsTally
+    curve: EquityCurve
+    last_id: int = 0  # the highest trade id counted
+    last_closed: datetime | None = None  # the close time of the last trade counted
+
+    @classmethod
+    def of(cls, starting_balance: Decimal, points: Iterable[TradePoint]) -> TradeHistory:
+        """The history of ``points`` (in close order) from ``starting_balance``."""
+        empty = cls(StatsTally(starting_balance), EquityCurve(starting_balance))
+        return empty._counted(iter(points))
+
+    def extended(self, points: Iterable[TradePoint]) -> TradeHistory | None:
+        """A copy with ``points`` (booked since, in close order) counted; None when the first
+        closed before the last trade counted: the close order would change. This one is left
+        as it was (a report may be reading it)."""
+        points = iter(points)
+        first = next(points, None)
+        if first is None:
+            return self
+        if self.last_closed is not None and first.closed_at < self.last_closed:
+            return None
+        return self._counted(itertools.chain((first,), points))
+
+    def _counted(self, points: Iterator[TradePoint]) -> TradeHistory:
+        tally, curve = self.tally.copy(), self.curve.copy()
+        last_id, last_closed = self.last_id, self.last_closed
+        for point in points:
+            curve.add(point.closed_at, tally.add(point.net_pnl, point.fees))
+            last_id, last_closed = max(last_id, point.id), point.closed_at
+        return TradeHistory(tally, curve, last_id, last_closed)
 
 
 class ReadModels:
@@ -71,6 +113,8 @@ class ReadModels:
         self._exits = exits
         self._strategy = strategy
         self._balance: Decimal | None = None  # the last balance the venue told us
+        self._history = TradeHistory.of(strategy.paper_balance_usdt, ())
+        self._history_lock = asyncio.Lock()  # one count at a time
 
     async def status(self, *, confirm_mode: bool) -> Status:
         """What /status shows; it answers while the venue does not (a ban, an outage), with
@@ -111,7 +155,14 @@ class ReadModels:
         return await self._repo.recent_trades(limit)
 
     async def performance(self) -> Performance:
-        """Stats and the equity curve of every closed trade (one read of the trades)."""
-        trades = await self._repo.all_trades()
-        start = self._strategy.paper_balance_usdt
-        return Performance(trade_stats(trades, start), equity_curve(trades, start))
+        """Stats and the equity curve of every closed trade. Only the trades booked since the
+        last call are read: the whole history the first time, or again when a trade booked
+        late closed before one already counted (a lost exit found by reconciliation)."""
+        async with self._history_lock:
+            counted = self._history
+            history = await self._repo.fold_trades(counted.extended, after_id=counted.last_id)
+            if history is None:
+                start = self._strategy.paper_balance_usdt
+                history = await self._repo.fold_trades(partial(TradeHistory.of, start))
+            self._history = history
+        return Performance(history.tally.stats(), history.curve.points())

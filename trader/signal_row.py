@@ -5,10 +5,11 @@ or an ``InvalidSignal``, and the id a row is known by. No files here: ``signal_f
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -36,6 +37,20 @@ _TIMESTAMP = re.compile(
 # Converting a huge Decimal to int takes minutes; a year of TTL is already absurd.
 _MAX_TTL_MINUTES = 525_600
 _MAX_RAW_CHARS = 2000  # of a bad line kept for the record; the id still hashes all of it
+# Every column a row is read by (the id included); the others are never looked at.
+_READ_COLUMNS = frozenset(
+    (
+        "timestamp",
+        "symbol",
+        "verdict",
+        "confidence",
+        "entry_price",
+        "ttl_minutes",
+        "target_min",
+        "target_max",
+        "signal_id",
+    )
+)
 
 
 # --------------------------------------------------------------------------- a row's fields
@@ -59,7 +74,11 @@ def signal_identity(row: Mapping[str, str]) -> str:
 
     A row with none of those three is hashed whole, so that even garbage has a stable id.
     """
-    cols = _columns(row)
+    return _identity(_columns(row), row)
+
+
+def _identity(cols: Mapping[str, str], row: Mapping[str, str]) -> str:
+    """``signal_identity`` of ``row``, whose ``_columns`` are ``cols``."""
     if signal_id := cols.get("signal_id", ""):
         return signal_id
     key = (cols.get("timestamp", ""), cols.get("symbol", ""), cols.get("verdict", ""))
@@ -131,7 +150,11 @@ def parse_row(row: Mapping[str, str]) -> Signal:
 
     Raises ``SignalError`` whose ``reason`` is the short code stored as ``invalid:<reason>``.
     """
-    cols = _columns(row)
+    return _signal(_columns(row), row)
+
+
+def _signal(cols: Mapping[str, str], row: Mapping[str, str]) -> Signal:
+    """``parse_row`` of ``row``, whose ``_columns`` are ``cols``."""
     timestamp = _parse_signal_time(cols.get("timestamp", ""))
 
     symbol = cols.get("symbol", "").upper()
@@ -152,7 +175,7 @@ def parse_row(row: Mapping[str, str]) -> Signal:
         raise SignalError("bad_confidence", f"outside 0..1: {confidence_text}")
 
     return Signal(
-        id=signal_identity(row),
+        id=_identity(cols, row),
         timestamp=timestamp,
         symbol=symbol,
         verdict=verdict,
@@ -166,10 +189,11 @@ def parse_row(row: Mapping[str, str]) -> Signal:
 
 def parse_record(row: Mapping[str, str]) -> Signal | InvalidSignal:
     """Like ``parse_row``, but a malformed row becomes an ``InvalidSignal``; never raises."""
+    cols = _columns(row)
     try:
-        return parse_row(row)
+        return _signal(cols, row)
     except SignalError as exc:
-        return InvalidSignal(id=signal_identity(row), reason=exc.reason, raw=dict(row))
+        return InvalidSignal(id=_identity(cols, row), reason=exc.reason, raw=dict(row))
 
 
 # --------------------------------------------------------------------------- a line of the file
@@ -199,9 +223,54 @@ def parse_line(line: bytes, header: tuple[str, ...]) -> Signal | InvalidSignal |
         return _invalid_line(text, "bad_row")
     if len(fields) != len(header):
         return _invalid_line(text, "bad_row")
-    if [value.strip().lower() for value in fields] == [name.lower() for name in header]:
+    if fields[0].strip().lower() == header[0].lower() and [
+        value.strip().lower() for value in fields
+    ] == [name.lower() for name in header]:
         return None  # the writer restarted and wrote its header again
-    return parse_record(dict(zip(header, fields, strict=True)))
+    # The row's columns straight from the header's plan: what ``parse_record`` of the row as
+    # a dict gives, without normalising every header name again on every line (the start-up
+    # backlog is hundreds of thousands of lines).
+    cols = {name: fields[index].strip() for name, index in _plan(header)}
+    row = _LazyRow(header, fields)
+    try:
+        return _signal(cols, row)
+    except SignalError as exc:
+        return InvalidSignal(id=_identity(cols, row), reason=exc.reason, raw=dict(row))
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(header: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Where each column a row is read by is found in a line under ``header``: what
+    ``_columns(dict(zip(header, fields)))`` gives, where a repeated name keeps its last value."""
+    last = {name: index for index, name in enumerate(header)}  # in first-seen order
+    plan: dict[str, int] = {}
+    for name, index in last.items():
+        plan[name.strip().lower()] = index
+    return tuple((name, index) for name, index in plan.items() if name in _READ_COLUMNS)
+
+
+class _LazyRow(Mapping[str, str]):
+    """A line's fields by header name, as ``dict(zip(header, fields))``, built only when a
+    row needs it whole (an invalid row's ``raw``, or a row with no key fields hashed whole)."""
+
+    def __init__(self, header: tuple[str, ...], fields: list[str]) -> None:
+        self._header = header
+        self._fields = fields
+        self._row: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._row is None:
+            self._row = dict(zip(self._header, self._fields, strict=True))
+        return self._row
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 def _invalid_line(text: str, reason: str) -> InvalidSignal:

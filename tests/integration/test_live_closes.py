@@ -82,7 +82,7 @@ async def test_close_from_chat_closes_on_bybit(
     reply = await chat.ask("/close SOLUSDT", "Closed SOLUSDT")
     assert live_bybit.position("SOLUSDT") is None
     record = live_bybit.closed_pnl[-1]
-    assert f"{record.closed_pnl:+,.2f} USDT net" in reply.text  # Bybit's own closedPnl
+    assert f"net PnL {record.closed_pnl:+,.2f} USDT" in reply.plain  # Bybit's own closedPnl
     close = json.loads(live_bybit.requests_to(CREATE)[-1].body)
     assert (close["reduceOnly"], close["orderLinkId"]) == (True, exit_link_id("s1"))
     await chat.expect("manual", after=mark)  # the close notification says why

@@ -280,6 +280,7 @@ class BybitExchange:
         }
         with self._exits.placing(order.symbol):
             await self._orders.place(params, order.link_id)
+            await self._symbols.watch_after_entry(order.symbol)  # after the order, not before
             fill = await self._orders.fill_of_sent(order.link_id, order.symbol)
         self._exits.hold(order.symbol, fill.at, fill.qty)
         return fill

@@ -129,21 +129,32 @@ class PreparedSymbols:
     # --- at an entry -----------------------------------------------------------------------
 
     async def prepare_entry(self, symbol: str, leverage: int) -> Ticker:
-        """What ``symbol`` still lacks, concurrently, and its ticker (from the stream when
-        it streams the symbol: then nothing here waits on a round trip)."""
-        steps: list[Awaitable[Any]] = [self._market.ticker(symbol), self._market.watch(symbol)]
+        """What ``symbol`` still lacks for the order, concurrently, and its ticker (from the
+        stream when it streams the symbol: then nothing here waits on a round trip). Its
+        stream is not on the order's path: ``watch_after_entry`` subscribes it after."""
+        steps: list[Awaitable[Any]] = []
         if symbol not in self._one_way:
             steps.append(self._ensure_one_way(symbol))
         if self._leverage.get(symbol) != leverage:
             steps.append(self.set_leverage(symbol, leverage))
+        if not steps:  # prepared: no task, no call, the order comes next
+            return await self._market.ticker(symbol)
         # Every step finishes before any failure is raised: none is left running unobserved.
-        results = await asyncio.gather(*steps, return_exceptions=True)
+        results = await asyncio.gather(self._market.ticker(symbol), *steps, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise next((f for f in failures if isinstance(f, NotTradable)), failures[0])
         ticker = results[0]
         assert isinstance(ticker, Ticker)
         return ticker
+
+    async def watch_after_entry(self, symbol: str) -> None:
+        """Stream ``symbol``'s tickers once its order is sent (no call when it streams them
+        already); never raises: until the stream carries it, REST covers its prices."""
+        try:
+            await self._market.watch(symbol)
+        except ExchangeError as exc:
+            log.warning("streaming %s failed: %s", symbol, exc)
 
     async def _ensure_one_way(self, symbol: str) -> None:
         if (await self._read_setting(symbol)).hedge:
