@@ -40,6 +40,7 @@ from trader.exchange.base import (
 )
 from trader.exits import Exits
 from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Signal
+from trader.parts import Parts
 from trader.pnl import Stats
 from trader.ports import Repositories
 from trader.read_models import Performance, ReadModels, Status
@@ -82,38 +83,11 @@ class Engine:
         self._started = False
         self.book = Book(repo=repo, clock=clock, strategy=strategy)
         self._tasks = Tasks()
-        book, tasks, unsure = self.book, self._tasks, self._reconcile_if_unsure
-        self.exits = Exits(
-            book=book,
-            repo=repo,
-            exchange=exchange,
-            clock=clock,
-            bus=self.bus,
-            tasks=tasks,
-            on_unsure=unsure,
-        )
-        self.entries = Entries(
-            book=book,
-            repo=repo,
-            exchange=exchange,
-            clock=clock,
-            bus=self.bus,
-            strategy=strategy,
-            on_unsure=unsure,
-        )
-        self.reconciler = Reconciler(
-            book=book,
-            repo=repo,
-            exchange=exchange,
-            clock=clock,
-            bus=self.bus,
-            tasks=tasks,
-            exits=self.exits,
-            strategy=strategy,
-        )
-        self.read_models = ReadModels(
-            book=self.book, repo=repo, exchange=exchange, exits=self.exits, strategy=strategy
-        )
+        parts = Parts(self.book, repo, exchange, clock, self.bus, strategy, self._tasks)
+        self.exits = Exits(parts, on_unsure=self._reconcile_if_unsure)
+        self.entries = Entries(parts, on_unsure=self._reconcile_if_unsure)
+        self.reconciler = Reconciler(parts, exits=self.exits)
+        self.read_models = ReadModels(parts, exits=self.exits)
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
 
     @property

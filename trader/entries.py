@@ -18,16 +18,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from trader import orders, rules
-from trader.book import Book
-from trader.clock import Clock
 from trader.errors import ExchangeError, NotTradable
-from trader.events import EventBus, OrderFailed, PositionOpened, SignalSkipped
-from trader.exchange.base import Exchange
+from trader.events import OrderFailed, PositionOpened, SignalSkipped
 from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Signal
 from trader.orders import order_status, short
+from trader.parts import Parts
 from trader.pnl import open_position
-from trader.ports import OrderRecord, OrderStatus, Repositories
-from trader.settings import Strategy
+from trader.ports import OrderRecord, OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +32,11 @@ log = logging.getLogger(__name__)
 class Entries:
     """Placing a signal's entry; its slot in the book is held until it is decided."""
 
-    def __init__(
-        self,
-        *,
-        book: Book,
-        repo: Repositories,
-        exchange: Exchange,
-        clock: Clock,
-        bus: EventBus,
-        strategy: Strategy,
-        on_unsure: Callable[[str], None],
-    ) -> None:
+    def __init__(self, parts: Parts, *, on_unsure: Callable[[str], None]) -> None:
         """``on_unsure``: called when an entry let go of its slot, so that an order whose
         outcome is unknown is reconciled."""
-        self._book = book
-        self._repo = repo
-        self._exchange = exchange
-        self._clock = clock
-        self._bus = bus
-        self._strategy = strategy
+        self._book, self._repo, self._exchange = parts.book, parts.repo, parts.exchange
+        self._clock, self._bus, self._strategy = parts.clock, parts.bus, parts.strategy
         self._on_unsure = on_unsure
         # Entries of signals on first sight, until their signal is stored and their order
         # sent (or they ended): True once stored, False if an entry ended without storing it.

@@ -12,22 +12,19 @@ from datetime import timedelta
 from decimal import Decimal
 
 from trader import orders, rules
-from trader.book import Book
-from trader.clock import Clock
 from trader.errors import Banned, ExchangeError, NoPosition, OutcomeUnknown
 from trader.events import (
     DailyLossLimitReached,
-    EventBus,
     OrderFailed,
     PositionClosed,
     PositionReduced,
 )
-from trader.exchange.base import Exchange, PositionExited
+from trader.exchange.base import PositionExited
 from trader.models import ClosedTrade, CloseReason, ExitOrder, Fill, Position
 from trader.orders import order_status, short
+from trader.parts import Parts
 from trader.pnl import close_part
-from trader.ports import FillAlreadyBooked, OrderRecord, OrderStatus, Repositories
-from trader.tasks import Tasks
+from trader.ports import FillAlreadyBooked, OrderRecord, OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +35,11 @@ CLOSE_RETRY_DELAY = timedelta(seconds=30)
 class Exits:
     """How positions leave the book."""
 
-    def __init__(
-        self,
-        *,
-        book: Book,
-        repo: Repositories,
-        exchange: Exchange,
-        clock: Clock,
-        bus: EventBus,
-        tasks: Tasks,
-        on_unsure: Callable[[str], None],
-    ) -> None:
+    def __init__(self, parts: Parts, *, on_unsure: Callable[[str], None]) -> None:
         """``on_unsure``: called when a close let go of its symbol, so that an order whose
         outcome is unknown is reconciled."""
-        self._book = book
-        self._repo = repo
-        self._exchange = exchange
-        self._clock = clock
-        self._bus = bus
-        self._tasks = tasks
+        self._book, self._repo, self._exchange = parts.book, parts.repo, parts.exchange
+        self._clock, self._bus, self._tasks = parts.clock, parts.bus, parts.tasks
         self._on_unsure = on_unsure
 
     async def close(self, symbol: str, reason: CloseReason) -> ClosedTrade | None:

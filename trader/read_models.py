@@ -14,15 +14,13 @@ from decimal import Decimal
 from functools import partial
 
 from trader import rules
-from trader.book import Book
 from trader.errors import ExchangeError
-from trader.exchange.base import Exchange
 from trader.exits import Exits
 from trader.models import ClosedTrade, Position
+from trader.parts import Parts
 from trader.pnl import EquityCurve, Stats, StatsTally, unrealised_pnl
-from trader.ports import TradePoint, TradeRepository
+from trader.ports import TradePoint
 from trader.rules import Limits
-from trader.settings import Strategy
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +96,10 @@ class TradeHistory:
 class ReadModels:
     """Answers the chat's questions from the book, the stored trades and the venue."""
 
-    def __init__(
-        self,
-        *,
-        book: Book,
-        repo: TradeRepository,
-        exchange: Exchange,
-        exits: Exits,
-        strategy: Strategy,
-    ) -> None:
-        self._book = book
-        self._repo = repo
-        self._exchange = exchange
+    def __init__(self, parts: Parts, *, exits: Exits) -> None:
+        self._book, self._repo, self._exchange = parts.book, parts.repo, parts.exchange
+        self._strategy = strategy = parts.strategy
         self._exits = exits
-        self._strategy = strategy
         self._balance: Decimal | None = None  # the last balance the venue told us
         self._history = TradeHistory.of(strategy.paper_balance_usdt, ())
         self._history_lock = asyncio.Lock()  # one count at a time

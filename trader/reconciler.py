@@ -10,17 +10,14 @@ import asyncio
 import logging
 
 from trader import reconcile
-from trader.book import Book
-from trader.clock import Clock
 from trader.errors import ExchangeError
-from trader.events import EventBus, PositionOpened, Reconciled
-from trader.exchange.base import Exchange, VenuePosition
+from trader.events import PositionOpened, Reconciled
+from trader.exchange.base import VenuePosition
 from trader.exits import Exits
 from trader.models import ClosedTrade, CloseReason, Fill, Position
 from trader.orders import short
-from trader.ports import OrderRecord, OrderStatus, Repositories
-from trader.settings import Strategy
-from trader.tasks import Tasks
+from trader.parts import Parts
+from trader.ports import OrderRecord, OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -30,26 +27,11 @@ Venue = dict[str, VenuePosition]
 class Reconciler:
     """Keeps the book true to the venue; the stop watchdog is part of it."""
 
-    def __init__(
-        self,
-        *,
-        book: Book,
-        repo: Repositories,
-        exchange: Exchange,
-        clock: Clock,
-        bus: EventBus,
-        tasks: Tasks,
-        exits: Exits,
-        strategy: Strategy,
-    ) -> None:
-        self._book = book
-        self._repo = repo
-        self._exchange = exchange
-        self._clock = clock
-        self._bus = bus
-        self._tasks = tasks
+    def __init__(self, parts: Parts, *, exits: Exits) -> None:
+        self._book, self._repo, self._exchange = parts.book, parts.repo, parts.exchange
+        self._clock, self._bus, self._tasks = parts.clock, parts.bus, parts.tasks
+        self._strategy = parts.strategy
         self._exits = exits
-        self._strategy = strategy
         self._running = asyncio.Lock()
         self._last_check: tuple[str, ...] = ()  # what the last periodic check reported
 

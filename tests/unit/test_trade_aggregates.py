@@ -21,12 +21,15 @@ from storage.repositories import SqliteRepositories
 from trader import pnl
 from trader.book import Book
 from trader.clock import ManualClock
+from trader.events import EventBus
 from trader.exchange.base import Exchange
 from trader.exits import Exits
 from trader.models import ClosedTrade, CloseReason, Side
+from trader.parts import Parts
 from trader.ports import TradePoint
 from trader.read_models import ReadModels, TradeHistory
 from trader.settings import Strategy
+from trader.tasks import Tasks
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 START = Decimal("1000.5")
@@ -120,13 +123,9 @@ def read_models(repo: SqliteRepositories, starting_balance: Decimal = START) -> 
     book = Book(repo=repo, clock=ManualClock(T0), strategy=strategy)
     # Performance reads the stored trades only: the venue and exits are never asked.
     none: Any = None
-    return ReadModels(
-        book=book,
-        repo=repo,
-        exchange=cast(Exchange, none),
-        exits=cast(Exits, none),
-        strategy=strategy,
-    )
+    clock = ManualClock(T0)
+    parts = Parts(book, repo, cast(Exchange, none), clock, EventBus(), strategy, Tasks())
+    return ReadModels(parts, exits=cast(Exits, none))
 
 
 def run_with_repo(scenario: Any) -> None:
