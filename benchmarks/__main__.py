@@ -11,7 +11,6 @@ reaches the fake Bot API server, with 10,000 closed trades stored, the real aiog
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -21,32 +20,28 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchmarks import catchup, latency, quiet, replay_scale, reports
+from benchmarks.common import (
+    EXAMPLES,
+    SYMBOLS,
+    answer_ms,
+    append,
+    bench_settings,
+    buy_row,
+    entry_order,
+    percentile,
+    scratch,
+    spread,
+    store_trades,
+    trading,
+)
 from benchmarks.round_trips import order_round_trips
 from bot.app import build_app
-from storage.codec import TRADE_INSERT, trade_values
-from storage.repositories import SqliteRepositories
+from storage.codec import trade_values
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from trader.events import Event, PositionOpened
 from trader.models import ClosedTrade, CloseReason, Side
 from trader.replay import load_instruments, load_outcomes, load_signals, replay
-from trader.runtime import build_runtime
-from trader.settings import load_settings, load_strategy
-
-ROOT = Path(__file__).resolve().parent.parent
-CREATE = "/v5/order/create"
-EXAMPLES = ROOT / "examples"
-HEADER = (
-    "timestamp,symbol,interval,verdict,confidence,score,min_score,max_score,entry_price,vwap,"
-    "oi,oi_change,volume_spike,liq_long,liq_short,components,ttl_minutes,target_min,target_max,"
-    "signal_id\n"
-)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
+from trader.settings import load_strategy
 
 
 async def entry_latency(
@@ -56,75 +51,32 @@ async def entry_latency(
     Bybit; live runs against the fake's signed private REST and private stream."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        log_path = work / "signals_log.csv"
-        log_path.write_text(HEADER)
         strategy = {
             "parameters": {"leverage": 10, "sl": 20, "tp": 40},
             "paper_balance_usdt": 100000,
             "max_open_positions": 1000,
         }
-        (work / "strategy.json").write_text(json.dumps(strategy))
-        async with FakeBybit() as fake:
-            keys: dict[str, str] = {}
-            if live:
-                fake.add_api_key("bench-key", "bench-secret")
-                fake.set_wallet("1000000")
-                keys = {
-                    "trading_mode": "live",
-                    "bybit_api_key": "bench-key",
-                    "bybit_api_secret": "bench-secret",
-                }
-            settings = load_settings(
-                env_file=None,
-                telegram_bot_token="1:bench",
-                telegram_allowed_chat_ids="1",
-                bybit_rest_url=fake.url,
-                bybit_ws_public_url=fake.ws_public_url,
-                bybit_ws_private_url=fake.ws_private_url,
-                signals_path=log_path,
-                strategy_path=work / "strategy.json",
-                data_dir=work / "data",
-                **keys,
-            )
-            runtime = await build_runtime(settings)
-            opened: asyncio.Queue[float] = asyncio.Queue()
-
-            async def on_event(event: Event) -> None:
-                if isinstance(event, PositionOpened):
-                    opened.put_nowait(time.perf_counter())
-
-            runtime.engine.bus.subscribe(on_event)
-            await runtime.start()
-            await runtime.engine.start_trading()
-            symbols = ["SOLUSDT", "BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT"]
+        log_path = scratch(work, strategy)
+        async with FakeBybit() as fake, trading(bench_settings(work, fake, live=live)) as bot:
             latencies: list[float] = []
             to_order: list[float] = []
-
-            def entries() -> int:
-                return sum(1 for r in fake.requests_to(CREATE) if "reduceOnly" not in r.body)
-
-            try:
-                for i in range(signals):
-                    symbol = symbols[i % len(symbols)]
-                    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-                    row = f"{now},{symbol},,BUY,0.9,,,,,,,,,,,,15,,,bench-{i}\n"
-                    sent_before = entries()
-                    started = time.perf_counter()
-                    with log_path.open("a") as handle:
-                        handle.write(row)
-                    if live:
-                        await fake.wait_until(lambda n=sent_before: entries() > n, timeout=10)
-                        to_order.append((time.perf_counter() - started) * 1000)
-                    filled = await asyncio.wait_for(opened.get(), timeout=10)
-                    latencies.append((filled - started) * 1000)
-                    await runtime.engine.close(symbol)  # free the symbol for its next turn
-            finally:
-                await runtime.stop()
+            for i in range(signals):
+                symbol = SYMBOLS[i % len(SYMBOLS)]
+                row = buy_row(symbol, f"bench-{i}")
+                mark = len(fake.requests)
+                started = time.perf_counter()
+                append(log_path, row)
+                if live:
+                    await entry_order(fake, mark)
+                    to_order.append((time.perf_counter() - started) * 1000)
+                filled = await asyncio.wait_for(bot.opened.get(), timeout=10)
+                latencies.append((filled.at - started) * 1000)
+                await bot.runtime.engine.close(symbol)  # free the symbol for its next turn
             return latencies, to_order
 
 
-async def store_closed_trades(path: Path, count: int) -> None:
-    """``count`` closed trades over the last 30 days, written in one transaction."""
+def closed_trades(count: int) -> list[ClosedTrade]:
+    """``count`` closed trades over the last 30 days."""
     now = datetime.now(UTC)
     trades = []
     for i in range(count):
@@ -149,35 +101,17 @@ async def store_closed_trades(path: Path, count: int) -> None:
                 closed_at=closed,
             )
         )
-    repo = await SqliteRepositories.open(path)
-    try:
-        async with repo.database.transaction() as conn:
-            await conn.executemany(
-                TRADE_INSERT, [trade_values(i + 1, t) for i, t in enumerate(trades)]
-            )
-    finally:
-        await repo.close()
+    return trades
 
 
 async def status_latency(samples: int = 200, trades: int = 10_000) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "signals_log.csv").write_text(HEADER)
-        (work / "strategy.json").write_text(json.dumps({"parameters": {"leverage": 10}}))
-        await store_closed_trades(work / "data" / "paper.db", trades)
+        scratch(work, {"parameters": {"leverage": 10}})
+        rows = [trade_values(i + 1, t) for i, t in enumerate(closed_trades(trades))]
+        await store_trades(work / "data" / "paper.db", rows)
         async with FakeBybit() as bybit, FakeTelegram() as telegram:
-            settings = load_settings(
-                env_file=None,
-                telegram_bot_token=telegram.token,
-                telegram_allowed_chat_ids="1",
-                telegram_api_url=telegram.url,
-                bybit_rest_url=bybit.url,
-                bybit_ws_public_url=bybit.ws_public_url,
-                signals_path=work / "signals_log.csv",
-                strategy_path=work / "strategy.json",
-                data_dir=work / "data",
-                report_interval_minutes=0,
-            )
+            settings = bench_settings(work, bybit, telegram=telegram, report_interval_minutes=0)
             app = await build_app(settings)
             await app.start()
             latencies: list[float] = []
@@ -186,17 +120,8 @@ async def status_latency(samples: int = 200, trades: int = 10_000) -> list[float
                 assert len(await app.engine.recent_trades(trades + 1)) == trades
                 for _ in range(samples):
                     before = len(telegram.sent(1))
-                    started = time.monotonic()
-                    telegram.push_message(1, "/status")
-                    await telegram.wait_until(lambda n=before: len(telegram.sent(1)) > n, 10)
-                    reply = telegram.sent(1)[before]
-                    assert "Status" in reply.plain
-                    answered = next(
-                        c.at
-                        for c in reversed(telegram.calls("sendMessage"))
-                        if c.ok and "Status" in str(c.params.get("text", ""))
-                    )
-                    latencies.append((answered - started) * 1000)
+                    latencies.append(await answer_ms(telegram, "/status", "sendMessage", 10))
+                    assert "Status" in telegram.sent(1)[before].plain
             finally:
                 await app.stop()
             return latencies
@@ -215,10 +140,7 @@ def replay_throughput(rounds: int = 20) -> tuple[float, int]:
 
 
 def _figures(values: list[float], target: str) -> str:
-    return (
-        f"  p50 {percentile(values, 50):.1f} ms   p95 {percentile(values, 95):.1f} ms   "
-        f"max {max(values):.1f} ms   mean {statistics.fmean(values):.1f} ms   ({target})"
-    )
+    return f"  {spread(values)}   mean {statistics.fmean(values):.1f} ms   ({target})"
 
 
 def main() -> int:
@@ -254,12 +176,8 @@ def main() -> int:
         if whitelisted:
             prepared = trips.to_order_ms
     replies = asyncio.run(status_latency())
-    s50, s95 = percentile(replies, 50), percentile(replies, 95)
     print(f"/status, update offered -> reply sent, 10,000 closed trades ({len(replies)} samples):")
-    print(
-        f"  p50 {s50:.1f} ms   p95 {s95:.1f} ms   max {max(replies):.1f} ms   "
-        f"mean {statistics.fmean(replies):.1f} ms   (target p95 <= 100 ms)"
-    )
+    print(_figures(replies, "target p95 <= 100 ms"))
     rate, count = replay_throughput()
     print(f"replay: {rate:,.0f} signals/s (the {count}-row sample log, 20 rounds)")
     replay_scale.main()  # a 300k-row log with a large balance (issue 11)
@@ -268,7 +186,9 @@ def main() -> int:
     latency.main()  # append -> order, piece by piece
     reports.main()  # /report and /status with 100k closed trades, ready, RSS
     worst = max(percentile(v, 95) for v in (latencies, ordered, filled))
-    return 0 if worst <= 50 and s95 <= 100 and percentile(prepared, 95) < 60 else 1
+    return (
+        0 if worst <= 50 and percentile(replies, 95) <= 100 and percentile(prepared, 95) < 60 else 1
+    )
 
 
 if __name__ == "__main__":

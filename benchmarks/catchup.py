@@ -4,8 +4,8 @@ against the fake Bybit: time to ready, time until every row is recorded, a fresh
 at ready → its order received by the fake Bybit, and ``/status`` (``engine.status()``) and the
 event loop's stalls meanwhile.
 
-Runs on the code before issue 11 as well (``PYTHONPATH=/work/before python
-benchmarks/catchup.py``): progress is read from the database by a separate connection, and every
+Runs on the code before issue 11 as well (``PYTHONPATH=/work/before python -m
+benchmarks.catchup``): progress is read from the database by a separate connection, and every
 wait is capped so that the module ends within ~90 s; what did not happen in time says so.
 
 ``python -m benchmarks.catchup [ROWS]`` (default 300000).
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import csv
 import io
-import json
 import sqlite3
 import statistics
 import sys
@@ -28,15 +27,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import trader
+from benchmarks.common import (
+    EXAMPLES,
+    LoopLag,
+    append,
+    bench_settings,
+    buy_row,
+    cancel,
+    entry_order,
+    scratch,
+)
 from tests.fakes.bybit import FakeBybit
 from trader.runtime import build_runtime
-from trader.settings import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "examples" / "signals_log.csv"
+SAMPLE = EXAMPLES / "signals_log.csv"
 ROWS = 300_000
 SPACING = timedelta(days=1) / 800  # the generator writes about 800 rows a day
-CREATE = "/v5/order/create"
 FRESH_WAIT = 45.0  # seconds: the fresh signal's order, at most
 RECORD_WAIT = 60.0  # seconds after ready: the whole backlog recorded, at most
 STALL_TICK = 0.01  # seconds between two looks of the stall monitor
@@ -71,15 +77,6 @@ def _count(db: Path) -> int:
         return 0
 
 
-async def _watch_stalls(stalls: list[float]) -> None:
-    """How late the loop runs a timer: a stall is the lateness of a ``STALL_TICK`` sleep."""
-    loop = asyncio.get_running_loop()
-    while True:
-        before = loop.time()
-        await asyncio.sleep(STALL_TICK)
-        stalls.append(max(0.0, loop.time() - before - STALL_TICK))
-
-
 async def _ask_status(status: Callable[[], Awaitable[object]], latencies: list[float]) -> None:
     while True:
         started = time.perf_counter()
@@ -92,37 +89,21 @@ async def first_start(rows: int = ROWS) -> dict[str, object]:
     figures: dict[str, object] = {"rows": rows}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        log_path = work / "signals_log.csv"
-        started = time.perf_counter()
-        build_log(log_path, rows, datetime.now(UTC))
-        figures["log_mb"] = log_path.stat().st_size / 1e6
-        figures["build_s"] = time.perf_counter() - started
         strategy = {
             "parameters": {"leverage": 10, "sl": 20, "tp": 40},
             "top_coins": ["SOLUSDT", "BTCUSDT", "ETHUSDT"],
             "paper_balance_usdt": 100000,
         }
-        (work / "strategy.json").write_text(json.dumps(strategy))
+        log_path = scratch(work, strategy)
+        started = time.perf_counter()
+        build_log(log_path, rows, datetime.now(UTC))
+        figures["log_mb"] = log_path.stat().st_size / 1e6
+        figures["build_s"] = time.perf_counter() - started
         async with FakeBybit() as fake:
-            fake.add_api_key("bench-key", "bench-secret")
-            fake.set_wallet("1000000")
-            settings = load_settings(
-                env_file=None,
-                telegram_bot_token="1:bench",
-                telegram_allowed_chat_ids="1",
-                bybit_rest_url=fake.url,
-                bybit_ws_public_url=fake.ws_public_url,
-                bybit_ws_private_url=fake.ws_private_url,
-                signals_path=log_path,
-                strategy_path=work / "strategy.json",
-                data_dir=work / "data",
-                trading_mode="live",
-                bybit_api_key="bench-key",
-                bybit_api_secret="bench-secret",
-            )
-            stalls: list[float] = []
+            settings = bench_settings(work, fake, live=True)
             statuses: list[float] = []
-            monitor = asyncio.create_task(_watch_stalls(stalls))
+            lag = LoopLag(STALL_TICK)
+            lag.start()
             began = time.perf_counter()
             runtime = await build_runtime(settings)
             await runtime.start()
@@ -132,13 +113,10 @@ async def first_start(rows: int = ROWS) -> dict[str, object]:
             try:
                 # Trading on, as the trader would switch it on at the first start.
                 await runtime.engine.start_trading()
-                now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
                 appended = time.perf_counter()
-                with log_path.open("a") as handle:
-                    handle.write(f"{now},SOLUSDT,,BUY,0.9,,,,,,,,,,,,15,,,fresh-at-ready\n")
+                append(log_path, buy_row("SOLUSDT", "fresh-at-ready"))
                 try:
-                    await fake.wait_until(lambda: bool(fake.requests_to(CREATE)), FRESH_WAIT)
-                    order = fake.requests_to(CREATE)[0]
+                    order = fake.requests[await entry_order(fake, 0, timeout=FRESH_WAIT)]
                     figures["fresh_to_order_s"] = order.at - appended
                 except TimeoutError:
                     figures["fresh_to_order_s"] = None
@@ -152,15 +130,13 @@ async def first_start(rows: int = ROWS) -> dict[str, object]:
                 figures["record_s"] = time.perf_counter() - ready if count >= rows + 1 else None
                 figures["record_rate"] = count / (time.perf_counter() - ready)
             finally:
-                for task in (asker, monitor):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel(asker)
+                await lag.stop()
                 await runtime.stop()
             figures["status_max_ms"] = max(statuses) * 1000 if statuses else None
             figures["status_p50_ms"] = statistics.median(statuses) * 1000 if statuses else None
-            figures["stall_max_ms"] = max(stalls) * 1000
-            figures["stalls_over_50ms"] = sum(1 for s in stalls if s > 0.05)
+            figures["stall_max_ms"] = lag.worst_ms
+            figures["stalls_over_50ms"] = lag.over_50ms
     return figures
 
 

@@ -3,7 +3,8 @@ real pybit, loopback) for whitelisted symbols seen before, p50 and p95, and wher
 piece by piece; paper mode too (append → the paper venue's order, and → position stored).
 
 The pieces are timed by wrapping the product's own methods (``perf_counter`` on entry and
-exit), so the same module measures the code before issue 11 (``PYTHONPATH=/work/before``):
+exit), so the same module measures the code before issue 11
+(``PYTHONPATH=/work/before python -m benchmarks.latency``):
 each piece is the median over the signals of its time since the row was appended.
 """
 
@@ -12,34 +13,33 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import (
+    SYMBOLS,
+    append,
+    bench_settings,
+    buy_row,
+    entry_order,
+    percentile,
+    scratch,
+    spread,
+    trading,
+)
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
 from trader.engine import Engine
 from trader.entries import Entries
-from trader.events import Event, PositionOpened
 from trader.exchange.bybit import BybitExchange
 from trader.exchange.paper import PaperExchange
-from trader.runtime import build_runtime
-from trader.settings import load_settings
 from trader.signal_follower import SignalFollower
 
-CREATE = "/v5/order/create"
-SYMBOLS = ("SOLUSDT", "BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT")
-HEADER = (
-    "timestamp,symbol,interval,verdict,confidence,score,min_score,max_score,entry_price,vwap,"
-    "oi,oi_change,volume_spike,liq_long,liq_short,components,ttl_minutes,target_min,target_max,"
-    "signal_id\n"
-)
 WARM_UP = 6  # one signal per symbol first: every symbol is then one seen before
 
 
@@ -131,78 +131,37 @@ async def signal_to_order(*, live: bool, signals: int = 100) -> Marks:
     marks = Marks()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        log_path = work / "signals_log.csv"
-        log_path.write_text(HEADER)
         strategy = {
             "parameters": {"leverage": 10, "sl": 20, "tp": 40},
             "top_coins": list(SYMBOLS),  # prepared at start-up: the order is the first call
             "paper_balance_usdt": 100000,
             "max_open_positions": 1000,
         }
-        (work / "strategy.json").write_text(json.dumps(strategy))
-        async with FakeBybit() as fake:
-            keys: dict[str, str] = {}
-            if live:
-                fake.add_api_key("bench-key", "bench-secret")
-                fake.set_wallet("1000000")
-                keys = {
-                    "trading_mode": "live",
-                    "bybit_api_key": "bench-key",
-                    "bybit_api_secret": "bench-secret",
-                }
-            settings = load_settings(
-                env_file=None,
-                telegram_bot_token="1:bench",
-                telegram_allowed_chat_ids="1",
-                bybit_rest_url=fake.url,
-                bybit_ws_public_url=fake.ws_public_url,
-                bybit_ws_private_url=fake.ws_private_url,
-                signals_path=log_path,
-                strategy_path=work / "strategy.json",
-                data_dir=work / "data",
-                **keys,
-            )
-            runtime = await build_runtime(settings)
-            opened: asyncio.Queue[float] = asyncio.Queue()
-
-            async def on_event(event: Event) -> None:
-                if isinstance(event, PositionOpened):
-                    opened.put_nowait(time.perf_counter())
-
-            runtime.engine.bus.subscribe(on_event)
-            await runtime.start()
-            await runtime.engine.start_trading()
+        log_path = scratch(work, strategy)
+        async with FakeBybit() as fake, trading(bench_settings(work, fake, live=live)) as bot:
             undo = instrument(marks)
             try:
                 for i in range(WARM_UP + signals):
                     symbol = SYMBOLS[i % len(SYMBOLS)]
                     mark = len(fake.requests)
-                    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-                    row = f"{now},{symbol},,BUY,0.9,,,,,,,,,,,,15,,,lat-{i}\n"
+                    row = buy_row(symbol, f"lat-{i}")
                     marks.begin()
-                    with log_path.open("a") as handle:
-                        handle.write(row)
-                    filled = await asyncio.wait_for(opened.get(), timeout=10)
+                    append(log_path, row)
+                    filled = await asyncio.wait_for(bot.opened.get(), timeout=10)
                     await asyncio.sleep(0.02)  # the follower's offset write, if it comes after
                     marks.stop()
-                    extra = {"filled": filled}
+                    extra = {"filled": filled.at}
                     if live:
-                        order = next(r for r in fake.requests[mark:] if r.path == CREATE)
+                        order = fake.requests[await entry_order(fake, mark)]
                         # The fake stamps a request with time.monotonic(), perf_counter's clock.
                         extra["received"] = order.at
-                    await runtime.engine.close(symbol)  # free the symbol for its next turn
-                    await runtime.engine.wait_idle()
+                    await bot.runtime.engine.close(symbol)  # free the symbol for its next turn
+                    await bot.runtime.engine.wait_idle()
                     if i >= WARM_UP:
                         marks.keep(**extra)
             finally:
                 undo()
-                await runtime.stop()
     return marks
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
 
 
 def _since_append(marks: Marks, label: str) -> list[float]:
@@ -212,13 +171,9 @@ def _since_append(marks: Marks, label: str) -> list[float]:
 def report(marks: Marks, *, live: bool) -> tuple[float, float]:
     end = "received" if live else "open>"
     to_order = _since_append(marks, end)
-    p50, p95 = percentile(to_order, 50), percentile(to_order, 95)
     venue = "order received by the fake Bybit" if live else "the paper venue's order"
     print(f"  append -> {venue} ({len(to_order)} signals, symbols seen before):")
-    print(
-        f"    p50 {p50:.2f} ms   p95 {p95:.2f} ms   max {max(to_order):.2f} ms"
-        "   (target p50 <= 3, p95 <= 6)"
-    )
+    print(f"    {spread(to_order, digits=2)}   (target p50 <= 3, p95 <= 6)")
     print("  where the time goes (median ms since the append, each point reached first):")
     labels = [
         ("read>", "woken: the follower reads the file"),
@@ -247,7 +202,7 @@ def report(marks: Marks, *, live: bool) -> tuple[float, float]:
             reached.append((statistics.median(values), meaning))
     for median, meaning in sorted(reached):
         print(f"    {median:7.3f}  {meaning}")
-    return p50, p95
+    return percentile(to_order, 50), percentile(to_order, 95)
 
 
 async def run() -> int:

@@ -4,8 +4,8 @@ large enough that trades keep opening, so the closed-trade history grows all the
 The log is the bundled sample (``examples/signals_log.csv`` and its outcomes) repeated with
 fresh signal ids, each copy shifted in time after the previous one. Reports rows/s and seconds
 for reading the files and for the replay itself. Uses only ``load_signals``, ``load_outcomes``
-and ``replay``, so it measures older code too: run it as a script with the old tree first on
-``PYTHONPATH`` (``python -m`` would put the current directory, and its ``trader``, first).
+and ``replay``, so it measures older code too: ``PYTHONPATH=/work/before python -m
+benchmarks.replay_scale``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchmarks.common import EXAMPLES
 from trader.replay import load_instruments, load_outcomes, load_signals, replay
 from trader.settings import load_strategy
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
 ROWS = 300_000
 TARGET_SECONDS = 5.0
 FORMAT = "%Y-%m-%d %H:%M:%S"

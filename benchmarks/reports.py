@@ -6,48 +6,45 @@ and ``/report`` (update offered → reply, resp. chart, reaching the fake Bot AP
 event-loop stall during the reports; a signal's append → position opened, alone and while a
 report is being built; the process's peak RSS. The bot runs in a child process of its own, so
 that its RSS is its own and not the trade generator's. Uses only public APIs that predate
-issue 11, so ``PYTHONPATH=/work/before`` measures the code before it. ``BENCH_REPORT_CHART=<path>``
-saves the last chart sent.
+issue 11, so ``PYTHONPATH=/work/before python -m benchmarks.reports`` measures the code before
+it. ``BENCH_REPORT_CHART=<path>`` saves the last chart sent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import random
+import resource
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
-# ``python -m`` puts the working directory ahead of PYTHONPATH; a bench asked to measure
-# another tree (PYTHONPATH=/work/before) must import that tree's product, so it goes first.
-for _entry in reversed([p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]):
-    if os.path.isdir(os.path.join(_entry, "trader")):
-        sys.path.insert(0, os.path.abspath(_entry))
-
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from decimal import Decimal  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from storage.codec import TRADE_INSERT, trade_values  # noqa: E402
-from storage.export import rewrite_trades  # noqa: E402
-from storage.repositories import SqliteRepositories  # noqa: E402
-from trader.models import ClosedTrade, CloseReason, Side  # noqa: E402
+from benchmarks.common import (
+    SYMBOLS,
+    LoopLag,
+    answer_ms,
+    append,
+    bench_settings,
+    buy_row,
+    percentile,
+    scratch,
+    store_trades,
+    watch_opened,
+)
+from storage.codec import trade_values
+from storage.export import rewrite_trades
+from trader.models import ClosedTrade, CloseReason, Side
 
 TRADES = 100_000
-BATCH = 10_000
-HEADER = (
-    "timestamp,symbol,interval,verdict,confidence,score,min_score,max_score,entry_price,vwap,"
-    "oi,oi_change,volume_spike,liq_long,liq_short,components,ttl_minutes,target_min,target_max,"
-    "signal_id\n"
-)
-SYMBOLS = ("SOLUSDT", "BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT")
 EIGHT = Decimal("0.00000001")
 
 
@@ -84,21 +81,20 @@ def history(count: int, now: datetime, *, seed: int = 11) -> Iterator[ClosedTrad
 async def store_history(data_dir: Path, count: int) -> None:
     """The trades in the database, and ``trades_log.csv`` matching it (as a bot leaves it)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    repo = await SqliteRepositories.open(data_dir / "paper.db")
-    try:
-        batch: list[tuple[Any, ...]] = []
-        for trade in history(count, now):
-            batch.append(trade_values(None, trade))
-            if len(batch) == BATCH:
-                async with repo.database.transaction() as conn:
-                    await conn.executemany(TRADE_INSERT, batch)
-                batch = []
-        if batch:
-            async with repo.database.transaction() as conn:
-                await conn.executemany(TRADE_INSERT, batch)
-    finally:
-        await repo.close()
+    await store_trades(data_dir / "paper.db", (trade_values(None, t) for t in history(count, now)))
     rewrite_trades(data_dir / "trades_log.csv", history(count, now))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (``VmHWM``): ``ru_maxrss`` of a child started
+    from a big parent reports the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss_mb() -> float:
@@ -109,31 +105,6 @@ def rss_mb() -> float:
     return float("nan")
 
 
-class LoopLag:
-    """Samples the event loop's lateness every 2 ms: the longest stall since ``reset``."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._watch())
-
-    def reset(self) -> None:
-        self.worst = 0.0
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _watch(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(0.002)
-            self.worst = max(self.worst, (time.perf_counter() - before - 0.002) * 1000)
-
-
 async def measure(
     work: Path, launched: float, *, reports: int, statuses: int, signals: int
 ) -> tuple[dict[str, Any], bytes]:
@@ -142,24 +113,11 @@ async def measure(
     from bot.app import build_app
     from tests.fakes.bybit import FakeBybit
     from tests.fakes.telegram import FakeTelegram
-    from trader.events import Event, PositionOpened
-    from trader.settings import load_settings
 
     log_path = work / "signals_log.csv"
     figures: dict[str, Any] = {}
     async with FakeBybit() as bybit, FakeTelegram() as telegram:
-        settings = load_settings(
-            env_file=None,
-            telegram_bot_token=telegram.token,
-            telegram_allowed_chat_ids="1",
-            telegram_api_url=telegram.url,
-            bybit_rest_url=bybit.url,
-            bybit_ws_public_url=bybit.ws_public_url,
-            signals_path=log_path,
-            strategy_path=work / "strategy.json",
-            data_dir=work / "data",
-            report_interval_minutes=0,
-        )
+        settings = bench_settings(work, bybit, telegram=telegram, report_interval_minutes=0)
         started = time.perf_counter()
         app = await build_app(settings)
         await app.start()
@@ -167,15 +125,9 @@ async def measure(
         figures["ready_s"] = time.perf_counter() - started
         figures["ready_from_launch_s"] = time.perf_counter() - launched
         figures["rss_ready_mb"] = rss_mb()
-        opened: asyncio.Queue[float] = asyncio.Queue()
-
-        async def on_event(event: Event) -> None:
-            if isinstance(event, PositionOpened):
-                opened.put_nowait(time.perf_counter())
-
-        app.engine.bus.subscribe(on_event)
+        opened = watch_opened(app.engine)
         await app.engine.start_trading()
-        lag = LoopLag()
+        lag = LoopLag(0.002)
         lag.start()
         counter = iter(range(1_000_000))
 
@@ -183,20 +135,15 @@ async def measure(
             await asyncio.sleep(delay)  # a measured offset into a report, not synchronisation
             i = next(counter)
             symbol = SYMBOLS[i % len(SYMBOLS)]
-            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            row = buy_row(symbol, f"bench-{i}")
             appended = time.perf_counter()
-            with log_path.open("a") as handle:
-                handle.write(f"{now},{symbol},,BUY,0.9,,,,,,,,,,,,15,,,bench-{i}\n")
+            append(log_path, row)
             filled = await asyncio.wait_for(opened.get(), timeout=30)
             await app.engine.close(symbol)  # free the symbol; the history grows by one
-            return (filled - appended) * 1000
+            return (filled.at - appended) * 1000
 
         async def command(text: str, method: str) -> float:
-            before = len(telegram.calls(method))
-            pushed = time.monotonic()
-            telegram.push_message(1, text)
-            await telegram.wait_until(lambda: len(telegram.calls(method)) > before, 60)
-            return (telegram.calls(method)[before].at - pushed) * 1000
+            return await answer_ms(telegram, text, method, 60)
 
         try:
             figures["status_ms"] = [
@@ -209,7 +156,7 @@ async def measure(
             for _ in range(reports):
                 lag.reset()
                 report_ms.append(await command("/report", "sendPhoto"))
-                stalls.append(lag.worst)
+                stalls.append(lag.worst_ms)
             figures["report_ms"], figures["stall_ms"] = report_ms, stalls
             during: list[float] = []
             for i in range(signals):
@@ -218,7 +165,7 @@ async def measure(
                 during.append(await signal_latency(offset))
                 await report
             figures["signal_during_report_ms"] = during
-            figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            figures["peak_rss_mb"] = peak_rss_mb()
             chart = next((m.photo for m in reversed(telegram.sent(1)) if m.photo), b"")
         finally:
             await lag.stop()
@@ -234,12 +181,9 @@ def _child(work: Path, launched: float) -> None:
 
 
 def _line(name: str, values: list[float], target: str) -> str:
-    ordered = sorted(values)
-    p50 = statistics.median(ordered)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * len(ordered) + 0.5) - 1)]
     return (
-        f"  {name}: p50 {p50:.1f} ms   p95 {p95:.1f} ms   max {ordered[-1]:.1f} ms   "
-        f"({len(values)} samples; {target})"
+        f"  {name}: p50 {statistics.median(values):.1f} ms   p95 {percentile(values, 95):.1f} ms"
+        f"   max {max(values):.1f} ms   ({len(values)} samples; {target})"
     )
 
 
@@ -249,9 +193,9 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "signals_log.csv").write_text(HEADER)
-        strategy = {"parameters": {"leverage": 10, "sl": 20, "tp": 40}, "max_open_positions": 50}
-        (work / "strategy.json").write_text(json.dumps(strategy))
+        scratch(
+            work, {"parameters": {"leverage": 10, "sl": 20, "tp": 40}, "max_open_positions": 50}
+        )
         (work / "data").mkdir()
         asyncio.run(store_history(work / "data", TRADES))
         child = subprocess.run(

@@ -14,6 +14,7 @@ from pathlib import Path
 from bot.app import App
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram, SentMessage
+from trader.clock import ManualClock
 from trader.events import Event
 from trader.settings import Settings, load_settings
 
@@ -151,6 +152,16 @@ class Chat:
         return self.fake.push_callback(
             self.id, message.message_id, button_data(message, label_part)
         )
+
+
+async def open_from_chat(
+    chat: Chat, workdir: Path, clock: ManualClock, symbol: str = "SOLUSDT"
+) -> SentMessage:
+    """Trading switched on from the chat, then a BUY signal for ``symbol`` appended to the log:
+    the bot's note of the position it opened."""
+    await chat.ask("/start_trading", "Trading ON")
+    append_signal(workdir / "signals_log.csv", clock.now(), symbol, "BUY")
+    return await chat.expect(f"Opened {symbol} long")
 
 
 def button_data(message: SentMessage, label_part: str) -> str:

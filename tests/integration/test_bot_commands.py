@@ -14,7 +14,14 @@ import pytest
 from bot import render
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import CHAT, STRANGER, AppFactory, Chat, append_signal
+from tests.integration.support import (
+    CHAT,
+    STRANGER,
+    AppFactory,
+    Chat,
+    append_signal,
+    open_from_chat,
+)
 from trader.clock import ManualClock
 
 
@@ -24,6 +31,8 @@ async def test_start_and_help_list_the_commands_registered_at_start(
     await apps()
     chat = Chat(fake_telegram)
     await chat.expect("Engine started")
+    # The handshake (deleteWebhook, setMyCommands) runs beside trading, not before it.
+    await fake_telegram.wait_until(lambda: bool(fake_telegram.commands))
     assert fake_telegram.calls("deleteWebhook")
     assert [name for name, _ in fake_telegram.commands] == [n for n, _ in render.COMMANDS]
 
@@ -73,9 +82,7 @@ async def test_close_a_symbol_and_bad_arguments_change_nothing(
     await chat.ask("/close <sol>", "<sol> is not a symbol")
     await chat.ask("/close XRPUSDT", "No open position in XRPUSDT")
 
-    await chat.ask("/start_trading", "Trading ON")
-    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
-    await chat.expect("Opened SOLUSDT long")
+    await open_from_chat(chat, workdir, clock)
     assert len(app.engine.open_positions()) == 1
     mark = chat.mark()
     closed = await chat.ask("/close solusdt", "(closed by command)")
@@ -182,9 +189,7 @@ async def test_trades_lists_the_last_closed_trades_and_refuses_a_bad_count(
     for bad in ("/trades 0", "/trades 101", "/trades x", "/trades 1 2"):
         await chat.ask(bad, "Usage: /trades [N]")
 
-    await chat.ask("/start_trading", "Trading ON")
-    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
-    await chat.expect("Opened SOLUSDT")
+    await open_from_chat(chat, workdir, clock)
     await fake_bybit.set_ticker("SOLUSDT", last="192.90", bid="192.88", ask="192.92")
     await chat.expect("Closed SOLUSDT")
     listed = await chat.ask("/trades 5", "Last 1 closed trade")

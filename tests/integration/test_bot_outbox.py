@@ -20,6 +20,7 @@ from tests.integration.support import (
     AppFactory,
     Chat,
     append_signal,
+    open_from_chat,
     settings_for,
 )
 from trader.clock import ManualClock
@@ -147,9 +148,7 @@ async def test_report_sends_the_numbers_and_an_equity_chart_after_a_closed_trade
     assert "Closed trades: 0" in report.plain
     assert not [m for m in fake_telegram.sent(CHAT) if m.kind == "photo"]  # no trades, no chart
 
-    await chat.ask("/start_trading", "Trading ON")
-    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
-    await chat.expect("Opened SOLUSDT")
+    await open_from_chat(chat, workdir, clock)
     await fake_bybit.set_ticker("SOLUSDT", last="192.90", bid="192.88", ask="192.92")
     await chat.expect("Closed SOLUSDT")
     mark = chat.say("/report")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import CHAT, AppFactory, Chat, append_signal
+from tests.integration.support import CHAT, AppFactory, Chat, append_signal, open_from_chat
 from trader.clock import ManualClock
 
 
@@ -26,9 +26,7 @@ async def test_a_symbol_without_its_quote_coin_is_closed(
 ) -> None:
     app = await apps()
     chat = Chat(fake_telegram)
-    await chat.ask("/start_trading", "Trading ON")
-    append_signal(workdir / "signals_log.csv", clock.now(), "DOGEUSDT", "BUY")
-    await chat.expect("Opened DOGEUSDT long")
+    await open_from_chat(chat, workdir, clock, "DOGEUSDT")
     await chat.ask("/close doge", "Closed DOGEUSDT")
     assert app.engine.open_positions() == []
 
@@ -51,9 +49,7 @@ async def test_the_close_all_answer_counts_only_on_the_message_that_asked(
 ) -> None:
     app = await apps()
     chat = Chat(fake_telegram)
-    await chat.ask("/start_trading", "Trading ON")
-    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
-    note = await chat.expect("Opened SOLUSDT long")
+    note = await open_from_chat(chat, workdir, clock)
     question = await chat.ask("/close all", "Close 1 open position at market?")
     yes = fake_telegram.message(CHAT, question.message_id).button_data("Yes, close 1")
     # The "Yes" data pressed on the plain notification closes nothing.
@@ -76,9 +72,7 @@ async def test_limits_margin_sets_the_trade_size_and_replies_show_what_it_was(
     assert "position_size: 100 USDT (cap of the margin of each trade)" in shown.plain
     changed = await chat.ask("/limits margin 40", "margin changed: 100 USDT → 40 USDT.")
     assert "margin: 40 USDT" in changed.plain
-    await chat.ask("/start_trading", "Trading ON")
-    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
-    opened = await chat.expect("Opened SOLUSDT long")
+    opened = await open_from_chat(chat, workdir, clock)
     assert "margin 39." in opened.plain  # 40 USDT of margin, less the qty step's rounding
     [position] = app.engine.open_positions()
     assert position.margin <= 40

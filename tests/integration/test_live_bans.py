@@ -17,19 +17,14 @@ from pybit.exceptions import InvalidRequestError
 
 from bot.app import App, build_app
 from bot.notifier import Backoff
-from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.live_support import live_engine, live_exchange, live_settings, sol_entry
 from tests.integration.support import (
     CHAT,
-    LIVE_KEY,
-    LIVE_SECRET,
-    Events,
     append_signal,
-    settings_for,
 )
-from trader.clock import ManualClock, SystemClock
-from trader.engine import Engine
+from trader.clock import ManualClock
 from trader.errors import Banned, OutcomeUnknown
 from trader.events import (
     OrderFailed,
@@ -40,11 +35,8 @@ from trader.events import (
 )
 from trader.exchange.bybit import BybitExchange
 from trader.exchange.bybit_wire import call_pybit, make_http
-from trader.exchange.market import BybitMarketData
 from trader.exchange.venue_gate import VenueGate
-from trader.models import CloseReason, EntryOrder, Side, Signal
-from trader.orders import entry_link_id
-from trader.settings import load_strategy
+from trader.models import CloseReason, Signal
 
 CREATE = "/v5/order/create"
 SERVER_TIME = "/v5/market/time"
@@ -89,32 +81,10 @@ async def test_minus_one_and_429_are_retried_with_our_back_off(
 
 @pytest.fixture
 async def exchange(live_bybit: FakeBybit) -> AsyncIterator[BybitExchange]:
-    gate = VenueGate()
-    exchange = BybitExchange(
-        BybitMarketData(live_bybit.url, live_bybit.ws_public_url, gate=gate),
-        rest_url=live_bybit.url,
-        ws_private_url=live_bybit.ws_private_url,
-        api_key=LIVE_KEY,
-        api_secret=LIVE_SECRET,
-        clock=SystemClock(),
-        gate=gate,
-    )
+    exchange = live_exchange(live_bybit, gate=VenueGate())
     await exchange.start(lambda event: None)
     yield exchange
     await exchange.stop()
-
-
-def sol_entry(signal_id: str) -> EntryOrder:
-    return EntryOrder(
-        link_id=entry_link_id(signal_id),
-        signal_id=signal_id,
-        symbol="SOLUSDT",
-        side=Side.BUY,
-        qty=Decimal("1"),
-        leverage=10,
-        stop_loss=Decimal("140"),
-        take_profit=Decimal("160"),
-    )
 
 
 async def test_an_order_answered_minus_one_is_looked_up_and_never_sent_again(
@@ -156,25 +126,14 @@ async def test_a_ban_stops_every_call_and_a_stop_loss_during_it_is_found_after(
     workdir: Path, live_bybit: FakeBybit, clock: ManualClock
 ) -> None:
     gate = VenueGate(ban_seconds=BAN_SECONDS)
-    repo = await SqliteRepositories.open(workdir / "engine.db")
-    exchange = BybitExchange(
-        BybitMarketData(live_bybit.url, live_bybit.ws_public_url, gate=gate),
-        rest_url=live_bybit.url,
+    engine, exchange, repo, events = await live_engine(
+        workdir,
+        live_bybit,
+        clock,
         ws_private_url=None,  # no private stream: exits are found by REST polling
-        api_key=LIVE_KEY,
-        api_secret=LIVE_SECRET,
-        clock=clock,
         poll_interval=0.1,
         gate=gate,
     )
-    engine = Engine(
-        strategy=load_strategy(workdir / "strategy.json"),
-        exchange=exchange,
-        repo=repo,
-        clock=clock,
-    )
-    events = Events()
-    engine.bus.subscribe(events)
     await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
     await engine.start()
     try:
@@ -218,12 +177,9 @@ async def banned_app(
     workdir: Path, live_bybit: FakeBybit, fake_telegram: FakeTelegram, clock: ManualClock
 ) -> AsyncIterator[tuple[App, VenueGate]]:
     gate = VenueGate(ban_seconds=BAN_SECONDS)
-    settings = settings_for(
+    settings = live_settings(
         workdir,
         live_bybit,
-        trading_mode="live",
-        bybit_api_key=LIVE_KEY,
-        bybit_api_secret=LIVE_SECRET,
         telegram_bot_token=fake_telegram.token,
         telegram_allowed_chat_ids=str(CHAT),
         telegram_api_url=fake_telegram.url,

@@ -11,11 +11,10 @@ import pytest
 
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.live_support import live_exchange
 from tests.integration.support import CHAT, LIVE_KEY, LIVE_SECRET, AppFactory
-from trader.clock import SystemClock
 from trader.events import ClockSkewed, Event
 from trader.exchange.bybit import BybitExchange
-from trader.exchange.market import BybitMarketData
 from trader.exchange.venue_gate import VenueGate
 
 AHEAD_MS = 3000  # Bybit's clock ahead of ours: pybit's own login (now + 1 s) is refused
@@ -24,17 +23,7 @@ TOLERANCE_MS = 500  # the measurement's error: half a loopback round trip, and s
 
 @pytest.fixture
 async def exchange(live_bybit: FakeBybit) -> AsyncIterator[BybitExchange]:
-    gate = VenueGate()
-    market = BybitMarketData(live_bybit.url, live_bybit.ws_public_url, gate=gate)
-    exchange = BybitExchange(
-        market,
-        rest_url=live_bybit.url,
-        ws_private_url=live_bybit.ws_private_url,
-        api_key=LIVE_KEY,
-        api_secret=LIVE_SECRET,
-        clock=SystemClock(),
-        gate=gate,
-    )
+    exchange = live_exchange(live_bybit, gate=VenueGate())
     yield exchange
     await exchange.stop()
 

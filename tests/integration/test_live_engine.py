@@ -6,7 +6,6 @@ are what gets recorded, and errors reach the engine as the exchange said them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,42 +13,27 @@ import pytest
 
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.live_support import StartLive, live_exchange, sol_entry, start_live
 from tests.integration.support import (
     CHAT,
-    LIVE_KEY,
-    LIVE_SECRET,
     AppFactory,
     Events,
     append_signal,
     settings_for,
 )
-from trader.clock import ManualClock, SystemClock
+from trader.clock import ManualClock
 from trader.errors import ConfigError
 from trader.events import OrderFailed, PositionClosed, PositionOpened
-from trader.exchange.bybit import BybitExchange
-from trader.exchange.market import BybitMarketData
-from trader.models import CloseReason, EntryOrder, Side
+from trader.models import CloseReason
 from trader.orders import entry_link_id
 from trader.runtime import Runtime, build_runtime
 
+__all__ = ["start_live"]  # fixtures
+
 
 @pytest.fixture
-async def live(
-    workdir: Path, live_bybit: FakeBybit, clock: ManualClock
-) -> AsyncIterator[tuple[Runtime, Events]]:
-    settings = settings_for(
-        workdir,
-        live_bybit,
-        trading_mode="live",
-        bybit_api_key=LIVE_KEY,
-        bybit_api_secret=LIVE_SECRET,
-    )
-    runtime = await build_runtime(settings, clock=clock)
-    events = Events()
-    runtime.engine.bus.subscribe(events)
-    await runtime.start()
-    yield runtime, events
-    await runtime.stop()
+async def live(start_live: StartLive) -> tuple[Runtime, Events]:
+    return await start_live()
 
 
 async def test_open_then_take_profit_records_the_exchanges_fill_fees_and_pnl(
@@ -143,29 +127,11 @@ async def test_a_key_with_the_wrong_rights_is_refused_before_anything_trades(
 async def test_an_order_whose_answer_timed_out_is_found_by_its_link_id_not_sent_again(
     live_bybit: FakeBybit,
 ) -> None:
-    market = BybitMarketData(live_bybit.url, live_bybit.ws_public_url)
-    exchange = BybitExchange(
-        market,
-        rest_url=live_bybit.url,
-        ws_private_url=live_bybit.ws_private_url,
-        api_key=LIVE_KEY,
-        api_secret=LIVE_SECRET,
-        clock=SystemClock(),
-        timeout=1,
-    )
+    exchange = live_exchange(live_bybit, timeout=1)
     await exchange.start(lambda event: None)
     try:
         live_bybit.accept_then_timeout("/v5/order/create", delay=2.5)
-        order = EntryOrder(
-            link_id=entry_link_id("slow"),
-            signal_id="slow",
-            symbol="SOLUSDT",
-            side=Side.BUY,
-            qty=Decimal("1"),
-            leverage=10,
-            stop_loss=Decimal("140"),
-            take_profit=Decimal("160"),
-        )
+        order = sol_entry("slow")
         fill = await exchange.open(order)
         assert fill.qty == Decimal("1")
         assert len(live_bybit.requests_to("/v5/order/create")) == 1  # never re-sent

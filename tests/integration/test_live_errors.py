@@ -7,23 +7,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
-from tests.integration.live_support import CREATE, StartLive, open_sol, start_live
-from tests.integration.support import LIVE_KEY, LIVE_SECRET, Events, append_signal
+from tests.integration.live_support import CREATE, StartLive, live_engine, open_sol, start_live
+from tests.integration.support import append_signal
 from trader.clock import ManualClock
-from trader.engine import Engine
 from trader.events import OrderFailed, PositionClosed, PositionOpened, Reconciled
-from trader.exchange.bybit import BybitExchange
-from trader.exchange.market import BybitMarketData
 from trader.models import CloseReason, Signal
 from trader.orders import entry_link_id
 from trader.ports import OrderStatus
-from trader.settings import load_strategy
 
 __all__ = ["start_live"]  # fixtures
 
@@ -36,7 +30,9 @@ async def test_a_fill_during_a_stream_gap_is_recovered_by_reconciliation(
 ) -> None:
     """No REST polling here (an hour apart): only the reconciliation after the reconnect
     can find the TP that hit while the stream was down."""
-    engine, exchange, repo, events = await _engine(workdir, live_bybit, clock, poll_interval=3600)
+    engine, exchange, repo, events = await live_engine(
+        workdir, live_bybit, clock, poll_interval=3600
+    )
     await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
     await engine.start()
     try:
@@ -163,7 +159,7 @@ async def test_an_accepted_order_whose_lookup_failed_is_recovered_and_holds_its_
 ) -> None:
     """No answer to the order, and the lookup fails too: the outcome is unknown. The symbol
     stays taken (a second signal for it is not traded) until reconciliation finds the fill."""
-    engine, _, repo, events = await _engine(workdir, live_bybit, clock, timeout=1)
+    engine, _, repo, events = await live_engine(workdir, live_bybit, clock, timeout=1)
     await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
     await engine.start()
     try:
@@ -190,33 +186,3 @@ async def test_an_accepted_order_whose_lookup_failed_is_recovered_and_holds_its_
     finally:
         await engine.stop()
         await repo.close()
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-async def _engine(
-    workdir: Path, fake: FakeBybit, clock: ManualClock, **options: Any
-) -> tuple[Engine, BybitExchange, SqliteRepositories, Events]:
-    """An engine over the live adapter built by hand, for adapter options ``build_runtime``
-    does not expose (a short HTTP timeout, no REST polling)."""
-    repo = await SqliteRepositories.open(workdir / "engine.db")
-    market = BybitMarketData(fake.url, fake.ws_public_url)
-    exchange = BybitExchange(
-        market,
-        rest_url=fake.url,
-        ws_private_url=fake.ws_private_url,
-        api_key=LIVE_KEY,
-        api_secret=LIVE_SECRET,
-        clock=clock,
-        **options,
-    )
-    engine = Engine(
-        strategy=load_strategy(workdir / "strategy.json"),
-        exchange=exchange,
-        repo=repo,
-        clock=clock,
-    )
-    events = Events()
-    engine.bus.subscribe(events)
-    return engine, exchange, repo, events

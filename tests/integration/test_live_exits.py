@@ -7,7 +7,6 @@ connection, a stop-loss removed by hand).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,71 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.bybit import FakeBybit
-from tests.integration.support import (
-    LIVE_KEY,
-    LIVE_SECRET,
-    Events,
-    append_signal,
-    settings_for,
-)
+from tests.integration.live_support import CREATE, StartLive, open_sol, reconciled, start_live
 from trader.clock import ManualClock
-from trader.events import PositionClosed, PositionOpened, PositionReduced, Reconciled
+from trader.events import PositionClosed, PositionReduced
 from trader.models import CloseReason, Side
-from trader.runtime import Runtime, build_runtime
 
-CREATE = "/v5/order/create"
 TRADING_STOP = "/v5/position/trading-stop"
 
-StartLive = Callable[..., Awaitable[tuple[Runtime, Events]]]
-
-
-@pytest.fixture
-async def start_live(
-    workdir: Path, live_bybit: FakeBybit, clock: ManualClock
-) -> AsyncIterator[StartLive]:
-    """A live runtime on the test's data directory, its events collected from the start;
-    ``venue_check_seconds`` shortens the periodic reconciliation."""
-    running: list[Runtime] = []
-
-    async def start(venue_check_seconds: float = 60.0) -> tuple[Runtime, Events]:
-        settings = settings_for(
-            workdir,
-            live_bybit,
-            trading_mode="live",
-            bybit_api_key=LIVE_KEY,
-            bybit_api_secret=LIVE_SECRET,
-        )
-        runtime = await build_runtime(
-            settings, clock=clock, venue_check_seconds=venue_check_seconds
-        )
-        events = Events()
-        runtime.engine.bus.subscribe(events)
-        running.append(runtime)
-        await runtime.start()
-        return runtime, events
-
-    yield start
-    for runtime in running:
-        await runtime.stop()
-
-
-async def open_sol(
-    runtime: Runtime, events: Events, fake: FakeBybit, workdir: Path, clock: ManualClock
-) -> PositionOpened:
-    await fake.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
-    await runtime.engine.start_trading()
-    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="s1")
-    opened = await events.next(PositionOpened)
-    assert isinstance(opened, PositionOpened)
-    return opened
+__all__ = ["start_live"]  # fixtures
 
 
 def ordered_qty(fake: FakeBybit, index: int = 0) -> Decimal:
     return Decimal(json.loads(fake.requests_to(CREATE)[index].body)["qty"])
-
-
-def findings(events: Events) -> list[str]:
-    return [f for e in events.seen if isinstance(e, Reconciled) for f in e.findings]
 
 
 # --- partial fills -------------------------------------------------------------------------------
@@ -264,7 +210,7 @@ async def test_a_stop_loss_removed_by_hand_is_put_back(
     await events.wait(restored)
     [request] = live_bybit.requests_to(TRADING_STOP)
     assert json.loads(request.body)["stopLoss"] == f"{opened.position.stop_loss.normalize():f}"
-    await events.wait(lambda: any("put back" in f for f in findings(events)))
+    await events.wait(lambda: any("put back" in f for f in reconciled(events)))
 
 
 async def test_a_stop_loss_that_cannot_be_put_back_is_said_loudly_until_fixed(
@@ -276,12 +222,12 @@ async def test_a_stop_loss_that_cannot_be_put_back_is_said_loudly_until_fixed(
     await live_bybit.remove_stop_loss("SOLUSDT")
 
     def alarms() -> list[str]:
-        return [f for f in findings(events) if "NO stop-loss" in f]
+        return [f for f in reconciled(events) if "NO stop-loss" in f]
 
     await events.wait(lambda: len(alarms()) >= 3, timeout=10)  # said again at each check
     assert all(f.startswith("🚨") for f in alarms())
     live_bybit.clear_faults()
-    await events.wait(lambda: any("put back" in f for f in findings(events)), timeout=10)
+    await events.wait(lambda: any("put back" in f for f in reconciled(events)), timeout=10)
     position = live_bybit.position("SOLUSDT")
     assert position is not None
     assert position.stop_loss is not None
@@ -341,4 +287,4 @@ async def test_a_missing_stop_loss_past_its_price_closes_the_position_at_market(
     assert isinstance(closed, PositionClosed)
     assert closed.trade.reason is CloseReason.STOP_LOSS
     assert live_bybit.requests_to(TRADING_STOP) == []  # no stop put where Bybit refuses it
-    assert any("past its stop" in f for f in findings(events))
+    assert any("past its stop" in f for f in reconciled(events))

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.bybit import FakeBybit, RecordedRequest
-from tests.integration.support import (
-    LIVE_KEY,
-    LIVE_SECRET,
-    STRATEGY,
-    Events,
-    append_signal,
-    settings_for,
-)
+from tests.integration.live_support import StartLive, start_live
+from tests.integration.support import STRATEGY, Events, append_signal, settings_for
 from trader.clock import ManualClock
 from trader.events import PositionOpened, SignalSkipped
 from trader.models import Signal
 from trader.runtime import Runtime, build_runtime
 
 pytestmark = pytest.mark.timeout(20)
+__all__ = ["start_live"]  # fixtures
 
 CREATE = "/v5/order/create"
 LEVERAGE = "/v5/position/set-leverage"
@@ -45,34 +40,18 @@ LiveFactory = Callable[..., Awaitable[Live]]
 
 
 @pytest.fixture
-async def live(
-    workdir: Path, live_bybit: FakeBybit, clock: ManualClock
-) -> AsyncIterator[LiveFactory]:
+def live(workdir: Path, start_live: StartLive) -> LiveFactory:
     """Starts the live runtime with ``top_coins`` (and trading on); stops it afterwards."""
-    running: list[Runtime] = []
 
     async def start(top_coins: Sequence[str] = (), leverage: int = 50) -> Live:
         parameters = {**STRATEGY["parameters"], "leverage": leverage}  # type: ignore[dict-item]
         strategy = {**STRATEGY, "parameters": parameters, "top_coins": list(top_coins)}
         (workdir / "strategy.json").write_text(json.dumps(strategy))
-        settings = settings_for(
-            workdir,
-            live_bybit,
-            trading_mode="live",
-            bybit_api_key=LIVE_KEY,
-            bybit_api_secret=LIVE_SECRET,
-        )
-        runtime = await build_runtime(settings, clock=clock)
-        events = Events()
-        runtime.engine.bus.subscribe(events)
-        running.append(runtime)
-        await runtime.start()
+        runtime, events = await start_live()
         await runtime.engine.start_trading()
         return runtime, events
 
-    yield start
-    for runtime in running:
-        await runtime.stop()
+    return start
 
 
 def before_order(fake: FakeBybit, mark: int) -> list[RecordedRequest]:

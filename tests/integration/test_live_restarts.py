@@ -13,19 +13,21 @@ from pybit.unified_trading import HTTP
 
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
-from tests.integration.live_support import CREATE, StartLive, open_sol, start_live
-from tests.integration.support import LIVE_KEY, LIVE_SECRET, Events, append_signal
+from tests.integration.live_support import (
+    CREATE,
+    StartLive,
+    open_sol,
+    reconciled,
+    start_live,
+)
+from tests.integration.support import LIVE_KEY, LIVE_SECRET, append_signal
 from trader.clock import ManualClock
-from trader.events import PositionClosed, PositionOpened, Reconciled
+from trader.events import PositionClosed, PositionOpened
 from trader.models import CloseReason, Side, Signal
 from trader.orders import entry_link_id
 from trader.ports import OrderRecord, OrderStatus
 
 __all__ = ["start_live"]  # fixtures
-
-
-def reconciled(events: Events) -> list[str]:
-    return [f for e in events.seen if isinstance(e, Reconciled) for f in e.findings]
 
 
 async def test_restart_with_a_position_open_adopts_it_without_a_new_order(

@@ -6,10 +6,8 @@ The real pybit client against the loopback fake Bybit, with short ping intervals
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,58 +15,25 @@ import aiohttp
 import pytest
 
 from tests.fakes.bybit import FakeBybit
+from tests.integration.market_support import TICKERS, MarketFactory, Recorder, market, started
 from trader.exchange.market import BybitMarketData
-from trader.models import Ticker
 
 pytestmark = pytest.mark.timeout(15)
+__all__ = ["market"]  # fixtures
 
-TICKERS = "/v5/market/tickers"
 PING = 0.1  # seconds between pings
 DEADLINE = 0.4  # seconds without a pong after which the stream is rebuilt
 QUIET = ("LINKUSDT", "TRXUSDT", "BNBUSDT")
 
 
-class Recorder:
-    """A ticker listener that tests wait on, with deadlines."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Ticker] = asyncio.Queue()
-
-    def __call__(self, ticker: Ticker) -> None:
-        self._queue.put_nowait(ticker)
-
-    async def until(self, condition: Callable[[Ticker], bool], timeout: float = 3.0) -> Ticker:  # noqa: ASYNC109
-        """The first ticker from now on that meets ``condition``."""
-        async with asyncio.timeout(timeout):
-            while True:
-                ticker = await self._queue.get()
-                if condition(ticker):
-                    return ticker
-
-
-@pytest.fixture
-async def market(fake_bybit: FakeBybit) -> AsyncIterator[Callable[..., BybitMarketData]]:
-    """Builds adapters against the fake (fast watchdog and pings) and stops them afterwards."""
-    made: list[BybitMarketData] = []
-
-    def make(**options: Any) -> BybitMarketData:
-        options.setdefault("watchdog_interval", 0.05)
-        options.setdefault("ping_interval", PING)
-        options.setdefault("reconnect_after", DEADLINE)
-        adapter = BybitMarketData(fake_bybit.url, fake_bybit.ws_public_url, **options)
-        made.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in made:
-        await adapter.stop()
-
-
 async def _started(
-    make: Callable[..., BybitMarketData], symbols: tuple[str, ...], **options: Any
+    make: MarketFactory, symbols: tuple[str, ...], **options: Any
 ) -> tuple[BybitMarketData, Recorder]:
-    adapter, recorder = make(**options), Recorder()
-    await adapter.start(recorder)
+    """An adapter with fast pings and a short pong deadline (unless ``options`` say otherwise),
+    streaming ``symbols``."""
+    adapter, recorder = await started(
+        make, **{"ping_interval": PING, "reconnect_after": DEADLINE, **options}
+    )
     for symbol in symbols:
         await adapter.watch(symbol)
     assert await adapter.wait_streamed(symbols, timeout=3.0)
@@ -109,7 +74,7 @@ async def test_fake_public_stream_answers_a_ping_with_a_pong_like_bybit(
 
 
 async def test_a_quiet_stream_is_kept_without_rest_tickers_while_its_pongs_flow(
-    market: Callable[..., BybitMarketData], fake_bybit: FakeBybit
+    market: MarketFactory, fake_bybit: FakeBybit
 ) -> None:
     adapter, recorder = await _started(market, QUIET, stale_after=0.1)
     snapshots = {symbol: await adapter.ticker(symbol) for symbol in QUIET}
@@ -129,7 +94,7 @@ async def test_a_quiet_stream_is_kept_without_rest_tickers_while_its_pongs_flow(
 
 
 async def test_a_stream_whose_pongs_stop_is_rebuilt_and_covered_by_rest_meanwhile(
-    market: Callable[..., BybitMarketData], fake_bybit: FakeBybit
+    market: MarketFactory, fake_bybit: FakeBybit
 ) -> None:
     adapter, recorder = await _started(market, ("AVAXUSDT",), stale_after=0.1)
     # The venue hangs: the connection stays up, but nothing is answered or pushed, and for
@@ -163,7 +128,7 @@ async def test_a_stream_whose_pongs_stop_is_rebuilt_and_covered_by_rest_meanwhil
 
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-frame", "connection-lost"])
 async def test_a_dropped_stream_is_still_detected_and_covered_by_rest_meanwhile(
-    market: Callable[..., BybitMarketData], fake_bybit: FakeBybit, abrupt: bool
+    market: MarketFactory, fake_bybit: FakeBybit, abrupt: bool
 ) -> None:
     # Pings and their deadline far away: only the closed socket can tell.
     _, recorder = await _started(

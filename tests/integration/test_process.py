@@ -20,16 +20,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def test_missing_settings_exit_2_with_one_line_naming_them(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
+async def start_bot(tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         cwd=tmp_path,
-        env=clean_env(),
+        env=clean_env(**env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def test_missing_settings_exit_2_with_one_line_naming_them(tmp_path: Path) -> None:
+    proc = await start_bot(tmp_path)
     async with asyncio.timeout(30):
         _, err = await proc.communicate()
     assert proc.returncode == 2
@@ -43,14 +47,8 @@ async def test_missing_settings_exit_2_with_one_line_naming_them(tmp_path: Path)
 
 async def test_bad_strategy_value_exits_2_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "BYBIT_OPTIMAL_CONFIG.json").write_text('{"parameters": {"leverage": 0}}')
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=clean_env(TELEGRAM_BOT_TOKEN="1:secret-token", TELEGRAM_ALLOWED_CHAT_IDS="1"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await start_bot(
+        tmp_path, TELEGRAM_BOT_TOKEN="1:secret-token", TELEGRAM_ALLOWED_CHAT_IDS="1"
     )
     async with asyncio.timeout(30):
         _, err = await proc.communicate()
@@ -59,18 +57,6 @@ async def test_bad_strategy_value_exits_2_naming_the_key(tmp_path: Path) -> None
     assert "parameters.leverage" in text
     assert "Traceback" not in text
     assert "secret-token" not in text
-
-
-async def start_bot(tmp_path: Path, **env: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=clean_env(**env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 async def read_until(proc: asyncio.subprocess.Process, text: str, seen: list[str]) -> None:

@@ -4,24 +4,15 @@ traceback and no hang."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_process import clean_env
+from tests.integration.test_process import start_bot
 
 
 async def run_bot(tmp_path: Path, **env: str) -> tuple[int | None, list[str]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=clean_env(**env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_bot(tmp_path, **env)
     async with asyncio.timeout(20):  # a hang fails here
         _, err = await proc.communicate()
     return proc.returncode, err.decode().strip().splitlines()

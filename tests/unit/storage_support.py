@@ -1,5 +1,5 @@
-"""Helpers shared by the storage tests: a repository on a fresh file under ``tmp_path``, and
-the signals, positions and trades they store.
+"""Helpers shared by the storage tests: a repository on a fresh file under ``tmp_path``, the
+signals, positions and trades they store, and reads of what is stored.
 
 Test modules import the ``repo`` fixture by name (``from tests.unit.storage_support import
 repo``).
@@ -7,10 +7,12 @@ repo``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +99,9 @@ async def scalar(repo: SqliteRepositories, sql: str, params: tuple[object, ...] 
         row = await cursor.fetchone()
     assert row is not None
     return row[0]
+
+
+def raw(repo: SqliteRepositories, sql: str) -> list[tuple[Any, ...]]:
+    """Rows as another process sees them: a separate connection, committed data only."""
+    with sqlite3.connect(repo.database.path) as conn:
+        return conn.execute(sql).fetchall()

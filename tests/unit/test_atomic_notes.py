@@ -19,6 +19,7 @@ import pytest
 
 from storage.codec import to_db_time
 from storage.repositories import SqliteRepositories
+from tests.unit.storage_support import raw
 from trader.events import (
     EventBus,
     PositionClosed,
@@ -40,12 +41,6 @@ async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepositories]:
     repositories = await SqliteRepositories.open(tmp_path / "paper.db", now=lambda: WALL)
     yield repositories
     await repositories.close()
-
-
-def raw(repo: SqliteRepositories, sql: str) -> list[tuple[Any, ...]]:
-    """Rows as another process sees them: a separate connection, committed data only."""
-    with sqlite3.connect(repo.database.path) as conn:
-        return conn.execute(sql).fetchall()
 
 
 async def refuse_notes(repo: SqliteRepositories, like: str = "%") -> None:

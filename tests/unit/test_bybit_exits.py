@@ -4,39 +4,15 @@ in part, a delivery with no order behind it, and the name of each exit Bybit mak
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.bybit_support import execution_row, order_row
 from trader.errors import ExchangeError
 from trader.exchange.bybit_messages import close_reason, parse_execution, parse_order
 from trader.models import CloseReason
-
-
-def execution_row(**overrides: Any) -> dict[str, Any]:
-    row = {
-        "category": "linear",
-        "symbol": "SOLUSDT",
-        "orderId": "o-1",
-        "orderLinkId": "sig-1",
-        "side": "Sell",
-        "execId": "e-1",
-        "execPrice": "192.88",
-        "execQty": "26.3",
-        "execFee": "2.78996560",
-        "execType": "Trade",
-        "execTime": "1764000000000",
-        "closedSize": "26.3",
-        "stopOrderType": "UNKNOWN",
-    }
-    return {**row, **overrides}
-
-
-def _order() -> dict[str, Any]:
-    return {"orderId": "o", "symbol": "SOLUSDT", "orderStatus": "New", "cumExecQty": "0"}
-
 
 ORDER_STATUSES = [
     "New",
@@ -55,7 +31,7 @@ ORDER_STATUSES = [
 def test_a_final_order_that_filled_in_part_is_a_partial_fill_never_a_rejection(
     status: str, filled: Decimal
 ) -> None:
-    order = parse_order({**_order(), "orderStatus": status, "cumExecQty": str(filled)})
+    order = parse_order({**order_row(), "orderStatus": status, "cumExecQty": str(filled)})
     assert order is not None
     ended_short = status not in ("New", "PartiallyFilled", "Untriggered", "Triggered", "Filled")
     assert order.partially_filled == (ended_short and filled > 0)
@@ -65,7 +41,7 @@ def test_a_final_order_that_filled_in_part_is_a_partial_fill_never_a_rejection(
 def test_an_ioc_market_order_cut_at_its_price_band_keeps_what_filled() -> None:
     order = parse_order(
         {
-            **_order(),
+            **order_row(),
             "orderType": "Market",
             "orderStatus": "Cancelled",
             "cumExecQty": "0.4",
@@ -139,7 +115,7 @@ def test_each_exit_bybit_makes_is_named(
     )
     order = parse_order(
         {
-            **_order(),
+            **order_row(),
             "orderStatus": "Filled",
             "createType": order_create,
             "stopOrderType": order_stop,

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pybit.exceptions import FailedRequestError, InvalidRequestError
 
+from tests.unit.bybit_support import (
+    T0,
+    execution_row,
+    failed,
+    one_attempt,
+    order_row,
+    refused,
+)
 from trader import reconcile
 from trader.errors import (
     Banned,
@@ -33,27 +39,6 @@ from trader.exchange.bybit_messages import (
 from trader.models import CloseReason, Fill, Position, Side
 from trader.orders import MAX_LINK_ID, exit_link_id
 from trader.pnl import close_trade
-
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def execution_row(**overrides: Any) -> dict[str, Any]:
-    row = {
-        "category": "linear",
-        "symbol": "SOLUSDT",
-        "orderId": "o-1",
-        "orderLinkId": "sig-1",
-        "side": "Sell",
-        "execId": "e-1",
-        "execPrice": "192.88",
-        "execQty": "26.3",
-        "execFee": "2.78996560",
-        "execType": "Trade",
-        "execTime": str(int(T0.timestamp() * 1000)),
-        "closedSize": "26.3",
-        "stopOrderType": "TakeProfit",
-    }
-    return {**row, **overrides}
 
 
 def test_an_execution_keeps_bybits_exact_figures() -> None:
@@ -93,12 +78,8 @@ def test_an_order_carries_its_closed_pnl_and_state() -> None:
     )
     assert order.terminal
     assert order.closed_pnl == Decimal("69.93853440")
-    assert not parse_order({**_order(), "orderStatus": "Untriggered"}).terminal
-    assert parse_order({**_order(), "closedPnl": ""}).closed_pnl is None
-
-
-def _order() -> dict[str, Any]:
-    return {"orderId": "o", "symbol": "SOLUSDT", "orderStatus": "New", "cumExecQty": "0"}
+    assert not parse_order({**order_row(), "orderStatus": "Untriggered"}).terminal
+    assert parse_order({**order_row(), "closedPnl": ""}).closed_pnl is None
 
 
 def test_a_flat_position_has_no_side_and_no_protection() -> None:
@@ -238,35 +219,19 @@ def test_an_adopted_position_has_no_ttl_and_says_when_it_has_no_stop() -> None:
 # --- pybit's failures → our taxonomy ------------------------------------------------------------
 
 
-def _invalid(code: int, headers: dict[str, str] | None = None) -> InvalidRequestError:
-    return InvalidRequestError(
-        request="POST /v5/order/create: {secret stuff}",
-        message="refused",
-        status_code=code,
-        time="00:00:00",
-        resp_headers=headers or {},
-    )
-
-
-def _failed(status: int) -> FailedRequestError:
-    return FailedRequestError(
-        request="GET /x: {}", message="bad gateway", status_code=status, time="0", resp_headers={}
-    )
-
-
 @pytest.mark.parametrize(
     ("error", "order", "expected"),
     [
-        (_invalid(10001), True, OrderRejected),
-        (_invalid(110007), True, OrderRejected),
-        (_invalid(10001), False, ExchangeError),
-        (_invalid(10006), True, RateLimited),
-        (_invalid(10002), True, Retryable),
-        (_invalid(10016), False, Retryable),
-        (_failed(403), False, Banned),  # an IP ban (tests/unit/test_bybit_wire.py)
-        (_failed(502), False, Retryable),
-        (_failed(502), True, OutcomeUnknown),
-        (_failed(404), False, ExchangeError),
+        (refused(10001), True, OrderRejected),
+        (refused(110007), True, OrderRejected),
+        (refused(10001), False, ExchangeError),
+        (refused(10006), True, RateLimited),
+        (refused(10002), True, Retryable),
+        (refused(10016), False, Retryable),
+        (failed(403), False, Banned),  # an IP ban (tests/unit/test_bybit_wire.py)
+        (failed(502), False, Retryable),
+        (failed(502), True, OutcomeUnknown),
+        (failed(404), False, ExchangeError),
         (TimeoutError(), True, OutcomeUnknown),
         (ConnectionRefusedError(), False, Retryable),
     ],
@@ -274,18 +239,14 @@ def _failed(status: int) -> FailedRequestError:
 async def test_each_failure_lands_in_its_class(
     error: Exception, order: bool, expected: type[ExchangeError]
 ) -> None:
-    def call() -> None:
-        raise error
-
     # One attempt's classification; the retries around it are tested below.
-    with pytest.raises(ExchangeError) as caught:
-        await bybit_wire._call_once("order", call, order, {})
-    assert type(caught.value) is expected
-    assert "secret" not in str(caught.value)  # pybit's request line never leaks
+    caught = await one_attempt(error, order=order)
+    assert type(caught) is expected
+    assert "secret" not in str(caught)  # pybit's request line never leaks
 
 
 async def test_retryable_answers_are_retried_and_an_unknown_outcome_never_is() -> None:
-    answers: list[Exception | None] = [_invalid(10016), _failed(503), None]
+    answers: list[Exception | None] = [refused(10016), failed(503), None]
 
     def flaky() -> str:
         answer = answers.pop(0)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pybit.exceptions import FailedRequestError, InvalidRequestError
 
 from bot import render
+from tests.unit.bybit_support import failed, one_attempt, refused
 from trader.errors import Banned, ExchangeError, OutcomeUnknown, RateLimited, Retryable
 from trader.events import ClockSkewed, VenueBanLifted, VenueBanned
 from trader.exchange import bybit_wire
@@ -22,55 +22,31 @@ from trader.exchange.venue_gate import GateEvent, VenueGate, shared_gate
 MS = 1_000_000  # ns
 
 
-def _invalid(code: int) -> InvalidRequestError:
-    return InvalidRequestError(
-        request="POST /v5/order/create: {secret stuff}",
-        message="refused",
-        status_code=code,
-        time="00:00:00",
-        resp_headers={},
-    )
-
-
-def _failed(status: int) -> FailedRequestError:
-    return FailedRequestError(
-        request="GET /x: {secret stuff}",
-        message="refused",
-        status_code=status,
-        time="0",
-        resp_headers={},
-    )
-
-
 # --- the taxonomy --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("error", "order", "expected"),
     [
-        (_invalid(-1), False, Retryable),  # "request expired": a read is asked again
-        (_invalid(-1), True, OutcomeUnknown),  # an order may have been placed: look it up
-        (_invalid(429), False, RateLimited),  # "high server load, please retry"
-        (_invalid(429), True, RateLimited),  # refused before anything: sent again
-        (_failed(429), False, RateLimited),  # "system level frequency protection"
-        (_failed(429), True, RateLimited),
-        (_failed(403), False, Banned),  # "access too frequent": this IP is banned
-        (_failed(403), True, Banned),  # refused at the gate: the order was not placed
+        (refused(-1), False, Retryable),  # "request expired": a read is asked again
+        (refused(-1), True, OutcomeUnknown),  # an order may have been placed: look it up
+        (refused(429), False, RateLimited),  # "high server load, please retry"
+        (refused(429), True, RateLimited),  # refused before anything: sent again
+        (failed(429), False, RateLimited),  # "system level frequency protection"
+        (failed(429), True, RateLimited),
+        (failed(403), False, Banned),  # "access too frequent": this IP is banned
+        (failed(403), True, Banned),  # refused at the gate: the order was not placed
     ],
 )
 async def test_each_answer_lands_in_its_class(
     error: Exception, order: bool, expected: type[ExchangeError]
 ) -> None:
-    def call() -> None:
-        raise error
-
-    with pytest.raises(ExchangeError) as caught:
-        await bybit_wire._call_once("order", call, order, {})
-    assert type(caught.value) is expected
-    assert "secret" not in str(caught.value)
+    caught = await one_attempt(error, order=order)
+    assert type(caught) is expected
+    assert "secret" not in str(caught)
 
 
-@pytest.mark.parametrize("refusal", [_failed(403), Banned("banned by the gate")])
+@pytest.mark.parametrize("refusal", [failed(403), Banned("banned by the gate")])
 async def test_a_ban_is_never_retried(refusal: Exception) -> None:
     sent = 0
 

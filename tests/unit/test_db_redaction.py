@@ -7,7 +7,6 @@ the file would.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +24,7 @@ from yarl import URL
 
 from bot.notifier import Backoff, Notifier
 from storage.repositories import SqliteRepositories
+from tests.unit.storage_support import raw
 from trader.models import InvalidSignal, Side
 from trader.ports import NewMessage, OrderRecord, OrderStatus
 from trader.redaction import MASK, Redactor
@@ -42,11 +42,6 @@ async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepositories]:
     repositories = await SqliteRepositories.open(tmp_path / "live.db", secrets=SECRETS)
     yield repositories
     await repositories.close()
-
-
-def raw(repo: SqliteRepositories, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(repo.database.path) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def assert_no_secret(rows: Sequence[tuple[Any, ...]]) -> None:

@@ -17,13 +17,10 @@ Each exit is an execution with its own ``execType`` and a closed-PnL record of t
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
-from tests.fakes.bybit.ledger import opposite
 from tests.fakes.bybit.modes import PositionModes
 from tests.fakes.bybit.records import ZERO, FakePosition
-from tests.fakes.bybit.trades import FakeOrder
 
 
 class Exits(PositionModes):
@@ -111,20 +108,11 @@ class Exits(PositionModes):
         size = position.size if qty is None else qty
         if not ZERO < size <= position.size:
             raise ValueError(f"fake: qty {size} is not within the {symbol} position")
-        now = self._clock()
-        order = FakeOrder(
-            order_id=str(uuid.uuid4()),
-            order_link_id="",
-            symbol=symbol,
-            side=opposite(position.side),
-            qty=size,
-            steps=position.steps,
-            created_ms=now,
-            updated_ms=now,
-            last_price_on_created=self._tickers[symbol].last,
+        order = self._closing_order(
+            position,
+            size,
             order_type="Market" if listed else "UNKNOWN",
             time_in_force="IOC" if listed else "",
-            reduce_only=True,
             create_type=create_type,
         )
         if listed:

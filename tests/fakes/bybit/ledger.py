@@ -300,19 +300,10 @@ class Ledger:
             by = position.tp_trigger_by if kind == "TakeProfit" else position.sl_trigger_by
             rising = (kind == "TakeProfit") == (position.side == "Buy")
             if order is None:
-                now = self._clock()
-                order = FakeOrder(
-                    order_id=str(uuid.uuid4()),
-                    order_link_id="",
-                    symbol=symbol,
-                    side=opposite(position.side),
-                    qty=position.size,
-                    steps=position.steps,
-                    created_ms=now,
-                    updated_ms=now,
-                    last_price_on_created=self._tickers[symbol].last,
+                order = self._closing_order(
+                    position,
+                    position.size,
                     status="Untriggered",
-                    reduce_only=True,
                     close_on_trigger=True,
                     stop_order_type=kind,
                     create_type=f"CreateBy{kind}",
@@ -334,6 +325,24 @@ class Ledger:
         if instrument is None or str(symbol) not in self._tickers:
             raise params_error("params error: symbol invalid")
         return instrument
+
+    def _closing_order(self, position: FakePosition, qty: Decimal, **fields: Any) -> FakeOrder:
+        """An order Bybit places itself to close ``qty`` of ``position`` (a TP/SL, a
+        liquidation, a delivery): no link id, reduce-only, created now."""
+        now = self._clock()
+        return FakeOrder(
+            order_id=str(uuid.uuid4()),
+            order_link_id="",
+            symbol=position.symbol,
+            side=opposite(position.side),
+            qty=qty,
+            steps=position.steps,
+            created_ms=now,
+            updated_ms=now,
+            last_price_on_created=self._tickers[position.symbol].last,
+            reduce_only=True,
+            **fields,
+        )
 
     def _steps(self, symbol: str) -> Steps:
         instrument = self._instruments[symbol]
