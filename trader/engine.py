@@ -190,6 +190,11 @@ class Engine:
             return
         if self._tasks.stopping:
             return  # not stored: read again, and decided anew, at the next start
+        if signal.symbol in self.book.held_symbols():
+            # Taken while we awaited (the backlog and the follower both hand rows in):
+            # one position per symbol.
+            await self.entries.skip(signal, "filtered:already_open", seen_at=now)
+            return
         self.book.in_flight[signal.symbol] = signal.id  # the slot is taken before any await
         self.entries.begin(signal.id)
         entry = self.entries.enter(signal, margin, seen_at=now)
@@ -335,7 +340,8 @@ class Engine:
     async def set_limit(self, name: str, raw: str) -> Limits:
         """Set one limit from chat; ``ValueError`` with a clear message changes nothing."""
         value = rules.parse_limit(name, raw)
-        await self.repo.set_setting(LIMIT_PREFIX + name, str(value))
+        # Stored as plain digits ("0.0000001", never "1E-7"): read back by the same rules.
+        await self.repo.set_setting(LIMIT_PREFIX + name, format(value, "f"))
         before = self.limits.leverage
         self.book.limits = self.limits.with_overrides({name: str(value)})
         await self._prepare_if_changed(before)

@@ -47,7 +47,7 @@ class Limits:
         for name, raw in overrides.items():
             if name in LIMIT_FIELDS:
                 try:
-                    changes[LIMIT_FIELDS[name]] = parse_limit(name, raw)
+                    changes[LIMIT_FIELDS[name]] = parse_limit(name, _plain(raw))
                 except ValueError:
                     continue  # a stored value that no longer validates falls back to the file
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -109,6 +109,16 @@ def parse_limit(name: str, raw: str) -> int | Decimal:
     if not Decimal(0) < value <= MAX_USDT_LIMIT:
         raise ValueError(f"{name} must be a positive amount of USDT, at most {MAX_USDT_LIMIT:,}")
     return value
+
+
+def _plain(stored: str) -> str:
+    """A stored limit in plain digits: one stored as "1E+3" before limits were stored so
+    is read as 1000, not dropped for the file's value."""
+    try:
+        value = Decimal(stored.strip())
+    except InvalidOperation:
+        return stored
+    return format(value, "f") if value.is_finite() else stored
 
 
 def _echo(text: str, limit: int = 20) -> str:

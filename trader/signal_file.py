@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO
 
 from trader.models import InvalidSignal, Signal
@@ -133,6 +134,12 @@ def read_step(
     with handle:
         stat = os.fstat(handle.fileno())
         file, size = identity_of(stat), stat.st_size
+        if not S_ISREG(stat.st_mode):
+            # A device or a pipe (a link to /dev/zero, say) has no end to read up to: reading
+            # it would spin. Said once, not read.
+            if file != cursor.file:
+                logger.warning("signal log %s is not a regular file; not reading it", path)
+            return Cursor(file), [], False
         if file != cursor.file:
             cursor = Cursor(file) if resume is None else _resume(handle, file, size, resume)
         elif _rewritten(handle, cursor, size):

@@ -83,6 +83,7 @@ class SignalFollower:
                 if records:
                     yield Batch(records, self._cursor.position())
                 if more or self._closed.is_set():
+                    await asyncio.sleep(0)  # a long file never starves the loop
                     continue
                 with suppress(TimeoutError):
                     async with asyncio.timeout(self._poll_interval):

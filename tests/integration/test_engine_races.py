@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -140,3 +140,27 @@ async def test_a_manual_close_that_loses_to_the_stop_loss_is_not_an_error(
     assert not [e for e in events if type(e).__name__ == "OrderFailed"]
     assert any(isinstance(e, PositionOpened) for e in events)
     assert len(await eng.repo.all_trades()) == 1
+
+
+async def test_two_rows_for_one_symbol_at_once_across_midnight_open_one_position(
+    engine: tuple[Engine, GatedExchange, list[Event]], fake_bybit: FakeBybit
+) -> None:
+    """The day's PnL is read anew after UTC midnight (an await): a second row for the same
+    symbol handed in meanwhile (the backlog and the follower both hand rows in) must not pass
+    on the strength of the screen it passed before that await."""
+    eng, exchange, events = engine
+    exchange.leverage_gate.set()
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    clock = eng.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(clock.now().replace(hour=23, minute=59, second=59) + timedelta(seconds=2))
+    now = clock.now()
+    await asyncio.gather(
+        eng.handle_record(sol_signal(now, "a")), eng.handle_record(sol_signal(now, "b"))
+    )
+    await eng.wait_idle()
+    assert len(eng.open_positions()) == 1
+    orders = [await eng.repo.get_order(entry_link_id(i)) for i in ("a", "b")]
+    assert len([o for o in orders if o is not None]) == 1  # one order sent
+    skipped = [e.outcome for e in events if isinstance(e, SignalSkipped)]
+    assert skipped == ["filtered:already_open"]

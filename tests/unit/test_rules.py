@@ -304,3 +304,9 @@ def test_stop_and_take_are_on_the_right_side_and_on_the_tick(
 
 def test_a_signal_from_far_in_the_future_is_stale() -> None:
     assert screen(signal(timestamp=NOW + timedelta(seconds=121))) == "stale"
+
+
+def test_a_limit_stored_with_an_exponent_is_read_back_not_dropped() -> None:
+    limits = LIMITS.with_overrides({"daily_loss": "1E+3", "min_confidence": "1E-7"})
+    assert limits.max_daily_loss_usdt == Decimal(1000)
+    assert limits.min_confidence == Decimal("0.0000001")
