@@ -73,6 +73,14 @@ class SignalTables(Tables):
         )
         return None if row is None else stored_signal_from_row(row)
 
+    async def recent_signals(self, limit: int) -> Sequence[StoredSignal]:
+        rows = await self._fetch_all(
+            f"SELECT {SIGNAL_COLUMNS} FROM signals"
+            " ORDER BY COALESCE(timestamp, seen_at) DESC, seen_at DESC LIMIT ?",
+            (max(0, limit),),
+        )
+        return [stored_signal_from_row(row) for row in rows]
+
     async def signals_without_outcome(self) -> Sequence[StoredSignal]:
         rows = await self._fetch_all(
             f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE outcome IS NULL ORDER BY seen_at, id"

@@ -105,6 +105,11 @@ class SignalRepository(Protocol):
 
     async def get_signal(self, signal_id: str) -> StoredSignal | None: ...
 
+    async def recent_signals(self, limit: int) -> Sequence[StoredSignal]:
+        """The newest ``limit`` signals by their own time (unparseable rows by when seen),
+        newest first, each with its outcome."""
+        ...
+
     async def signals_without_outcome(self) -> Sequence[StoredSignal]:
         """Signals seen but never decided: what a crash interrupted."""
         ...

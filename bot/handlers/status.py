@@ -13,6 +13,8 @@ from trader.engine import Engine
 
 DEFAULT_TRADES = 10
 MAX_TRADES = 100
+DEFAULT_SIGNALS = 10
+MAX_SIGNALS = 50
 
 
 async def show_status(message: Message, engine: Engine) -> None:
@@ -30,6 +32,17 @@ async def show_trades(message: Message, command: CommandObject, engine: Engine) 
     await reply(message, render.trades_text(await engine.recent_trades(count)))
 
 
+async def show_signals(message: Message, command: CommandObject, engine: Engine) -> None:
+    args = arguments(command.args)
+    count = DEFAULT_SIGNALS
+    if args:
+        if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_SIGNALS:
+            await message.answer(render.signals_usage_text(MAX_SIGNALS))
+            return
+        count = int(args[0])
+    await reply(message, render.signals_text(await engine.recent_signals(count)))
+
+
 async def show_report(message: Message, reporter: Reporter) -> None:
     report = await reporter.build()
     await reply(message, report.text)
@@ -44,5 +57,6 @@ def build() -> Router:
     router = Router(name=__name__)
     router.message.register(show_status, Command("status", ignore_case=True))
     router.message.register(show_trades, Command("trades", ignore_case=True))
+    router.message.register(show_signals, Command("signals", ignore_case=True))
     router.message.register(show_report, Command("report", ignore_case=True))
     return router

@@ -10,6 +10,7 @@ from decimal import Decimal
 from bot.render.values import count, esc, pnl, price, protection, qty, side_word, usdt
 from trader.confirmation import Decision, Verdict
 from trader.models import ClosedTrade
+from trader.ports import StoredSignal
 from trader.read_models import Status
 from trader.rules import Limits
 
@@ -22,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("confirm", "/confirm on|off: ask before each trade"),
     ("report", "the periodic report, now"),
     ("trades", "/trades [N]: the last N closed trades"),
+    ("signals", "/signals [N]: the last N signals and what became of each"),
     ("help", "what this bot does"),
 ]
 
@@ -97,6 +99,23 @@ def trades_text(trades: Sequence[ClosedTrade]) -> str:
             f"({price(t.entry_price)} → {price(t.exit_price)})"
         )
     return "\n".join(lines)
+
+
+def signals_text(signals: Sequence[StoredSignal]) -> str:
+    if not signals:
+        return "No signals seen yet."
+    lines = [f"<b>Last {count(len(signals), 'signal')}</b> (newest first)"]
+    for signal in signals:
+        when = (signal.timestamp or signal.seen_at).strftime("%m-%d %H:%M")
+        what = (
+            f"<b>{esc(signal.symbol)}</b> {esc(signal.verdict)}" if signal.symbol else "a bad row"
+        )
+        lines.append(f"{when} {what}: {esc(signal.outcome or 'being decided')}")
+    return "\n".join(lines)
+
+
+def signals_usage_text(max_signals: int) -> str:
+    return f"Usage: /signals [N], with N from 1 to {max_signals}."
 
 
 def trades_usage_text(max_trades: int) -> str:
