@@ -27,12 +27,14 @@ class Reporter:
         self._engine = engine
         self._notifier = notifier
         self._clock = clock
+        self._since = clock.now()  # the signals a report counts: those seen since the last
 
     async def build(self) -> Report:
         now = self._clock.now()
         status = await self._engine.status()
         performance = await self._engine.performance()
-        text = render.report_text(status, performance, now)
+        outcomes = await self._engine.read_models.signal_outcomes_since(self._since)
+        text = render.report_text(status, performance, now, outcomes, self._since)
         chart = None
         if performance.curve:
             # Drawing takes tens of milliseconds: off the loop, so trading never waits.
@@ -48,6 +50,7 @@ class Reporter:
     async def send_scheduled(self) -> None:
         """The periodic report, through the outbox like every other notification."""
         report = await self.build()
+        self._since = self._clock.now()
         await self._notifier.send_text(report.text)
         if report.chart is not None:
             await self._notifier.send_photo(report.chart, report.caption)

@@ -73,6 +73,14 @@ class SignalTables(Tables):
         )
         return None if row is None else stored_signal_from_row(row)
 
+    async def outcomes_since(self, since: datetime) -> dict[str, int]:
+        rows = await self._fetch_all(
+            "SELECT COALESCE(outcome, 'being decided') AS outcome, COUNT(*) AS n FROM signals"
+            " WHERE seen_at >= ? GROUP BY 1",
+            (to_db_time(since),),
+        )
+        return {str(row["outcome"]): int(row["n"]) for row in rows}
+
     async def recent_signals(self, limit: int) -> Sequence[StoredSignal]:
         rows = await self._fetch_all(
             f"SELECT {SIGNAL_COLUMNS} FROM signals"

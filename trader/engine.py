@@ -42,7 +42,7 @@ from trader.exits import Exits
 from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Signal
 from trader.parts import Parts
 from trader.pnl import Stats
-from trader.ports import Repositories, StoredSignal
+from trader.ports import Repositories
 from trader.read_models import Performance, ReadModels, Status
 from trader.reconciler import Reconciler
 from trader.rules import Limits
@@ -370,9 +370,6 @@ class Engine:
 
     async def status(self) -> Status:
         return await self.read_models.status(confirm_mode=self.confirmations.enabled)
-
-    async def recent_signals(self, limit: int = 10) -> Sequence[StoredSignal]:
-        return await self.repo.recent_signals(limit)
 
     async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:
         return await self.read_models.recent_trades(limit)

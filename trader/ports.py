@@ -105,6 +105,10 @@ class SignalRepository(Protocol):
 
     async def get_signal(self, signal_id: str) -> StoredSignal | None: ...
 
+    async def outcomes_since(self, since: datetime) -> dict[str, int]:
+        """How many signals first seen at or after ``since`` came to each outcome."""
+        ...
+
     async def recent_signals(self, limit: int) -> Sequence[StoredSignal]:
         """The newest ``limit`` signals by their own time (unparseable rows by when seen),
         newest first, each with its outcome."""

@@ -19,7 +19,7 @@ from trader.exits import Exits
 from trader.models import ClosedTrade, Position
 from trader.parts import Parts
 from trader.pnl import EquityCurve, Stats, StatsTally, unrealised_pnl
-from trader.ports import TradePoint
+from trader.ports import StoredSignal, TradePoint
 from trader.rules import Limits
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,14 @@ class ReadModels:
             daily_loss_reached=rules.daily_loss_reached(book.day_pnl, book.limits),
             confirm_mode=confirm_mode,
         )
+
+    async def recent_signals(self, limit: int = 10) -> Sequence[StoredSignal]:
+        """The newest signals, each with what became of it (``/signals``)."""
+        return await self._repo.recent_signals(limit)
+
+    async def signal_outcomes_since(self, since: datetime) -> dict[str, int]:
+        """How many signals seen since ``since`` came to each outcome (the report)."""
+        return await self._repo.outcomes_since(since)
 
     async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:
         return await self._repo.recent_trades(limit)

@@ -40,7 +40,7 @@ async def show_signals(message: Message, command: CommandObject, engine: Engine)
             await message.answer(render.signals_usage_text(MAX_SIGNALS))
             return
         count = int(args[0])
-    await reply(message, render.signals_text(await engine.recent_signals(count)))
+    await reply(message, render.signals_text(await engine.read_models.recent_signals(count)))
 
 
 async def show_report(message: Message, reporter: Reporter) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from bot.render.commands import balance_line
@@ -9,7 +10,13 @@ from bot.render.values import count, esc, percent, pnl, side_word, usdt
 from trader.read_models import Performance, Status
 
 
-def report_text(status: Status, performance: Performance, now: datetime) -> str:
+def report_text(
+    status: Status,
+    performance: Performance,
+    now: datetime,
+    outcomes: Mapping[str, int] | None = None,
+    since: datetime | None = None,
+) -> str:
     stats = performance.stats
     lines = [
         f"📊 <b>Report</b> · {now.strftime('%Y-%m-%d %H:%M UTC')}",
@@ -26,7 +33,22 @@ def report_text(status: Status, performance: Performance, now: datetime) -> str:
             lines.append(f"  <b>{esc(p.symbol)}</b> {side_word(p.side)} · uPnL {upnl}")
     else:
         lines.append("Open positions: none")
+    if outcomes is not None and since is not None:
+        lines.append(signal_outcomes_line(outcomes, since))
     return "\n".join(lines)
+
+
+def signal_outcomes_line(outcomes: Mapping[str, int], since: datetime, most: int = 6) -> str:
+    """The signals seen since ``since``, by outcome, most frequent first."""
+    head = f"Signals since {since.strftime('%H:%M UTC')}"
+    if not outcomes:
+        return f"{head}: none"
+    ranked = sorted(outcomes.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{n} {esc(outcome)}" for outcome, n in ranked[:most]]
+    rest = sum(n for _, n in ranked[most:])
+    if rest:
+        parts.append(f"{rest} other")
+    return f"{head} ({sum(outcomes.values())}): " + " · ".join(parts)
 
 
 def chart_caption(performance: Performance) -> str:

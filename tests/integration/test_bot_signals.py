@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from bot.app import App
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.support import AppFactory, Chat, append_signal
 from trader.clock import ManualClock
@@ -37,3 +39,38 @@ async def test_signals_lists_the_newest_with_their_outcomes(
     assert "SOLUSDT" not in two.plain
     await chat.ask("/signals 0", "Usage: /signals [N]")
     await chat.ask("/signals lots", "Usage: /signals [N]")
+
+
+async def test_the_report_counts_the_signals_seen_since_the_last_one_by_outcome(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/start_trading", "Trading ON")
+    log = workdir / "signals_log.csv"
+    append_signal(log, clock.now(), "SOLUSDT", "BUY", signal_id="a")
+    await chat.expect("Opened SOLUSDT long")
+    for n, symbol in enumerate(("ETHUSDT", "XRPUSDT"), start=1):
+        at = clock.now() + timedelta(seconds=n)
+        append_signal(log, at, symbol, "BUY", confidence="0.1", signal_id=symbol)
+    await decided(app, ["ETHUSDT", "XRPUSDT"])
+    report = await chat.ask("/report", "Report")
+    assert "(3): 2 filtered:low_confidence · 1 opened" in report.plain
+
+    clock.advance(timedelta(seconds=5))
+    mark = chat.mark()
+    await app.reporter.send_scheduled()  # a scheduled report starts the count anew
+    scheduled = await chat.expect("Report", after=mark)
+    assert "(3): 2 filtered:low_confidence · 1 opened" in scheduled.plain
+    again = await chat.ask("/report", "Report")
+    assert again.plain.splitlines()[-1].endswith(": none")
+
+
+async def decided(app: App, signal_ids: list[str]) -> None:
+    """Wait (with a deadline) until the signals are stored with their outcome."""
+    async with asyncio.timeout(5):
+        while True:
+            stored = [await app.engine.repo.get_signal(i) for i in signal_ids]
+            if all(s is not None and s.outcome for s in stored):
+                return
+            await asyncio.sleep(0.01)
