@@ -44,6 +44,7 @@ class Reporter:
                 starting_balance=performance.stats.starting_balance,
                 title="Equity, net of fees",
                 subtitle=_subtitle(now, performance.stats.trades),
+                now=now,
             )
         return Report(text, chart, render.chart_caption(performance))
 

@@ -29,9 +29,11 @@ def equity_png(
     starting_balance: Decimal,
     title: str,
     subtitle: str = "",
+    now: datetime | None = None,
 ) -> bytes:
     """The equity curve (the balance after closed trades, in close order; for a long history
-    the bounded series of ``pnl.EquityCurve``) as PNG bytes.
+    the bounded series of ``pnl.EquityCurve``) as PNG bytes. With ``now``, the time axis
+    never runs past it.
 
     Built on a ``Figure`` object, not pyplot, so no global state is shared between threads.
     """
@@ -42,11 +44,7 @@ def equity_png(
     base = float(starting_balance)
     first, last = (curve[0][0], curve[-1][0]) if curve else (None, None)
     if first is not None and last is not None:
-        # A few trades close together would draw as one vertical stroke: give the axis
-        # some room either side, and start the line there at the starting balance.
-        span = last - first
-        pad = (MIN_SPAN - span) / 2 if span < MIN_SPAN else span * 0.03
-        first, last = first - pad, last + pad
+        first, last = axis_span(first, last, now)
         times = [_days(first), *times, _days(last)]
         values = [base, *values, values[-1]]
     ax.plot(times, values, color="#2c3e50", linewidth=1.6, drawstyle="steps-post")
@@ -85,6 +83,20 @@ def equity_png(
     # it goes at once, so that report after report does not pile megabytes up meanwhile.
     fig.clear()
     return buffer.getvalue()
+
+
+def axis_span(first: datetime, last: datetime, now: datetime | None) -> tuple[datetime, datetime]:
+    """The time axis for trades closed from ``first`` to ``last``. A few trades close together
+    would draw as one vertical stroke: the axis gets room either side (at least ``MIN_SPAN``
+    in all), and the line starts there at the starting balance; but never past ``now``: what
+    has not happened yet is not drawn, the room goes before the first trade instead."""
+    span = last - first
+    pad = (MIN_SPAN - span) / 2 if span < MIN_SPAN else span * 0.03
+    right = last + pad
+    if now is not None:
+        right = max(last, min(right, now))
+    left = min(first - pad, right - max(MIN_SPAN, span))
+    return left, right
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
