@@ -47,6 +47,9 @@ from trader.events import (
     PositionOpened,
     PositionReduced,
     Reconciled,
+    SignalLogMissing,
+    SignalLogResumed,
+    SignalLogSilent,
     SignalSkipped,
     VenueBanLifted,
     VenueBanned,
@@ -149,6 +152,12 @@ class Notifier:
                 return self._texts(render.venue_ban_lifted_text(event))
             case ClockSkewed():
                 return self._texts(render.clock_skewed_text(event))
+            case SignalLogSilent():
+                return self._texts(render.signal_log_silent_text(event))
+            case SignalLogResumed():
+                return self._texts(render.signal_log_resumed_text(event))
+            case SignalLogMissing():
+                return self._texts(render.signal_log_missing_text(event))
             case ConfirmationRequested():
                 return self._question(event)
             case ConfirmationResolved():

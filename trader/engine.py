@@ -47,6 +47,7 @@ from trader.read_models import Performance, ReadModels, Status
 from trader.reconciler import Reconciler
 from trader.rules import Limits
 from trader.settings import Strategy
+from trader.signal_watch import SignalWatch
 from trader.tasks import Tasks, cancel_loop
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class Engine:
         self.reconciler = Reconciler(parts, exits=self.exits)
         self.read_models = ReadModels(parts, exits=self.exits)
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
+        silence = strategy.signal_silence_minutes
+        self.signal_watch = SignalWatch(self.bus, silence_minutes=silence, started=clock.now())
 
     @property
     def limits(self) -> Limits:
@@ -106,6 +109,7 @@ class Engine:
         await self.confirmations.load()
         # Trading is off on the very first start; afterwards the trader's choice is remembered.
         self.book.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
+        await self.signal_watch.load(self.repo)
         positions = await self.repo.open_positions()
         self.book.positions = {p.symbol: p for p in positions}
         await self.book.refresh_day()
@@ -158,6 +162,7 @@ class Engine:
         if self.entries.unsettled(record.id):
             return  # the same row read again while its entry is under way
         now = self.clock.now()
+        await self.signal_watch.heard(record, now)
         if isinstance(record, InvalidSignal):
             outcome = f"invalid:{record.reason}"
             if await self.repo.record_decided([(record, outcome)], now):
@@ -208,6 +213,7 @@ class Engine:
         decided: list[tuple[Signal | InvalidSignal, str]] = []
         fresh: list[Signal] = []
         for record in records:
+            self.signal_watch.written(record)
             if self.entries.unsettled(record.id):
                 continue  # being entered as an appended row: stored with its order
             outcome = outcome_on_sight(record, now, self.strategy)
@@ -222,10 +228,6 @@ class Engine:
             await self.handle_record(signal)
         tally["handled"] += len(fresh)
         return tally
-
-    async def entries_settled(self) -> bool:
-        """See ``Entries.settled``: what the follower's stored offset waits for."""
-        return await self.entries.settled()
 
     async def decide(
         self, ref: str, approve: bool, origin: tuple[int, int] | None = None
@@ -286,6 +288,7 @@ class Engine:
             try:
                 await self.expire_due()
                 await self.confirmations.expire_due()
+                await self.signal_watch.check(self.clock.now())
             except Exception:
                 log.exception("TTL sweep failed")
 
@@ -369,7 +372,8 @@ class Engine:
     # --- the read side -----------------------------------------------------------------------
 
     async def status(self) -> Status:
-        return await self.read_models.status(confirm_mode=self.confirmations.enabled)
+        confirm, last = self.confirmations.enabled, self.signal_watch.last_at
+        return await self.read_models.status(confirm_mode=confirm, last_signal_at=last)
 
     async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:
         return await self.read_models.recent_trades(limit)

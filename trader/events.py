@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader.models import ClosedTrade, Position, Signal
@@ -33,6 +33,31 @@ class EngineStarted:
     open_positions: int
     trading_enabled: bool
     strategy: Strategy | None = None  # what it trades with, said in the start message
+
+
+@dataclass(frozen=True, slots=True)
+class SignalLogSilent:
+    """No row was appended to the signal log for ``minutes``: is the generator running?"""
+
+    last_at: datetime | None  # the newest signal's own time
+    minutes: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignalLogResumed:
+    """Rows flow again after a silence."""
+
+    quiet_for: timedelta
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignalLogMissing:
+    """The signal log is not there at start-up: waiting for it to appear."""
+
+    path: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +191,9 @@ class ClockSkewed:
 Event = (
     EngineStarted
     | EngineStopped
+    | SignalLogSilent
+    | SignalLogResumed
+    | SignalLogMissing
     | TradingToggled
     | SignalSkipped
     | ConfirmationRequested

@@ -46,6 +46,8 @@ class Status:
     daily_loss_reached: bool
     confirm_mode: bool = False
     balance_stale: bool = False  # the venue did not answer: the last balance it told us
+    last_signal_at: datetime | None = None  # the newest signal's own time
+    now: datetime | None = None  # when this was taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +100,14 @@ class ReadModels:
 
     def __init__(self, parts: Parts, *, exits: Exits) -> None:
         self._book, self._repo, self._exchange = parts.book, parts.repo, parts.exchange
+        self._clock = parts.clock
         self._strategy = strategy = parts.strategy
         self._exits = exits
         self._balance: Decimal | None = None  # the last balance the venue told us
         self._history = TradeHistory.of(strategy.paper_balance_usdt, ())
         self._history_lock = asyncio.Lock()  # one count at a time
 
-    async def status(self, *, confirm_mode: bool) -> Status:
+    async def status(self, *, confirm_mode: bool, last_signal_at: datetime | None = None) -> Status:
         """What /status shows; it answers while the venue does not (a ban, an outage), with
         the last balance it told us, marked as such."""
         book = self._book
@@ -137,6 +140,8 @@ class ReadModels:
             limits=book.limits,
             daily_loss_reached=rules.daily_loss_reached(book.day_pnl, book.limits),
             confirm_mode=confirm_mode,
+            last_signal_at=last_signal_at,
+            now=self._clock.now(),
         )
 
     async def recent_signals(self, limit: int = 10) -> Sequence[StoredSignal]:

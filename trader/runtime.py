@@ -17,7 +17,7 @@ from storage.repositories import SqliteRepositories
 from trader.clock import Clock, SystemClock
 from trader.engine import VENUE_CHECK_SECONDS, Engine
 from trader.errors import ConfigError
-from trader.events import Event, PositionClosed, PositionReduced
+from trader.events import Event, PositionClosed, PositionReduced, SignalLogMissing
 from trader.exchange.base import Exchange
 from trader.exchange.bybit import BybitExchange
 from trader.exchange.market import BybitMarketData
@@ -47,6 +47,10 @@ class Runtime:
 
     async def start(self) -> None:
         await self.engine.start()
+        path = self.settings.signals_path
+        if not path.exists():  # followed all the same: read from its start once it appears
+            log.warning("signal log %s is not there; waiting for it", path)
+            await self.engine.bus.publish(SignalLogMissing(str(path), self.engine.clock.now()))
         await self.feed.open()  # rows appended from now on are acted on at once
         _freeze_start_up()
         self._follow_task = asyncio.create_task(self.feed.run(), name="signal-feed")

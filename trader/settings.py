@@ -218,6 +218,7 @@ class Strategy:
     default_ttl_minutes: int = 30
     max_signal_age_seconds: int = 120
     confirm_timeout_seconds: int = 60
+    signal_silence_minutes: int = 15  # no row for this long: chat is told once
     paper_balance_usdt: Decimal = Decimal(1000)
     warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
     source: str = "built-in defaults"  # the file it was read from
@@ -234,6 +235,7 @@ _POSITIVE_INTS = (
     "default_ttl_minutes",
     "max_signal_age_seconds",
     "confirm_timeout_seconds",
+    "signal_silence_minutes",
 )
 
 

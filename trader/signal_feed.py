@@ -137,7 +137,7 @@ class _Offsets:
             await self._changed.wait()
             self._changed.clear()
             target = self._backlog if self._recording else (self._followed or self._backlog)
-            if not await self._engine.entries_settled():
+            if not await self._engine.entries.settled():
                 # An entry ended without storing its signal: start over from the offset stored,
                 # so that its row is read, and decided, again.
                 raise RuntimeError("an entry ended before its signal was stored")

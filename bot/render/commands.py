@@ -5,6 +5,7 @@ closed trades, the limits, closing positions, confirmation mode and trading on/o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 from bot.render.values import count, esc, pnl, price, protection, qty, side_word, usdt
@@ -61,6 +62,24 @@ def balance_line(status: Status) -> str:
     return f"Balance: {usdt(status.balance)}{stale}"
 
 
+def last_signal_line(status: Status) -> str:
+    last = status.last_signal_at
+    if last is None:
+        return "Last signal: none yet"
+    when = last.strftime("%Y-%m-%d %H:%M UTC")
+    return f"Last signal: {when}" + (f" ({ago(status.now - last)})" if status.now else "")
+
+
+def ago(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 0:
+        return "in the future: check the generator's clock"
+    if minutes < 120:
+        return f"{minutes} min ago"
+    hours = minutes // 60
+    return f"{hours} h ago" if hours < 48 else f"{hours // 24} days ago"
+
+
 def status_text(status: Status) -> str:
     mode = "LIVE" if status.mode == "live" else "PAPER"
     trading = "ON" if status.trading_enabled else "OFF"
@@ -69,6 +88,7 @@ def status_text(status: Status) -> str:
         + (" · confirm on" if status.confirm_mode else ""),
         balance_line(status),
         f"Today: {pnl(status.today_pnl)}",
+        last_signal_line(status),
     ]
     if status.daily_loss_reached:
         lines.append("🛑 Daily loss limit reached: no new entries until 00:00 UTC.")

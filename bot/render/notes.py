@@ -16,6 +16,9 @@ from trader.events import (
     PositionOpened,
     PositionReduced,
     Reconciled,
+    SignalLogMissing,
+    SignalLogResumed,
+    SignalLogSilent,
     VenueBanLifted,
     VenueBanned,
 )
@@ -139,6 +142,26 @@ def refused_text(reason: str) -> str:
 
 def engine_stopped_text(event: EngineStopped) -> str:
     return "⏹ Engine stopped. Open positions keep their stop-loss and take-profit."
+
+
+def signal_log_silent_text(event: SignalLogSilent) -> str:
+    last = f"the last was written {utc_time(event.last_at)}" if event.last_at else "none yet"
+    return (
+        f"🔕 No new signal for {event.minutes} min ({last}): is the signal generator "
+        "running? Open positions keep their stop-loss and take-profit."
+    )
+
+
+def signal_log_resumed_text(event: SignalLogResumed) -> str:
+    minutes = int(event.quiet_for.total_seconds() // 60)
+    return f"🔔 Signals are coming in again, after {minutes} min of silence."
+
+
+def signal_log_missing_text(event: SignalLogMissing) -> str:
+    return (
+        f"⚠️ The signal log {esc(event.path)} is not there: waiting for the generator to "
+        "create it (check SIGNALS_PATH)."
+    )
 
 
 def venue_banned_text(event: VenueBanned) -> str:

@@ -74,3 +74,21 @@ async def decided(app: App, signal_ids: list[str]) -> None:
             if all(s is not None and s.outcome for s in stored):
                 return
             await asyncio.sleep(0.01)
+
+
+async def test_status_shows_the_last_signal_and_a_missing_log_is_said(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    log = workdir / "signals_log.csv"
+    header = log.read_text()
+    log.unlink()
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.expect("The signal log")  # ... is not there: waiting for it
+    status = await chat.ask("/status", "Status")
+    assert "Last signal: none yet" in status.plain
+    log.write_text(header)
+    append_signal(log, clock.now() - timedelta(minutes=3), "SOLUSDT", "BUY", signal_id="late")
+    await decided(app, ["late"])
+    status = await chat.ask("/status", "Status")
+    assert "(3 min ago)" in status.plain
