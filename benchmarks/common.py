@@ -65,6 +65,8 @@ def spread(values: Sequence[float], *, digits: int = 1) -> str:
 
 def scratch(work: Path, strategy: dict[str, Any]) -> Path:
     """``strategy.json`` and an empty signal log (its header only) in ``work``; the log."""
+    # The benches' rows carry a placeholder entry price: not one to hold the market to.
+    strategy = {"max_entry_deviation_pct": 1_000_000_000, **strategy}
     (work / "strategy.json").write_text(json.dumps(strategy))
     log_path = work / "signals_log.csv"
     log_path.write_text(HEADER)

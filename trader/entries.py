@@ -112,6 +112,9 @@ class Entries:
             ticker = await self._exchange.prepare_entry(signal.symbol, leverage)
             # Until the stream's first update for the symbol, /status values it at this one.
             book.prices.setdefault(signal.symbol, ticker)
+            if rules.price_moved(signal, ticker.fill_price(side), self._strategy):
+                await self.skip(signal, "rejected:price_moved", seen_at=seen_at)
+                return
             sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
             if isinstance(sizing, str):
                 await self.skip(signal, f"rejected:{sizing}", seen_at=seen_at)

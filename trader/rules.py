@@ -181,6 +181,15 @@ class RiskState:
     daily_net_pnl: Decimal  # realised today (UTC), net of fees
 
 
+def price_moved(signal: Signal, price: Decimal, strategy: Strategy) -> bool:
+    """The market is further from the signal's ``entry_price`` than the strategy allows
+    (``max_entry_deviation_pct``): the setup it saw is gone. No entry price, no check."""
+    entry = signal.entry_price
+    if entry is None or entry <= 0:
+        return False
+    return abs(price - entry) / entry * 100 > strategy.max_entry_deviation_pct
+
+
 def entry_margin(strategy: Strategy, limits: Limits) -> Decimal:
     """Margin of one trade: ``position_size_usdt`` (or ``/limits margin``) capped by
     ``max_position_size_usdt``."""

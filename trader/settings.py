@@ -219,6 +219,8 @@ class Strategy:
     max_signal_age_seconds: int = 120
     confirm_timeout_seconds: int = 60
     signal_silence_minutes: int = 15  # no row for this long: chat is told once
+    # A signal whose entry_price is further than this from the market is not traded.
+    max_entry_deviation_pct: Decimal = Decimal("1.0")
     paper_balance_usdt: Decimal = Decimal(1000)
     warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
     source: str = "built-in defaults"  # the file it was read from
@@ -229,6 +231,7 @@ _POSITIVE_DECIMALS = (
     "max_daily_loss_usdt",
     "max_position_size_usdt",
     "paper_balance_usdt",
+    "max_entry_deviation_pct",
 )
 _POSITIVE_INTS = (
     "max_open_positions",

@@ -30,6 +30,8 @@ STRATEGY = {
     "excluded_coins": ["YFIUSDT"],
     "fee_rate": 0.00055,
     "paper_balance_usdt": 1000,
+    # append_signal writes a placeholder entry price (100): not a price to hold the market to.
+    "max_entry_deviation_pct": 1_000_000_000,
 }
 
 

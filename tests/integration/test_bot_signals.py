@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,3 +93,22 @@ async def test_status_shows_the_last_signal_and_a_missing_log_is_said(
     await decided(app, ["late"])
     status = await chat.ask("/status", "Status")
     assert "(3 min ago)" in status.plain
+
+
+async def test_a_signal_far_from_the_market_is_rejected_price_moved(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    strategy = json.loads((workdir / "strategy.json").read_text())
+    del strategy["max_entry_deviation_pct"]  # the default: 1% from the market
+    (workdir / "strategy.json").write_text(json.dumps(strategy))
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/start_trading", "Trading ON")
+    # The fake's SOLUSDT trades at 150: a row written at 100 is not that market any more.
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="far")
+    await chat.expect("Signal not traded: SOLUSDT (price moved)")
+    await decided(app, ["far"])
+    stored = await app.engine.repo.get_signal("far")
+    assert stored is not None
+    assert stored.outcome == "rejected:price_moved"
+    assert app.engine.open_positions() == []

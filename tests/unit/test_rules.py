@@ -310,3 +310,27 @@ def test_a_limit_stored_with_an_exponent_is_read_back_not_dropped() -> None:
     limits = LIMITS.with_overrides({"daily_loss": "1E+3", "min_confidence": "1E-7"})
     assert limits.max_daily_loss_usdt == Decimal(1000)
     assert limits.min_confidence == Decimal("0.0000001")
+
+
+@pytest.mark.parametrize(
+    ("entry", "market", "moved"),
+    [
+        ("2.479", "2.479", False),
+        ("2.479", "2.5037", False),  # 0.996%: within 1%
+        ("2.479", "2.5040", True),
+        ("1.0", "2.479", True),  # the row that traded in a session
+        (None, "2.479", False),  # no entry price in the row: nothing to hold it to
+    ],
+)
+def test_a_signal_far_from_the_market_has_moved(
+    entry: str | None, market: str, moved: bool
+) -> None:
+    signal = Signal(
+        id="s",
+        timestamp=NOW,
+        symbol="SOLUSDT",
+        verdict="BUY",
+        confidence=Decimal(1),
+        entry_price=None if entry is None else Decimal(entry),
+    )
+    assert rules.price_moved(signal, Decimal(market), STRATEGY) is moved
