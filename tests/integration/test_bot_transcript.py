@@ -56,3 +56,37 @@ async def test_a_trade_from_signal_to_report_reads_well_in_chat(
         assert needle in transcript
     if path := os.environ.get("TRANSCRIPT_OUT"):
         await asyncio.to_thread(Path(path).write_text, transcript)
+
+
+async def test_a_paper_session_with_a_filtered_signal_reads_well_in_chat(
+    apps: AppFactory,
+    fake_telegram: FakeTelegram,
+    fake_bybit: FakeBybit,
+    workdir: Path,
+    clock: ManualClock,
+) -> None:
+    """/start_trading, three signals of which one is filtered, /signals, a close, /report."""
+    await fake_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    await fake_bybit.set_ticker("ETHUSDT", last="3400.00", bid="3399.99", ask="3400.01")
+    await apps()
+    chat = Chat(fake_telegram)
+    await chat.expect("Engine started")
+    await chat.ask("/start_trading", "Trading ON")
+    log = workdir / "signals_log.csv"
+    append_signal(log, clock.now(), "SOLUSDT", "BUY", signal_id="sol-1")
+    await chat.expect("Opened SOLUSDT long")
+    append_signal(log, clock.now(), "ETHUSDT", "BUY", confidence="0.2", signal_id="eth-1")
+    append_signal(log, clock.now(), "ETHUSDT", "SELL", signal_id="eth-2")
+    await chat.expect("Opened ETHUSDT short")
+    signals = await chat.ask("/signals", "Last 3 signals")
+    assert "filtered:low_confidence" in signals.plain
+    await chat.ask("/close sol", "Closed SOLUSDT long")
+    mark = chat.say("/report")
+    report = await chat.expect("Report", after=mark)
+    assert "2 opened · 1 filtered:low_confidence" in report.plain
+    await chat.expect("Equity after 1 closed trade:", after=mark)
+    transcript = fake_telegram.transcript()
+    for needle in ("/start_trading", "/signals", "/close sol", "/report", "photo"):
+        assert needle in transcript
+    if path := os.environ.get("SESSION_TRANSCRIPT_OUT"):
+        await asyncio.to_thread(Path(path).write_text, transcript)
