@@ -55,6 +55,8 @@ class App:
     async def start(self) -> None:
         await check_token(self.bot)
         self.notifier.start()  # first: the engine's "started" goes through it
+        # Commands are answered from here on, /status too while Bybit does not answer yet.
+        self.poller.start()
         try:
             await self.runtime.start()
         except ConfigError as exc:
@@ -63,7 +65,6 @@ class App:
             await self.notifier.send_text(render.refused_text(str(exc)))
             raise
         self.scheduler.start()
-        self.poller.start()
 
     async def stop(self) -> None:
         """Polling stops, the engine stops taking signals (positions keep their SL/TP), the
@@ -137,7 +138,19 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     logging.getLogger("aiogram.dispatcher").addFilter(ConflictOnce())
     try:
-        await app.start()
+        # Start-up may wait for Bybit (it is asked again until it answers): a SIGTERM
+        # meanwhile stops the process rather than waiting for it.
+        stopping = asyncio.create_task(stop.wait())
+        starting = asyncio.create_task(app.start())
+        await asyncio.wait({stopping, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            log.info("stopping before start-up finished")
+            return
+        stopping.cancel()
+        starting.result()  # a refused key ends the process with its one line
         log.info(
             "engine running in %s mode; trading %s; following %s",
             app.engine.exchange.mode,

@@ -53,6 +53,8 @@ from trader.events import (
     SignalSkipped,
     VenueBanLifted,
     VenueBanned,
+    VenueReachable,
+    VenueUnreachable,
     is_noted,
 )
 from trader.ports import NewMessage, OutboxMessage, Repositories
@@ -152,6 +154,10 @@ class Notifier:
                 return self._texts(render.venue_ban_lifted_text(event))
             case ClockSkewed():
                 return self._texts(render.clock_skewed_text(event))
+            case VenueUnreachable():
+                return self._texts(render.venue_unreachable_text(event))
+            case VenueReachable():
+                return self._texts(render.venue_reachable_text(event))
             case SignalLogSilent():
                 return self._texts(render.signal_log_silent_text(event))
             case SignalLogResumed():

@@ -30,6 +30,8 @@ from trader.events import (
     TradingToggled,
     VenueBanLifted,
     VenueBanned,
+    VenueReachable,
+    VenueUnreachable,
 )
 from trader.exchange.base import (
     Exchange,
@@ -270,7 +272,9 @@ class Engine:
             spawn(self.exits.venue_closed(event), f"exchange-closed-{event.symbol}")
         elif isinstance(event, StopLossMissing):
             spawn(self.reconciler.stop_loss_missing(event.symbol), f"stop-watch-{event.symbol}")
-        elif isinstance(event, VenueBanned | VenueBanLifted | ClockSkewed):
+        elif isinstance(
+            event, VenueBanned | VenueBanLifted | ClockSkewed | VenueUnreachable | VenueReachable
+        ):
             spawn(self.bus.publish(event), type(event).__name__)
             if isinstance(event, VenueBanLifted):  # find what REST could not see meanwhile
                 spawn(self.reconcile("Bybit's ban was lifted"), "reconcile")
@@ -373,7 +377,9 @@ class Engine:
 
     async def status(self) -> Status:
         confirm, last = self.confirmations.enabled, self.signal_watch.last_at
-        return await self.read_models.status(confirm_mode=confirm, last_signal_at=last)
+        return await self.read_models.status(
+            confirm_mode=confirm, last_signal_at=last, ask_venue=self._started
+        )
 
     async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:
         return await self.read_models.recent_trades(limit)

@@ -178,6 +178,21 @@ class VenueBanLifted:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueUnreachable:
+    """The venue does not answer at start-up: trading waits, and it is asked again."""
+
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VenueReachable:
+    """The venue answers again after ``VenueUnreachable``: trading starts."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ClockSkewed:
     """This machine's clock differs from the venue's by ``offset_ms`` (the venue's minus
     ours: positive when ours is behind), measured at start-up with a round trip of
@@ -206,6 +221,8 @@ Event = (
     | DailyLossLimitReached
     | VenueBanned
     | VenueBanLifted
+    | VenueUnreachable
+    | VenueReachable
     | ClockSkewed
 )
 

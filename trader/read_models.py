@@ -107,7 +107,9 @@ class ReadModels:
         self._history = TradeHistory.of(strategy.paper_balance_usdt, ())
         self._history_lock = asyncio.Lock()  # one count at a time
 
-    async def status(self, *, confirm_mode: bool, last_signal_at: datetime | None = None) -> Status:
+    async def status(
+        self, *, confirm_mode: bool, last_signal_at: datetime | None = None, ask_venue: bool = True
+    ) -> Status:
         """What /status shows; it answers while the venue does not (a ban, an outage), with
         the last balance it told us, marked as such."""
         book = self._book
@@ -115,6 +117,8 @@ class ReadModels:
         stale = False
         balance: Decimal | None
         try:
+            if not ask_venue:  # not started yet (it does not answer): no wait on it
+                raise ExchangeError("the venue has not answered yet")
             self._balance = balance = await self._exchange.balance()
         except ExchangeError as exc:
             log.warning("balance unavailable for /status: %s", exc)

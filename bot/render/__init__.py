@@ -68,6 +68,8 @@ from bot.render.notes import (
     signal_log_silent_text,
     venue_ban_lifted_text,
     venue_banned_text,
+    venue_reachable_text,
+    venue_unreachable_text,
 )
 from bot.render.report import (
     chart_caption,
@@ -168,4 +170,6 @@ __all__ = [
     "utc_time",
     "venue_ban_lifted_text",
     "venue_banned_text",
+    "venue_reachable_text",
+    "venue_unreachable_text",
 ]

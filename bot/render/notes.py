@@ -21,6 +21,8 @@ from trader.events import (
     SignalLogSilent,
     VenueBanLifted,
     VenueBanned,
+    VenueReachable,
+    VenueUnreachable,
 )
 from trader.models import CloseReason, Signal
 from trader.settings import Strategy
@@ -162,6 +164,18 @@ def signal_log_missing_text(event: SignalLogMissing) -> str:
         f"⚠️ The signal log {esc(event.path)} is not there: waiting for the generator to "
         "create it (check SIGNALS_PATH)."
     )
+
+
+def venue_unreachable_text(event: VenueUnreachable) -> str:
+    return (
+        f"⚠️ Bybit does not answer ({esc(event.detail)}): nothing is traded until it does; "
+        "asking again. Open positions keep their stop-loss and take-profit on Bybit; /status "
+        "answers meanwhile."
+    )
+
+
+def venue_reachable_text(event: VenueReachable) -> str:
+    return "✅ Bybit answers: starting to trade."
 
 
 def venue_banned_text(event: VenueBanned) -> str:

@@ -119,3 +119,33 @@ async def test_a_token_telegram_refuses_exits_2_with_one_line(
     )
     assert "not-the-token" not in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_bybit_unreachable_at_start_keeps_the_bot_up_and_sigterm_still_stops_it(
+    tmp_path: Path, fake_bybit: FakeBybit, fake_telegram: FakeTelegram
+) -> None:
+    fake_bybit.add_api_key("key-unreachable", "secret-unreachable")
+    fake_bybit.fail_next("/v5/market/time", http_status=502, times=1_000_000)
+    proc = await start_bot(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=fake_telegram.token,
+        TELEGRAM_ALLOWED_CHAT_IDS="111",
+        TELEGRAM_API_URL=fake_telegram.url,
+        TRADING_MODE="live",
+        BYBIT_API_KEY="key-unreachable",
+        BYBIT_API_SECRET="secret-unreachable",
+        BYBIT_REST_URL=fake_bybit.url,
+        BYBIT_WS_PUBLIC_URL=fake_bybit.ws_public_url,
+        BYBIT_WS_PRIVATE_URL=fake_bybit.ws_private_url,
+        LOG_LEVEL="INFO",
+    )
+    await fake_telegram.wait_for_message(111, "Bybit does not answer", timeout=20)
+    fake_telegram.push_message(111, "/status")
+    await fake_telegram.wait_for_message(111, "Balance: unknown", timeout=5)
+    assert proc.returncode is None  # still running, not a traceback and an exit
+
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        _, rest = await proc.communicate()
+    assert proc.returncode == 0
+    assert "Traceback" not in rest.decode()

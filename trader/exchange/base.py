@@ -12,7 +12,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from trader.events import ClockSkewed, VenueBanLifted, VenueBanned
+from trader.events import (
+    ClockSkewed,
+    VenueBanLifted,
+    VenueBanned,
+    VenueReachable,
+    VenueUnreachable,
+)
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -86,6 +92,8 @@ ExchangeEvent = (
     | StopLossMissing
     | VenueBanned
     | VenueBanLifted
+    | VenueUnreachable
+    | VenueReachable
     | ClockSkewed
 )
 Listener = Callable[[ExchangeEvent], None]

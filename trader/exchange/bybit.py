@@ -23,8 +23,8 @@ from decimal import Decimal
 from typing import Any
 
 from trader.clock import Clock
-from trader.errors import ConfigError, ExchangeError, NoPosition, OrderRejected
-from trader.events import ClockSkewed
+from trader.errors import ConfigError, ExchangeError, NoPosition, OrderRejected, Retryable
+from trader.events import ClockSkewed, VenueReachable, VenueUnreachable
 from trader.exchange.base import (
     Listener,
     MarketData,
@@ -71,6 +71,7 @@ KEY_REFUSALS = {
 POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
 TPSL_NOT_MODIFIED = 34040
+START_RETRY_FIRST, START_RETRY_MAX = 1.0, 60.0  # seconds between start-up checks
 POSITION_PAGE = 200  # Bybit's maximum: the fewest round trips
 
 
@@ -151,7 +152,7 @@ class BybitExchange:
         """Check the account before anything trades; ``ConfigError`` refuses a bad key."""
         self._listener = listener
         self._leave_gate = self._http.gate.subscribe(listener)  # bans, told as they happen
-        await self.check_account()
+        await self._check_account_until_it_answers(listener)
         await self._market.start(self._on_ticker)
         if self._stream is not None:
             await self._stream.start()
@@ -179,6 +180,25 @@ class BybitExchange:
         """Bybit's clock minus ours in ms (positive: ours is behind), measured at start-up;
         None before that."""
         return self._clock_skew_ms
+
+    async def _check_account_until_it_answers(self, listener: Listener) -> None:
+        """Bybit unreachable at start-up is no reason to stop: the check is tried again (1 s
+        doubling to a minute), chat is told once, and again when Bybit answers; SL/TP of
+        open positions hold on Bybit meanwhile. A refusal (a bad key) still stops start-up."""
+        delay, told = START_RETRY_FIRST, False
+        while True:
+            try:
+                await self.check_account()
+                break
+            except Retryable as exc:
+                if not told:
+                    listener(VenueUnreachable(str(exc)[:200], self._clock.now()))
+                    told = True
+                log.warning("Bybit does not answer (%s); asking again in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, START_RETRY_MAX)
+        if told:
+            listener(VenueReachable(self._clock.now()))
 
     async def check_account(self) -> None:
         skew = await measure_offset(self._http)
