@@ -189,3 +189,18 @@ def test_a_ban_is_said_with_its_end() -> None:
     text = render.venue_banned_text(VenueBanned(until, "HTTP 403 on /v5/order/create"))
     assert "12:10:00 UTC" in text
     assert "stop-loss" in text
+
+
+async def test_a_not_modified_answer_is_success_only_for_its_own_code() -> None:
+    def leverage_already_set(**_: Any) -> Any:
+        raise refused(bybit_wire.LEVERAGE_NOT_MODIFIED)
+
+    answer = await bybit_wire.call_pybit(
+        "set leverage", leverage_already_set, unchanged=bybit_wire.LEVERAGE_NOT_MODIFIED
+    )
+    assert answer is None
+    with pytest.raises(ExchangeError) as refusal:
+        await bybit_wire.call_pybit(
+            "set leverage", leverage_already_set, unchanged=bybit_wire.TPSL_NOT_MODIFIED
+        )
+    assert refusal.value.code == bybit_wire.LEVERAGE_NOT_MODIFIED

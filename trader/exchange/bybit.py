@@ -49,7 +49,13 @@ from trader.exchange.bybit_messages import (
 from trader.exchange.bybit_orders import BybitOrders, wire
 from trader.exchange.bybit_private import PrivateStream
 from trader.exchange.bybit_symbols import PreparedSymbols
-from trader.exchange.bybit_wire import call_pybit, make_http, read_pages
+from trader.exchange.bybit_wire import (
+    POSITION_MODE_NOT_MODIFIED,
+    TPSL_NOT_MODIFIED,
+    call_pybit,
+    make_http,
+    read_pages,
+)
 from trader.exchange.venue_gate import VenueGate
 from trader.models import (
     CloseReason,
@@ -68,9 +74,7 @@ KEY_REFUSALS = {
     10003: "BYBIT_API_KEY is not a key Bybit knows (check it, and BYBIT_NETWORK)",
     10004: "BYBIT_API_SECRET does not match BYBIT_API_KEY (Bybit could not verify the signature)",
 }
-POSITION_MODE_NOT_MODIFIED = 110025
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
-TPSL_NOT_MODIFIED = 34040
 START_RETRY_FIRST, START_RETRY_MAX = 1.0, 60.0  # seconds between start-up checks
 POSITION_PAGE = 200  # Bybit's maximum: the fewest round trips
 
@@ -227,13 +231,13 @@ class BybitExchange:
             await call_pybit(
                 "position mode",
                 self._http.switch_position_mode,
+                unchanged=POSITION_MODE_NOT_MODIFIED,
                 category=CATEGORY,
                 coin=SETTLE_COIN,
                 mode=0,
             )
         except ExchangeError as exc:
-            if exc.code != POSITION_MODE_NOT_MODIFIED:
-                raise ConfigError(f"Bybit could not switch to one-way mode: {exc}") from None
+            raise ConfigError(f"Bybit could not switch to one-way mode: {exc}") from None
         log.info("Bybit account checked; wallet %s USDT", await self.balance())
 
     async def adopt(self, positions: Sequence[Position]) -> None:
@@ -267,20 +271,17 @@ class BybitExchange:
     async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
         """The stop-loss of the whole position, through ``/v5/position/trading-stop``;
         Bybit's "not modified" (34040) means it is there already."""
-        try:
-            await call_pybit(
-                "stop-loss",
-                self._http.set_trading_stop,
-                category=CATEGORY,
-                symbol=symbol,
-                stopLoss=wire(price),
-                tpslMode="Full",
-                slTriggerBy="LastPrice",
-                positionIdx=0,
-            )
-        except ExchangeError as exc:
-            if exc.code != TPSL_NOT_MODIFIED:
-                raise
+        await call_pybit(
+            "stop-loss",
+            self._http.set_trading_stop,
+            unchanged=TPSL_NOT_MODIFIED,
+            category=CATEGORY,
+            symbol=symbol,
+            stopLoss=wire(price),
+            tpslMode="Full",
+            slTriggerBy="LastPrice",
+            positionIdx=0,
+        )
 
     async def open(self, order: EntryOrder) -> Fill:
         # Nothing before the order: prepare_entry() has readied the symbol (bybit_symbols).

@@ -21,13 +21,16 @@ from pybit.unified_trading import HTTP
 from trader.errors import ExchangeError, NotTradable, Retryable
 from trader.exchange.base import MarketData
 from trader.exchange.bybit_messages import CATEGORY, rows_of
-from trader.exchange.bybit_wire import call_pybit, decimal_field
+from trader.exchange.bybit_wire import (
+    LEVERAGE_NOT_MODIFIED,
+    POSITION_MODE_NOT_MODIFIED,
+    call_pybit,
+    decimal_field,
+)
 from trader.models import Ticker
 
 log = logging.getLogger(__name__)
 
-LEVERAGE_NOT_MODIFIED = 110043
-POSITION_MODE_NOT_MODIFIED = 110025
 ONE_WAY = 0  # switch-mode's mode for one-way (3 is hedge)
 HEDGE_SIDES = frozenset({"1", "2"})  # positionIdx of a hedge-mode symbol's buy / sell side
 # Symbols prepared at once: Bybit allows 10 set-leverage calls a second per account.
@@ -172,16 +175,15 @@ class PreparedSymbols:
     async def _switch_to_one_way(self, symbol: str) -> None:
         """Raises ``NotTradable`` when Bybit refuses (positions or orders open there)."""
         try:
-            await call_pybit(
+            switched = await call_pybit(
                 "position mode switch",
                 self._http.switch_position_mode,
+                unchanged=POSITION_MODE_NOT_MODIFIED,
                 category=CATEGORY,
                 symbol=symbol,
                 mode=ONE_WAY,
             )
         except ExchangeError as exc:
-            if exc.code == POSITION_MODE_NOT_MODIFIED:
-                return
             if isinstance(exc, Retryable) or exc.code is None:
                 raise  # no answer, or not a refusal: the entry fails, it is not rejected
             raise NotTradable(
@@ -189,21 +191,19 @@ class PreparedSymbols:
                 f"{symbol} is in hedge mode on Bybit and could not be switched to one-way: {exc}",
                 code=exc.code,
             ) from None
-        log.info("%s switched from hedge mode to one-way on Bybit", symbol)
+        if switched is not None:  # None: Bybit says it was one-way already
+            log.info("%s switched from hedge mode to one-way on Bybit", symbol)
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         if self._leverage.get(symbol) == leverage:
             return
-        try:
-            await call_pybit(
-                "set leverage",
-                self._http.set_leverage,
-                category=CATEGORY,
-                symbol=symbol,
-                buyLeverage=str(leverage),
-                sellLeverage=str(leverage),
-            )
-        except ExchangeError as exc:
-            if exc.code != LEVERAGE_NOT_MODIFIED:  # "leverage not modified" is success
-                raise
+        await call_pybit(
+            "set leverage",
+            self._http.set_leverage,
+            unchanged=LEVERAGE_NOT_MODIFIED,  # "leverage not modified" is success
+            category=CATEGORY,
+            symbol=symbol,
+            buyLeverage=str(leverage),
+            sellLeverage=str(leverage),
+        )
         self._leverage[symbol] = leverage

@@ -67,6 +67,10 @@ MAX_RATE_LIMIT_WAIT = 10.0  # seconds; an order priced for now is not sent much 
 # (0) never reaches its retry check, so this set makes it retry nothing.
 NO_PYBIT_RETRIES = frozenset({0})
 ATTEMPTS = 4
+# Bybit's "not modified" answers: the state asked for is there already.
+LEVERAGE_NOT_MODIFIED = 110043
+POSITION_MODE_NOT_MODIFIED = 110025
+TPSL_NOT_MODIFIED = 34040
 DETAIL_CHARS = 200  # cap on venue text quoted in our errors
 _backoff = wait_exponential(multiplier=0.5, max=8)
 
@@ -138,7 +142,12 @@ def decimal_field(value: Any, name: str) -> Decimal:
 
 
 async def call_pybit(
-    what: str, call: Callable[..., Any], *, order: bool = False, **params: Any
+    what: str,
+    call: Callable[..., Any],
+    *,
+    order: bool = False,
+    unchanged: int | None = None,
+    **params: Any,
 ) -> Any:
     """One blocking pybit call in a worker thread, retried with back-off while the answer is
     ``Retryable``; its failures as ``ExchangeError``s that quote Bybit's reason, capped, and
@@ -148,6 +157,8 @@ async def call_pybit(
     all is ``OutcomeUnknown`` (it may have been accepted: look it up before re-sending).
     A ``Retryable`` refusal of an order is re-sent: it did nothing, and the ``orderLinkId``
     makes Bybit refuse a duplicate anyway. ``Banned`` is never retried: it fails at once.
+    ``unchanged``: Bybit's "not modified" code for this request (the state asked for is there
+    already): success, answered None.
     """
     retrying = AsyncRetrying(
         stop=stop_after_attempt(ATTEMPTS),
@@ -156,9 +167,14 @@ async def call_pybit(
         reraise=True,
         before_sleep=lambda state: _log_retry(what, state),
     )
-    async for attempt in retrying:
-        with attempt:
-            return await _call_once(what, call, order, params)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await _call_once(what, call, order, params)
+    except ExchangeError as exc:
+        if unchanged is None or exc.code != unchanged:
+            raise
+        return None
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
