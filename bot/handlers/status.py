@@ -22,25 +22,30 @@ async def show_status(message: Message, engine: Engine) -> None:
 
 
 async def show_trades(message: Message, command: CommandObject, engine: Engine) -> None:
-    args = arguments(command.args)
-    count = DEFAULT_TRADES
-    if args:
-        if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_TRADES:
-            await message.answer(render.trades_usage_text(MAX_TRADES))
-            return
-        count = int(args[0])
+    count = how_many(command.args, DEFAULT_TRADES, MAX_TRADES)
+    if count is None:
+        await message.answer(render.trades_usage_text(MAX_TRADES))
+        return
     await reply(message, render.trades_text(await engine.recent_trades(count)))
 
 
 async def show_signals(message: Message, command: CommandObject, engine: Engine) -> None:
-    args = arguments(command.args)
-    count = DEFAULT_SIGNALS
-    if args:
-        if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_SIGNALS:
-            await message.answer(render.signals_usage_text(MAX_SIGNALS))
-            return
-        count = int(args[0])
+    count = how_many(command.args, DEFAULT_SIGNALS, MAX_SIGNALS)
+    if count is None:
+        await message.answer(render.signals_usage_text(MAX_SIGNALS))
+        return
     await reply(message, render.signals_text(await engine.read_models.recent_signals(count)))
+
+
+def how_many(raw: str | None, default: int, most: int) -> int | None:
+    """The optional count of ``/trades [N]`` and ``/signals [N]``; None when it is not a
+    whole number from 1 to ``most``."""
+    args = arguments(raw)
+    if not args:
+        return default
+    if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= most:
+        return None
+    return int(args[0])
 
 
 async def show_report(message: Message, reporter: Reporter) -> None:
