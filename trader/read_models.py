@@ -114,15 +114,14 @@ class ReadModels:
         the last balance it told us, marked as such."""
         book = self._book
         await book.refresh_day()
-        stale = False
-        balance: Decimal | None
-        try:
-            if not ask_venue:  # not started yet (it does not answer): no wait on it
-                raise ExchangeError("the venue has not answered yet")
-            self._balance = balance = await self._exchange.balance()
-        except ExchangeError as exc:
-            log.warning("balance unavailable for /status: %s", exc)
-            balance, stale = self._balance, True
+        # Not asked before it has answered once (start-up waits for it): no wait on it.
+        balance, stale = self._balance, not ask_venue
+        if ask_venue:
+            try:
+                self._balance = balance = await self._exchange.balance()
+            except ExchangeError as exc:
+                log.warning("balance unavailable for /status: %s", exc)
+                stale = True
         views = []
         for position in book.positions.values():
             ticker = book.prices.get(position.symbol)
