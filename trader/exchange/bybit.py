@@ -366,10 +366,6 @@ class BybitExchange:
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
         return await self._exits.exits(symbol, since)
 
-    async def reconcile_exits(self) -> None:
-        """Positions we hold that Bybit no longer has were closed there: settled by REST."""
-        await self._exits.check_by_rest()
-
     # --- what the stream pushes --------------------------------------------------------------
 
     def _on_push(self, topic: str, rows: list[Mapping[str, Any]]) -> None:

@@ -201,11 +201,11 @@ class ExchangeExits:
             if not self._may_poll():
                 continue
             try:
-                await self.check_by_rest()
+                await self._check_by_rest()
             except Exception as exc:
                 log.warning("checking Bybit positions failed: %s", exc)
 
-    async def check_by_rest(self) -> None:
+    async def _check_by_rest(self) -> None:
         """Positions we hold that Bybit no longer has were closed there (SL/TP, or by hand)."""
         watched = [s for s in self._held if self._exchange_made(s)]
         if not watched:
