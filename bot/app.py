@@ -101,10 +101,10 @@ async def build_app(
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     chats = settings.telegram_allowed_chat_ids
-    notifier = Notifier(bot, runtime.repo, chats, backoff=backoff)
+    notifier = Notifier(bot, runtime.repo, chats, backoff=backoff, zone=settings.timezone)
     notifier.attach(runtime.engine.bus)
-    reporter = Reporter(runtime.engine, notifier, clock)
-    dispatcher = Dispatcher(engine=runtime.engine, reporter=reporter)
+    reporter = Reporter(runtime.engine, notifier, clock, settings.timezone)
+    dispatcher = Dispatcher(engine=runtime.engine, reporter=reporter, settings=settings)
     allowed = AllowedChats(chats)
     dispatcher.message.outer_middleware(allowed)
     dispatcher.edited_message.outer_middleware(allowed)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -61,6 +62,8 @@ from trader.ports import NewMessage, OutboxMessage, Repositories
 
 log = logging.getLogger(__name__)
 
+UTC_ZONE = ZoneInfo("UTC")
+
 TEXT, PHOTO, EDIT = "text", "photo", "edit"
 # Risk rejections that would repeat for every signal: said once elsewhere, or by design.
 QUIET_REJECTIONS = frozenset({"trading_disabled", "daily_loss_limit"})
@@ -102,8 +105,11 @@ class Notifier:
         *,
         backoff: Backoff | None = None,
         now: Callable[[], datetime] = _utc_now,
+        zone: ZoneInfo = UTC_ZONE,
     ) -> None:
+        """``zone``: the trader's time zone (``TIMEZONE``), for the times in notes."""
         self._bot = bot
+        self._zone = zone
         self._repo = repo
         self._chat_ids = list(dict.fromkeys(chat_ids))
         self._backoff = backoff or Backoff()
@@ -149,7 +155,7 @@ class Notifier:
             case EngineStopped():
                 return self._texts(render.engine_stopped_text(event))
             case VenueBanned():
-                return self._texts(render.venue_banned_text(event))
+                return self._texts(render.venue_banned_text(event, self._zone))
             case VenueBanLifted():
                 return self._texts(render.venue_ban_lifted_text(event))
             case ClockSkewed():
@@ -159,7 +165,7 @@ class Notifier:
             case VenueReachable():
                 return self._texts(render.venue_reachable_text(event))
             case SignalLogSilent():
-                return self._texts(render.signal_log_silent_text(event))
+                return self._texts(render.signal_log_silent_text(event, self._zone))
             case SignalLogResumed():
                 return self._texts(render.signal_log_resumed_text(event))
             case SignalLogMissing():
@@ -185,7 +191,9 @@ class Notifier:
                 ["❌ Skip", TradeDecision(action=SKIP, ref=event.ref).pack()],
             ]
         ]
-        return self._texts(render.question_text(event), buttons=buttons, confirm=event.signal.id)
+        return self._texts(
+            render.question_text(event, self._zone), buttons=buttons, confirm=event.signal.id
+        )
 
     # --- to the outbox ---------------------------------------------------------------------
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from bot import render
-from bot.notifier import Notifier
+from bot.notifier import UTC_ZONE, Notifier
 from trader.charts import equity_png
 from trader.clock import Clock
 from trader.engine import Engine
@@ -23,8 +24,12 @@ class Report:
 
 
 class Reporter:
-    def __init__(self, engine: Engine, notifier: Notifier, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, notifier: Notifier, clock: Clock, zone: ZoneInfo = UTC_ZONE
+    ) -> None:
+        """``zone``: the trader's time zone (``TIMEZONE``), for the times shown."""
         self._engine = engine
+        self._zone = zone
         self._notifier = notifier
         self._clock = clock
         self._since = clock.now()  # the signals a report counts: those seen since the last
@@ -34,7 +39,7 @@ class Reporter:
         status = await self._engine.status()
         performance = await self._engine.performance()
         outcomes = await self._engine.read_models.signal_outcomes_since(self._since)
-        text = render.report_text(status, performance, now, outcomes, self._since)
+        text = render.report_text(status, performance, now, self._zone, outcomes, self._since)
         chart = None
         if performance.curve:
             # Drawing takes tens of milliseconds: off the loop, so trading never waits.
@@ -43,8 +48,9 @@ class Reporter:
                 performance.curve,
                 starting_balance=performance.stats.starting_balance,
                 title="Equity, net of fees",
-                subtitle=_subtitle(now, performance.stats.trades),
+                subtitle=_subtitle(now, performance.stats.trades, self._zone),
                 now=now,
+                zone=self._zone,
             )
         return Report(text, chart, render.chart_caption(performance))
 
@@ -57,5 +63,5 @@ class Reporter:
             await self._notifier.send_photo(report.chart, report.caption)
 
 
-def _subtitle(now: datetime, trades: int) -> str:
-    return f"{render.count(trades, 'closed trade')} · {now.strftime('%Y-%m-%d %H:%M UTC')}"
+def _subtitle(now: datetime, trades: int, zone: ZoneInfo) -> str:
+    return f"{render.count(trades, 'closed trade')} · {render.clock(now, zone, '%Y-%m-%d %H:%M')}"

@@ -6,7 +6,7 @@ matplotlib with the non-interactive Agg backend: no display, safe in a worker th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
@@ -30,10 +30,11 @@ def equity_png(
     title: str,
     subtitle: str = "",
     now: datetime | None = None,
+    zone: tzinfo = UTC,
 ) -> bytes:
     """The equity curve (the balance after closed trades, in close order; for a long history
     the bounded series of ``pnl.EquityCurve``) as PNG bytes. With ``now``, the time axis
-    never runs past it.
+    never runs past it. Times on the axis are in ``zone``, which labels it.
 
     Built on a ``Figure`` object, not pyplot, so no global state is shared between threads.
     """
@@ -75,7 +76,7 @@ def equity_png(
         )
     if first is not None and last is not None:
         ax.set_xlim(_days(first), _days(last))
-        _time_ticks(ax, first, last)
+        _time_ticks(ax, first, last, zone)
     fig.tight_layout()
     buffer = BytesIO()
     fig.savefig(buffer, format="png")
@@ -107,8 +108,8 @@ def _days(when: datetime) -> float:
     return (when - _EPOCH).total_seconds() / 86400
 
 
-def _time_ticks(ax: Axes, first: datetime, last: datetime, count: int = 6) -> None:
-    """A handful of readable UTC time labels between the first and last trade."""
+def _time_ticks(ax: Axes, first: datetime, last: datetime, zone: tzinfo, count: int = 6) -> None:
+    """A handful of readable time labels, in ``zone``, between the first and last trade."""
     span = last - first
     moments = [first + span * i / (count - 1) for i in range(count)] if span else [first]
     if span <= timedelta(days=1):
@@ -117,8 +118,15 @@ def _time_ticks(ax: Axes, first: datetime, last: datetime, count: int = 6) -> No
         fmt = "%d %b %H:%M"
     else:
         fmt = "%d %b %Y"  # a long history: which year matters more than the hour
-    ax.set_xticks([_days(m) for m in moments], [m.strftime(fmt) for m in moments])
-    ax.set_xlabel("UTC", fontsize=9)
+    labels = [m.astimezone(zone).strftime(fmt) for m in moments]
+    ax.set_xticks([_days(m) for m in moments], labels)
+    ax.set_xlabel(_zone_name(zone, last), fontsize=9)
+
+
+def _zone_name(zone: tzinfo, when: datetime) -> str:
+    """The axis label: the IANA name where there is one (``Asia/Dubai``), else ``UTC``."""
+    key = getattr(zone, "key", None)
+    return key if isinstance(key, str) else (when.astimezone(zone).tzname() or "UTC")
 
 
 def write_equity_png(path: Path, png: bytes) -> None:

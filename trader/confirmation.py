@@ -10,13 +10,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from enum import StrEnum
 
 from trader import rules
 from trader.clock import Clock
 from trader.events import ConfirmationRequested, ConfirmationResolved, EventBus, SignalSkipped
-from trader.models import Signal
+from trader.models import Quote, Signal
 from trader.ports import Confirmation, Repositories
 from trader.settings import Strategy
 
@@ -81,7 +80,8 @@ class Confirmations:
         await self._repo.set_setting(CONFIRM_MODE_KEY, "1" if enabled else "0")
         self.enabled = enabled
 
-    async def ask(self, signal: Signal, margin: Decimal, leverage: int) -> None:
+    async def ask(self, signal: Signal, quote: Quote) -> None:
+        """Put the question about ``signal``, with the entry it would make now (``quote``)."""
         now = self._clock.now()
         expires_at = confirmation_deadline(signal, now, self._strategy)
         ref = confirmation_ref(signal.id)
@@ -95,7 +95,7 @@ class Confirmations:
             )
         )
         self._deadlines[signal.id] = expires_at
-        await self._bus.publish(ConfirmationRequested(signal, margin, leverage, expires_at, ref))
+        await self._bus.publish(ConfirmationRequested(signal, quote, now, expires_at, ref))
 
     async def resolve(
         self, ref: str, approve: bool, origin: tuple[int, int] | None = None

@@ -103,6 +103,11 @@ class Engine:
     def trading_enabled(self) -> bool:
         return self.book.trading_enabled
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped: taking signals, watching positions."""
+        return self._started
+
     # --- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -188,15 +193,16 @@ class Engine:
         if reason is not None:
             await self.entries.skip(signal, f"rejected:{reason}", seen_at=now)
             return
-        if self.confirmations.enabled:
-            if not await self.repo.record_signal(signal, now):
-                return  # acted on already
-            # Risk is checked again at the press; asking about a trade that cannot be made
-            # now would only be noise.
-            await self.confirmations.ask(signal, margin, self.limits.leverage)
-            return
         if self._tasks.stopping:
             return  # not stored: read again, and decided anew, at the next start
+        if self.confirmations.enabled:
+            # The question carries the entry's figures, which may take a call to the venue:
+            # a task, like an entry. Risk is checked again at the press; asking about a trade
+            # that cannot be made now would only be noise.
+            self.entries.begin(signal.id)
+            question = self.entries.ask(signal, margin, now, self.confirmations.ask)
+            self._tasks.spawn(question, f"ask-{signal.symbol}")
+            return
         if signal.symbol in self.book.held_symbols():
             # Taken while we awaited (the backlog and the follower both hand rows in):
             # one position per symbol.

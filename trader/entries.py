@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ from decimal import Decimal
 from trader import orders, rules
 from trader.errors import ExchangeError, NotTradable
 from trader.events import OrderFailed, PositionOpened, SignalSkipped
-from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Signal
+from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Quote, Signal
 from trader.orders import order_status, short
 from trader.parts import Parts
 from trader.pnl import open_position
@@ -96,6 +96,70 @@ class Entries:
         self._settle(signal.id, stored=True)
         return stored == 1
 
+    async def ask(
+        self,
+        signal: Signal,
+        margin: Decimal,
+        seen_at: datetime,
+        put_question: Callable[[Signal, Quote], Awaitable[None]],
+    ) -> None:
+        """Confirmation mode: quote the entry of ``signal`` (first seen at ``seen_at``,
+        ``begin`` called) and put the question with its figures; or record why it cannot be
+        made. The trade itself waits for the answer."""
+        stored = False  # until then, a shutdown leaves the row to be read again
+        try:
+            if await self._repo.load_signal(signal.id) is not None:
+                stored = True  # acted on already (a row read again): no venue call for it
+                return
+            try:
+                quote = await self.quote(signal, margin, self._book.limits.leverage)
+            except Exception as exc:  # never let one signal kill the engine
+                await self._failed(signal, orders.entry_link_id(signal.id), exc, seen_at)
+                stored = True
+                return
+            if isinstance(quote, str):
+                await self.skip(signal, f"rejected:{quote}", seen_at=seen_at)
+                stored = True
+            elif await self._repo.record_signal(signal, seen_at):
+                stored = True
+                await put_question(signal, quote)
+            else:
+                stored = True  # acted on already
+        finally:
+            self._settle(signal.id, stored=stored)
+
+    async def quote(self, signal: Signal, margin: Decimal, leverage: int) -> Quote | str:
+        """The entry ``signal`` would make at the market now, or the reason it cannot be made
+        (a ``rejected:`` outcome's reason). A venue that fails to answer raises."""
+        side = signal.side
+        assert side is not None  # screened
+        try:
+            instrument = await self._exchange.instrument(signal.symbol)  # loaded at start-up
+            if not instrument.is_usdt_perpetual:  # a USDC perpetual or a dated future
+                return "not_usdt_perpetual"
+            # Leverage, position mode and price stream: ready since start-up for a
+            # whitelisted symbol, so that the order is the first call to the venue.
+            ticker = await self._exchange.prepare_entry(signal.symbol, leverage)
+        except NotTradable as exc:
+            log.warning("signal %s rejected: %s", signal.id, exc)
+            return exc.reason
+        # Until the stream's first update for the symbol, /status values it at this one.
+        self._book.prices.setdefault(signal.symbol, ticker)
+        if rules.price_moved(signal, ticker.fill_price(side), self._strategy):
+            return "price_moved"
+        sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
+        if isinstance(sizing, str):
+            return sizing
+        stop, take = rules.protective_prices(
+            side,
+            sizing.price,
+            sl_pct=self._strategy.sl_pct,
+            tp_pct=self._strategy.tp_pct,
+            leverage=leverage,
+            tick=instrument.tick_size,
+        )
+        return Quote(sizing.qty, sizing.price, stop, take, instrument.tick_size, margin, leverage)
+
     async def _place(self, signal: Signal, margin: Decimal, seen_at: datetime | None) -> None:
         book = self._book
         side = signal.side
@@ -103,46 +167,22 @@ class Entries:
         leverage = book.limits.leverage
         link_id = orders.entry_link_id(signal.id)
         try:
-            instrument = await self._exchange.instrument(signal.symbol)  # loaded at start-up
-            if not instrument.is_usdt_perpetual:  # a USDC perpetual or a dated future
-                await self.skip(signal, "rejected:not_usdt_perpetual", seen_at=seen_at)
-                return
-            # Leverage, position mode and price stream: ready since start-up for a
-            # whitelisted symbol, so that the order is the first call to the venue.
-            ticker = await self._exchange.prepare_entry(signal.symbol, leverage)
-            # Until the stream's first update for the symbol, /status values it at this one.
-            book.prices.setdefault(signal.symbol, ticker)
-            if rules.price_moved(signal, ticker.fill_price(side), self._strategy):
-                await self.skip(signal, "rejected:price_moved", seen_at=seen_at)
-                return
-            sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
-            if isinstance(sizing, str):
-                await self.skip(signal, f"rejected:{sizing}", seen_at=seen_at)
-                return
-            stop, take = rules.protective_prices(
-                side,
-                sizing.price,
-                sl_pct=self._strategy.sl_pct,
-                tp_pct=self._strategy.tp_pct,
-                leverage=leverage,
-                tick=instrument.tick_size,
-            )
-        except NotTradable as exc:
-            log.warning("signal %s rejected: %s", signal.id, exc)
-            await self.skip(signal, f"rejected:{exc.reason}", seen_at=seen_at)
-            return
+            quote = await self.quote(signal, margin, leverage)
         except Exception as exc:  # never let one signal kill the engine
             await self._failed(signal, link_id, exc, seen_at)
+            return
+        if isinstance(quote, str):
+            await self.skip(signal, f"rejected:{quote}", seen_at=seen_at)
             return
         order = EntryOrder(
             link_id=link_id,
             signal_id=signal.id,
             symbol=signal.symbol,
             side=side,
-            qty=sizing.qty,
+            qty=quote.qty,
             leverage=leverage,
-            stop_loss=stop,
-            take_profit=take,
+            stop_loss=quote.stop_loss,
+            take_profit=quote.take_profit,
         )
         # Held until the position is stored, so an SL/TP fill that races in waits for it.
         async with book.lock(signal.symbol):
@@ -159,7 +199,7 @@ class Entries:
                 signal_id=signal.id,
                 symbol=signal.symbol,
                 side=side,
-                qty=sizing.qty,
+                qty=quote.qty,
                 reduce_only=False,
                 status=OrderStatus.PENDING,
                 created_at=self._clock.now(),
@@ -181,14 +221,14 @@ class Entries:
                 signal.id,
                 fill,
                 leverage=leverage,
-                stop_loss=stop,
-                take_profit=take,
+                stop_loss=quote.stop_loss,
+                take_profit=quote.take_profit,
                 expires_at=signal.timestamp + rules.signal_ttl(signal, self._strategy),
             )
             # Its chat notes are booked with the entry: a crash keeps both or neither.
             short_fill = order.qty if fill.qty < order.qty else None
             opened = PositionOpened(
-                position, self._clock.now(), instrument.tick_size, ordered_qty=short_fill
+                position, self._clock.now(), quote.tick_size, ordered_qty=short_fill
             )
             notes = self._bus.notes_for(opened)
             try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from trader.models import ClosedTrade, Position, Signal
+from trader.models import ClosedTrade, Position, Quote, Signal
 from trader.ports import NewMessage
 from trader.settings import Strategy
 
@@ -86,8 +86,8 @@ class ConfirmationRequested:
     """Confirmation mode: the trader is asked before ``signal`` is traded."""
 
     signal: Signal
-    margin: Decimal
-    leverage: int
+    quote: Quote  # the entry it would make, at the market when asked
+    asked_at: datetime
     expires_at: datetime
     ref: str  # what the answer quotes back (``Engine.decide``)
 

@@ -129,6 +129,19 @@ class EntryOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """The entry a signal would make at the market now: sized, with its SL/TP on the tick."""
+
+    qty: Decimal
+    price: Decimal  # the market price it was sized at
+    stop_loss: Decimal
+    take_profit: Decimal
+    tick_size: Decimal
+    margin: Decimal
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True)
 class ExitOrder:
     """A reduce-only market order that closes (all of) a position."""
 

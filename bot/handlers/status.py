@@ -10,6 +10,7 @@ from bot import render
 from bot.handlers.replies import arguments, reply
 from bot.reports import Reporter
 from trader.engine import Engine
+from trader.settings import Settings
 
 DEFAULT_TRADES = 10
 MAX_TRADES = 100
@@ -17,24 +18,29 @@ DEFAULT_SIGNALS = 10
 MAX_SIGNALS = 50
 
 
-async def show_status(message: Message, engine: Engine) -> None:
-    await reply(message, render.status_text(await engine.status()))
+async def show_status(message: Message, engine: Engine, settings: Settings) -> None:
+    await reply(message, render.status_text(await engine.status(), settings.timezone))
 
 
-async def show_trades(message: Message, command: CommandObject, engine: Engine) -> None:
+async def show_trades(
+    message: Message, command: CommandObject, engine: Engine, settings: Settings
+) -> None:
     count = how_many(command.args, DEFAULT_TRADES, MAX_TRADES)
     if count is None:
         await message.answer(render.trades_usage_text(MAX_TRADES))
         return
-    await reply(message, render.trades_text(await engine.recent_trades(count)))
+    await reply(message, render.trades_text(await engine.recent_trades(count), settings.timezone))
 
 
-async def show_signals(message: Message, command: CommandObject, engine: Engine) -> None:
+async def show_signals(
+    message: Message, command: CommandObject, engine: Engine, settings: Settings
+) -> None:
     count = how_many(command.args, DEFAULT_SIGNALS, MAX_SIGNALS)
     if count is None:
         await message.answer(render.signals_usage_text(MAX_SIGNALS))
         return
-    await reply(message, render.signals_text(await engine.read_models.recent_signals(count)))
+    signals = await engine.read_models.recent_signals(count)
+    await reply(message, render.signals_text(signals, settings.timezone))
 
 
 def how_many(raw: str | None, default: int, most: int) -> int | None:

@@ -82,6 +82,7 @@ from bot.render.split import (
     split_message,
 )
 from bot.render.values import (
+    clock,
     count,
     esc,
     percent,
@@ -91,7 +92,7 @@ from bot.render.values import (
     qty,
     side_word,
     usdt,
-    utc_time,
+    zone_name,
 )
 
 __all__ = [
@@ -103,6 +104,7 @@ __all__ = [
     "already_answered_answer",
     "balance_line",
     "chart_caption",
+    "clock",
     "clock_skewed_text",
     "close_all_cancel_button",
     "close_all_cancelled_answer",
@@ -167,9 +169,9 @@ __all__ = [
     "trading_on_text",
     "unknown_command_text",
     "usdt",
-    "utc_time",
     "venue_ban_lifted_text",
     "venue_banned_text",
     "venue_reachable_text",
     "venue_unreachable_text",
+    "zone_name",
 ]

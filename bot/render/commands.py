@@ -7,8 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from bot.render.values import count, esc, pnl, price, protection, qty, side_word, usdt
+from bot.render.values import (
+    clock,
+    count,
+    esc,
+    pnl,
+    price,
+    protection,
+    qty,
+    side_word,
+    usdt,
+    zone_name,
+)
 from trader.confirmation import Decision, Verdict
 from trader.models import ClosedTrade
 from trader.ports import StoredSignal
@@ -62,11 +74,11 @@ def balance_line(status: Status) -> str:
     return f"Balance: {usdt(status.balance)}{stale}"
 
 
-def last_signal_line(status: Status) -> str:
+def last_signal_line(status: Status, zone: ZoneInfo) -> str:
     last = status.last_signal_at
     if last is None:
         return "Last signal: none yet"
-    when = last.strftime("%Y-%m-%d %H:%M UTC")
+    when = clock(last, zone, "%Y-%m-%d %H:%M")
     return f"Last signal: {when}" + (f" ({ago(status.now - last)})" if status.now else "")
 
 
@@ -80,15 +92,18 @@ def ago(age: timedelta) -> str:
     return f"{hours} h ago" if hours < 48 else f"{hours // 24} days ago"
 
 
-def status_text(status: Status) -> str:
+def status_text(status: Status, zone: ZoneInfo) -> str:
+    """``zone``: the trader's (``TIMEZONE``); risk's day stays the UTC day, said where the
+    zone differs."""
     mode = "LIVE" if status.mode == "live" else "PAPER"
+    utc_day = "" if zone.key == "UTC" else " (UTC day)"
     trading = "ON" if status.trading_enabled else "OFF"
     lines = [
         f"<b>Status</b> · {mode} · trading {trading}"
         + (" · confirm on" if status.confirm_mode else ""),
         balance_line(status),
-        f"Today: {pnl(status.today_pnl)}",
-        last_signal_line(status),
+        f"Today{utc_day}: {pnl(status.today_pnl)}",
+        last_signal_line(status, zone),
     ]
     if status.daily_loss_reached:
         lines.append("🛑 Daily loss limit reached: no new entries until 00:00 UTC.")
@@ -108,25 +123,26 @@ def status_text(status: Status) -> str:
     return "\n".join(lines)
 
 
-def trades_text(trades: Sequence[ClosedTrade]) -> str:
+def trades_text(trades: Sequence[ClosedTrade], zone: ZoneInfo) -> str:
     if not trades:
         return "No closed trades yet."
-    lines = [f"<b>Last {count(len(trades), 'closed trade')}</b> (newest first)"]
+    lines = [f"<b>Last {count(len(trades), 'closed trade')}</b> (newest first, {zone_name(zone)})"]
     for t in trades:
+        when = t.closed_at.astimezone(zone).strftime("%m-%d %H:%M")
         lines.append(
-            f"{t.closed_at.strftime('%m-%d %H:%M')} <b>{esc(t.symbol)}</b> {side_word(t.side)} "
+            f"{when} <b>{esc(t.symbol)}</b> {side_word(t.side)} "
             f"{esc(t.reason.value)} {pnl(t.net_pnl)} "
             f"({price(t.entry_price)} → {price(t.exit_price)})"
         )
     return "\n".join(lines)
 
 
-def signals_text(signals: Sequence[StoredSignal]) -> str:
+def signals_text(signals: Sequence[StoredSignal], zone: ZoneInfo) -> str:
     if not signals:
         return "No signals seen yet."
-    lines = [f"<b>Last {count(len(signals), 'signal')}</b> (newest first)"]
+    lines = [f"<b>Last {count(len(signals), 'signal')}</b> (newest first, {zone_name(zone)})"]
     for signal in signals:
-        when = (signal.timestamp or signal.seen_at).strftime("%m-%d %H:%M")
+        when = (signal.timestamp or signal.seen_at).astimezone(zone).strftime("%m-%d %H:%M")
         what = (
             f"<b>{esc(signal.symbol)}</b> {esc(signal.verdict)}" if signal.symbol else "a bad row"
         )

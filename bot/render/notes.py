@@ -4,7 +4,9 @@ against Bybit, the daily loss stop and the confirmation questions (the notifier'
 
 from __future__ import annotations
 
-from bot.render.values import count, esc, pnl, price, protection, qty, side_word, usdt, utc_time
+from zoneinfo import ZoneInfo
+
+from bot.render.values import clock, count, esc, pnl, price, protection, qty, side_word, usdt
 from trader.events import (
     ClockSkewed,
     ConfirmationRequested,
@@ -146,8 +148,8 @@ def engine_stopped_text(event: EngineStopped) -> str:
     return "⏹ Engine stopped. Open positions keep their stop-loss and take-profit."
 
 
-def signal_log_silent_text(event: SignalLogSilent) -> str:
-    last = f"the last was written {utc_time(event.last_at)}" if event.last_at else "none yet"
+def signal_log_silent_text(event: SignalLogSilent, zone: ZoneInfo) -> str:
+    last = f"the last was written {clock(event.last_at, zone)}" if event.last_at else "none yet"
     return (
         f"🔕 No new signal for {event.minutes} min ({last}): is the signal generator "
         "running? Open positions keep their stop-loss and take-profit."
@@ -178,10 +180,10 @@ def venue_reachable_text(event: VenueReachable) -> str:
     return "✅ Bybit answers: starting to trade."
 
 
-def venue_banned_text(event: VenueBanned) -> str:
+def venue_banned_text(event: VenueBanned, zone: ZoneInfo) -> str:
     return (
         f"🚫 Bybit banned this IP for too many requests ({esc(event.detail)}).\n"
-        f"No call to Bybit until {utc_time(event.until)}: signals meanwhile are not traded; "
+        f"No call to Bybit until {clock(event.until, zone)}: signals meanwhile are not traded; "
         "open positions keep their stop-loss and take-profit on the exchange."
     )
 
@@ -210,13 +212,21 @@ def _signal_line(signal: Signal) -> str:
     return f"<b>{esc(signal.symbol)}</b> {direction} · confidence {esc(signal.confidence)}"
 
 
-def question_text(event: ConfirmationRequested) -> str:
-    signal = event.signal
-    lines = [f"❓ Trade this signal? {_signal_line(signal)}"]
-    entry = f" · entry ≈ {price(signal.entry_price)}" if signal.entry_price else ""
-    lines.append(f"margin {usdt(event.margin)} · {event.leverage}x{entry}")
-    lines.append(f"Answer by {utc_time(event.expires_at)}; no answer means no trade.")
-    return "\n".join(lines)
+def question_text(event: ConfirmationRequested, zone: ZoneInfo) -> str:
+    """The question of confirmation mode, with what there is to approve: the size, the
+    entry at the market now, the stop-loss and take-profit, and the deadline."""
+    quote, tick = event.quote, event.quote.tick_size
+    seconds = max(0, round((event.expires_at - event.asked_at).total_seconds()))
+    return "\n".join(
+        [
+            f"❓ Trade this signal? {_signal_line(event.signal)}",
+            f"qty {qty(quote.qty)} at ≈ {price(quote.price, tick)} · margin "
+            f"{usdt(quote.margin)} · {quote.leverage}x",
+            f"SL {price(quote.stop_loss, tick)} · TP {price(quote.take_profit, tick)}",
+            f"Answer within {seconds} s (by {clock(event.expires_at, zone)}); "
+            "no answer means no trade.",
+        ]
+    )
 
 
 RESOLUTION_TEXT = {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from bot.render.commands import balance_line
-from bot.render.values import count, esc, percent, pnl, side_word, usdt
+from bot.render.values import clock, count, esc, percent, pnl, side_word, usdt
 from trader.read_models import Performance, Status
 
 
@@ -14,12 +15,13 @@ def report_text(
     status: Status,
     performance: Performance,
     now: datetime,
+    zone: ZoneInfo,
     outcomes: Mapping[str, int] | None = None,
     since: datetime | None = None,
 ) -> str:
     stats = performance.stats
     lines = [
-        f"📊 <b>Report</b> · {now.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"📊 <b>Report</b> · {clock(now, zone, '%Y-%m-%d %H:%M')}",
         balance_line(status),
         f"Today: {pnl(status.today_pnl)}",
         f"Closed trades: {stats.trades} · win rate {percent(stats.win_rate)} · "
@@ -34,13 +36,13 @@ def report_text(
     else:
         lines.append("Open positions: none")
     if outcomes is not None and since is not None:
-        lines.append(signal_outcomes_line(outcomes, since))
+        lines.append(signal_outcomes_line(outcomes, clock(since, zone, "%H:%M")))
     return "\n".join(lines)
 
 
-def signal_outcomes_line(outcomes: Mapping[str, int], since: datetime, most: int = 6) -> str:
-    """The signals seen since ``since``, by outcome, most frequent first."""
-    head = f"Signals since {since.strftime('%H:%M UTC')}"
+def signal_outcomes_line(outcomes: Mapping[str, int], since: str, most: int = 6) -> str:
+    """The signals seen since ``since`` (a time as shown), by outcome, most frequent first."""
+    head = f"Signals since {since}"
     if not outcomes:
         return f"{head}: none"
     ranked = sorted(outcomes.items(), key=lambda item: (-item[1], item[0]))

@@ -5,8 +5,9 @@ instrument's tick, USDT to cents, a sign on PnL.
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo
 
 from trader.models import Position, Side
 
@@ -62,5 +63,24 @@ def side_word(side: Side) -> str:
     return "long" if side is Side.BUY else "short"
 
 
-def utc_time(when: datetime) -> str:
-    return when.strftime("%H:%M:%S UTC")
+def clock(when: datetime, zone: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
+    """``when`` in the trader's zone (``TIMEZONE``), labelled: ``14:05:10 CET``,
+    ``18:05:10 UTC+4`` (a zone without a lettered abbreviation gets its offset)."""
+    local = when.astimezone(zone)
+    return f"{local.strftime(fmt)} {zone_label(local)}"
+
+
+def zone_name(zone: ZoneInfo) -> str:
+    """A list's times are in this zone: ``UTC``, ``Asia/Dubai``."""
+    return zone.key
+
+
+def zone_label(local: datetime) -> str:
+    name = local.tzname() or ""
+    if name.isalpha():
+        return name
+    offset = local.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")

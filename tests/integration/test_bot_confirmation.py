@@ -4,7 +4,9 @@ messages, the risk check at the press, and questions that outlive a restart.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from bot.app import App
@@ -39,11 +41,23 @@ async def test_open_trades_the_signal_and_the_question_says_so(
     question = await ask_about_a_signal(app, chat, workdir, clock)
     assert "confidence 0.8" in question.plain
     assert "margin 100.00 USDT · 50x" in question.plain
+    deadline = (clock.now() + timedelta(seconds=60)).strftime("%H:%M:%S")
+    assert f"Answer within 60 s (by {deadline} UTC)" in question.plain
     assert app.engine.open_positions() == []  # nothing is traded before the answer
 
     answer = await fake_telegram.wait_for_answer(chat.press(question, "Open"))
     assert answer.text == "Opening SOLUSDT…"
-    await chat.expect("Opened SOLUSDT long")
+    opened = await chat.expect("Opened SOLUSDT long")
+    # What was approved is what was traded: the market has not moved in between.
+    [position] = app.engine.open_positions()
+    tick = Decimal("0.01")  # SOLUSDT's tick on the fake, as on Bybit
+    asked = (
+        f"qty {position.qty.normalize():f} at ≈ {position.entry_price.quantize(tick)}",
+        f"SL {position.stop_loss.quantize(tick)} · TP {position.take_profit.quantize(tick)}",
+    )
+    for figure in asked:
+        assert figure in question.plain, (figure, question.plain)
+    assert f"SL {position.stop_loss.quantize(tick)}" in opened.plain
     await fake_telegram.wait_until(
         lambda: "Approved" in fake_telegram.message(CHAT, question.message_id).plain
     )
@@ -172,3 +186,33 @@ async def test_questions_survive_a_restart_and_are_answered_or_expired_once(
     await chat.expect("Opened BTCUSDT")
     assert [p.symbol for p in app.engine.open_positions()] == ["BTCUSDT"]
     assert await outcome(app, "BTCUSDT") == "opened"
+
+
+async def test_the_question_is_refused_when_the_market_has_moved_from_the_signal(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    """The question is asked with the market's figures; a signal whose entry is far from
+    the market is not asked about at all."""
+    strategy = json.loads((workdir / "strategy.json").read_text())
+    del strategy["max_entry_deviation_pct"]  # the default: 1% from the market
+    (workdir / "strategy.json").write_text(json.dumps(strategy))
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/confirm on", "Confirmation mode ON")
+    await chat.ask("/start_trading", "after your confirmation")
+    mark = chat.mark()
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY", signal_id="far")
+    # The fake's SOLUSDT trades at 150: a row written at 100 is not that market any more.
+    await chat.expect("Signal not traded: SOLUSDT (price moved)", after=mark)
+    assert await outcome(app, "far") == "rejected:price_moved"
+    assert not [m for m in fake_telegram.sent(CHAT) if "Trade this signal" in m.plain]
+
+
+async def test_the_deadline_is_shown_in_the_traders_zone(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps(timezone="Asia/Dubai")
+    chat = Chat(fake_telegram)
+    question = await ask_about_a_signal(app, chat, workdir, clock)
+    local = (clock.now() + timedelta(seconds=60) + timedelta(hours=4)).strftime("%H:%M:%S")
+    assert f"(by {local} UTC+4)" in question.plain

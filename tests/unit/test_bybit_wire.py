@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -186,8 +187,12 @@ def test_a_skew_is_said_with_its_size_and_what_to_do() -> None:
 
 def test_a_ban_is_said_with_its_end() -> None:
     until = datetime(2026, 1, 1, 12, 10, tzinfo=UTC)
-    text = render.venue_banned_text(VenueBanned(until, "HTTP 403 on /v5/order/create"))
+    text = render.venue_banned_text(
+        VenueBanned(until, "HTTP 403 on /v5/order/create"), ZoneInfo("UTC")
+    )
     assert "12:10:00 UTC" in text
+    berlin = render.venue_banned_text(VenueBanned(until, "HTTP 403"), ZoneInfo("Europe/Berlin"))
+    assert "13:10:00 CET" in berlin
     assert "stop-loss" in text
 
 

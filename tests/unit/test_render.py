@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -86,7 +87,7 @@ def test_prices_follow_the_tick_size() -> None:
 def test_status_lists_each_position_with_its_numbers() -> None:
     view = PositionView(position(), Decimal("191"), Decimal("24.5"), Decimal("0.01"))
     status = Status("paper", True, [view], Decimal("-3.2"), Decimal("996.8"), LIMITS, False)
-    text = render.status_text(status)
+    text = render.status_text(status, ZoneInfo("UTC"))
     assert "PAPER · trading ON" in text
     assert "Balance: 996.80 USDT" in text
     assert "Today: -3.20 USDT" in text
@@ -98,7 +99,7 @@ def test_status_lists_each_position_with_its_numbers() -> None:
 def test_dynamic_values_are_escaped() -> None:
     view = PositionView(position("<b>&X"), None, None)
     status = Status("paper", False, [view], Decimal(0), Decimal(0), LIMITS, True)
-    text = render.status_text(status)
+    text = render.status_text(status, ZoneInfo("UTC"))
     assert "&lt;b&gt;&amp;X" in text
     assert "<b>&X" not in text
     failed = render.order_failed_text(OrderFailed("s1", "SOLUSDT", "qty < min & <oops>", T0))
@@ -208,3 +209,22 @@ def test_a_refused_approval_does_not_wear_a_tick() -> None:
     text = render.resolved_text("SOLUSDT", None, "approved", "rejected:max_open_positions")
     assert "⛔ Approved, but not opened: max open positions." in text
     assert "✅" not in text
+
+
+def test_times_are_shown_in_the_traders_zone_and_labelled() -> None:
+    winter, summer = (
+        datetime(2026, 1, 5, 22, 30, tzinfo=UTC),
+        datetime(2026, 7, 5, 22, 30, tzinfo=UTC),
+    )
+    assert render.clock(winter, ZoneInfo("UTC")) == "22:30:00 UTC"
+    assert render.clock(winter, ZoneInfo("Europe/Berlin")) == "23:30:00 CET"
+    assert render.clock(summer, ZoneInfo("Europe/Berlin")) == "00:30:00 CEST"
+    assert render.clock(winter, ZoneInfo("Asia/Dubai"), "%m-%d %H:%M") == "01-06 02:30 UTC+4"
+    assert render.clock(winter, ZoneInfo("Asia/Kathmandu"), "%H:%M") == "04:15 UTC+5:45"
+    assert render.clock(winter, ZoneInfo("America/St_Johns"), "%H:%M") == "19:00 NST"
+
+
+def test_status_says_risk_keeps_the_utc_day_where_the_zone_differs() -> None:
+    status = Status("paper", True, [], Decimal("-3.2"), Decimal("996.8"), LIMITS, False)
+    assert "Today: -3.20 USDT" in render.status_text(status, ZoneInfo("UTC"))
+    assert "Today (UTC day): -3.20 USDT" in render.status_text(status, ZoneInfo("Asia/Dubai"))
