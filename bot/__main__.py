@@ -19,7 +19,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     token = settings.telegram_bot_token.get_secret_value()
     redact.install(
         [

@@ -83,6 +83,20 @@ class VenuePosition:
     first_created_at: datetime | None = None
 
 
+CONNECTED, RECONNECTING, IDLE = "connected", "reconnecting", "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHealth:
+    """A venue stream as a health check sees it: ``state`` is ``CONNECTED``, ``RECONNECTING``
+    (down, being rebuilt) or ``IDLE`` (nothing to carry now; rebuilt once there is), and has
+    been so for ``for_seconds``; ``reconnects`` counts its returns after a drop."""
+
+    state: str
+    for_seconds: float
+    reconnects: int
+
+
 # Told as they are to the engine, which publishes them: a ban of this IP, its end, and a skew
 # of this machine's clock (``trader.events``).
 ExchangeEvent = (
@@ -133,6 +147,10 @@ class MarketData(Protocol):
         ``symbols`` (their tickers need no call from then on); whether it does."""
         ...
 
+    def stream_health(self) -> StreamHealth:
+        """The ticker stream's state, for health checks."""
+        ...
+
 
 class Exchange(Protocol):
     """Trading on one venue, paper or live. Only the engine talks to it."""
@@ -140,6 +158,16 @@ class Exchange(Protocol):
     mode: str  # "paper" or "live"
 
     async def start(self, listener: Listener) -> None: ...
+
+    @property
+    def clock_skew_ms(self) -> int | None:
+        """The venue's clock minus ours in ms, as last measured; None if never (paper)."""
+        ...
+
+    def streams(self) -> dict[str, StreamHealth]:
+        """Each stream this venue depends on, by name ("public", "private"), for health
+        checks: all of them are needed."""
+        ...
 
     async def stop(self) -> None: ...
 

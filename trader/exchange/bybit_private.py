@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from trader.exchange.base import CONNECTED, RECONNECTING, StreamHealth
 from trader.exchange.bybit_stream import CLOSE_TIMEOUT, BybitSocket
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,27 @@ class PrivateStream:
         self._stopped = False  # read by pybit's threads too
         self._delay = check_interval
         self._next_try = 0.0
+        # For health checks: up when last looked at, since when (monotonic), and returns.
+        self._up = False
+        self._changed_at = time.monotonic()
+        self._reconnects = 0
 
     @property
     def healthy(self) -> bool:
         socket = self._socket
         return socket is not None and self._logged_in and socket.is_live()
+
+    def health(self) -> StreamHealth:
+        """The stream as a health check sees it: connected (logged in and subscribed), or
+        being reconnected."""
+        now, up = time.monotonic(), self.healthy
+        since = self._changed_at if up == self._up else now
+        state = CONNECTED if up else RECONNECTING
+        return StreamHealth(state, max(now - since, 0.0), self._reconnects)
+
+    def _mark(self, up: bool) -> None:
+        if up != self._up:
+            self._up, self._changed_at = up, time.monotonic()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -125,10 +142,12 @@ class PrivateStream:
             await self._close()
             return
         self._logged_in = True
+        self._mark(True)
         log.info("private stream: connected to %s", self._url)
         self._delay = self._check_interval
         restored, self._ever_logged_in = self._ever_logged_in, True
         if restored:
+            self._reconnects += 1
             self._on_restored()
 
     def _back_off(self, why: str) -> None:
@@ -161,6 +180,7 @@ class PrivateStream:
     async def _close(self) -> None:
         socket, self._socket = self._socket, None
         self._logged_in = False
+        self._mark(False)
         if socket is None:
             return
         try:

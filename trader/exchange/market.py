@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from trader.errors import ExchangeError
-from trader.exchange.base import TickerListener
+from trader.exchange.base import StreamHealth, TickerListener
 from trader.exchange.bybit_wire import call_pybit, decimal_field, make_http, read_pages
 from trader.exchange.ticker_stream import TickerStream
 from trader.exchange.venue_gate import VenueGate
@@ -269,6 +269,9 @@ class BybitMarketData:
         """Wait, ``timeout`` seconds at most, until the stream has sent the ticker of every one
         of ``symbols`` since it connected; whether it has."""
         return await self._stream.wait_carried(symbols, timeout)
+
+    def stream_health(self) -> StreamHealth:
+        return self._stream.health(time.monotonic())
 
     def _parse_streamed(self, raw: Mapping[str, Any]) -> Ticker:
         return parse_ticker(raw, self._now())

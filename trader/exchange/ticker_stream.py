@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from trader.errors import ExchangeError
+from trader.exchange.base import CONNECTED, IDLE, RECONNECTING, StreamHealth
 from trader.exchange.bybit_stream import CLOSE_TIMEOUT, BybitSocket
 from trader.models import Ticker
 
@@ -104,6 +105,11 @@ class TickerStream:
         self._connecting: asyncio.Task[BybitSocket | None] | None = None
         self._reconnect_delay = watchdog_interval
         self._next_connect = 0.0  # monotonic time before which no new connect is tried
+        # For health checks: whether the socket was last seen healthy, since when
+        # (monotonic), and how many sockets have connected.
+        self._up = False
+        self._changed_at = time.monotonic()
+        self._connects = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -151,6 +157,18 @@ class TickerStream:
 
     def is_subscribed(self, symbol: str) -> bool:
         return symbol in self._subscribed
+
+    def health(self, now: float) -> StreamHealth:
+        """The socket as a health check sees it at monotonic ``now``. With no symbol
+        watched, a socket down is idle: the watchdog rebuilds it once one is."""
+        up = self._problem(now) is None
+        state = CONNECTED if up else RECONNECTING if self._watched else IDLE
+        since = self._changed_at if up == self._up else now
+        return StreamHealth(state, max(now - since, 0.0), max(self._connects - 1, 0))
+
+    def _note(self, up: bool, now: float) -> None:
+        if up != self._up:
+            self._up, self._changed_at = up, now
 
     def vouches_for(self, symbol: str, now: float) -> bool:
         """Whether the healthy socket has sent ``symbol`` since it connected (so the latest
@@ -215,6 +233,7 @@ class TickerStream:
         self._unanswered.clear()
         self._generation += 1
         if old is not None:
+            self._note(False, time.monotonic())
             logger.warning("public stream: %s; reconnecting", reason)
             await self._close_socket(old)
         # Shielded: if we are cancelled (by stop()), the connect goes on in its thread, and
@@ -234,6 +253,9 @@ class TickerStream:
             return
         self._socket = socket
         self._alive_at = time.monotonic()  # its first pong is due a ping interval from now
+        if socket.is_live():  # pybit hands back a socket whose handshake was refused, too
+            self._connects += 1
+            self._note(True, self._alive_at)
         self._reconnect_delay = self._watchdog_interval
         logger.info("public stream: connected to %s", self._url)
         await self._subscribe(self._watched)
@@ -333,6 +355,7 @@ class TickerStream:
             return
         now = time.monotonic()
         problem = self._problem(now)
+        self._note(problem is None, now)
         reconnecting = self._reconnecting is not None and not self._reconnecting.done()
         if problem is not None and not reconnecting and now >= self._next_connect:
             self._reconnecting = asyncio.create_task(self._reconnect(problem))
