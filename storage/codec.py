@@ -66,7 +66,7 @@ TRADE_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
     " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at"
 )
-OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at, next_attempt_at"
+OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at, next_attempt_at, silent"
 CONFIRMATION_COLUMNS = "signal_id, ref, status, created_at, expires_at"
 
 
@@ -166,6 +166,7 @@ def outbox_message_from_row(row: sqlite3.Row) -> OutboxMessage:
         attempts=row["attempts"],
         created_at=from_db_time(row["created_at"]),
         next_attempt_at=from_db_time(row["next_attempt_at"]),
+        silent=bool(row["silent"]),
     )
 
 

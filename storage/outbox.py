@@ -34,6 +34,10 @@ class OutboxTables(Tables):
         )
         return [outbox_message_from_row(row) for row in rows]
 
+    async def unsent_count(self) -> int:
+        row = await self._fetch_one("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
+        return 0 if row is None else int(row["n"])
+
     async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:
         # A sent chart's PNG is dropped: it is the bulk of the table and nobody reads it again.
         await self._write(
@@ -64,9 +68,9 @@ async def insert_notes(
     for message in messages:
         payload = redact_payload(message.payload, redact)
         cursor = await conn.execute(
-            "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (message.chat_id, message.kind, payload, stamp, stamp),
+            "INSERT INTO outbox (chat_id, kind, payload, created_at, next_attempt_at, silent)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (message.chat_id, message.kind, payload, stamp, stamp, int(message.silent)),
         )
         if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
             raise RuntimeError("outbox insert returned no id")

@@ -36,6 +36,7 @@ class SentMessage:
     entities: tuple[dict[str, Any], ...] = ()
     date: int = 0
     edits: int = 0
+    silent: bool = False  # sent with disable_notification: no sound on the phone
 
     @property
     def buttons(self) -> list[list[str]]:
@@ -189,6 +190,7 @@ class Messages:
             caption=None,
             entities=entities,
             date=int(time.time()),
+            silent=params.flag("disable_notification"),
         )
         self._messages[(chat_id, message.message_id)] = message
         self._sent.append(message)
@@ -229,6 +231,7 @@ class Messages:
             caption=caption,
             entities=entities,
             date=int(time.time()),
+            silent=params.flag("disable_notification"),
         )
         self._messages[(chat_id, message_id)] = message
         self._sent.append(message)
