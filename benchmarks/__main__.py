@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from benchmarks import catchup, latency, quiet, replay_scale, reports
+from benchmarks import catchup, dashboard, latency, quiet, replay_scale, reports
 from benchmarks.common import (
     EXAMPLES,
     SYMBOLS,
@@ -185,6 +185,7 @@ def main() -> int:
     catchup.main()  # first start with a 300k-row signal log
     latency.main()  # append -> order, piece by piece
     reports.main()  # /report and /status with 100k closed trades, ready, RSS
+    dashboard.main()  # /profit, /daily, /performance with 100k closed trades
     worst = max(percentile(v, 95) for v in (latencies, ordered, filled))
     return (
         0 if worst <= 50 and percentile(replies, 95) <= 100 and percentile(prepared, 95) < 60 else 1

@@ -25,7 +25,7 @@ from trader.ports import TradePoint
 
 T = TypeVar("T")
 
-POINT_COLUMNS = "id, closed_at, net_pnl, entry_fee, exit_fee"
+POINT_COLUMNS = "id, closed_at, net_pnl, entry_fee, exit_fee, symbol, opened_at"
 
 
 class TradeTables(Tables):
@@ -110,11 +110,13 @@ def _trade_points(conn: sqlite3.Connection, after_id: int) -> Iterator[TradePoin
     rows = conn.execute(
         f"SELECT {POINT_COLUMNS} FROM trades WHERE id > ? ORDER BY +closed_at, id", (after_id,)
     )
-    for ident, closed_at, net, entry_fee, exit_fee in rows:
+    for ident, closed_at, net, entry_fee, exit_fee, symbol, opened_at in rows:
         yield TradePoint(
             id=ident,
             closed_at=from_db_time(closed_at),
             net_pnl=Decimal(net),
             # As ClosedTrade.fees adds them, so that the sums come out the same.
             fees=Decimal(entry_fee) + Decimal(exit_fee),
+            symbol=symbol,
+            opened_at=from_db_time(opened_at),
         )

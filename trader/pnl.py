@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from trader.models import ClosedTrade, CloseReason, Fill, Position, Side
@@ -137,6 +137,15 @@ class Stats:
     fees: Decimal
     max_drawdown: Decimal  # largest peak-to-trough fall of equity, ≥ 0
     starting_balance: Decimal
+    best: Decimal | None = None  # the best trade's net PnL; None with no trades
+    worst: Decimal | None = None  # the worst trade's net PnL
+    held: timedelta = timedelta(0)  # the trades' time open, added up (those whose open is known)
+    timed: int = 0  # how many trades ``held`` counts
+
+    @property
+    def average_holding(self) -> timedelta | None:
+        """How long a trade was open, on average; None when no trade's open time is known."""
+        return self.held / self.timed if self.timed else None
 
     @property
     def win_rate(self) -> Decimal | None:
@@ -158,7 +167,7 @@ def trade_stats(trades: Sequence[ClosedTrade], starting_balance: Decimal) -> Sta
     """Statistics of closed trades, taken in the order they closed."""
     tally = StatsTally(starting_balance)
     for trade in sorted(trades, key=lambda t: t.closed_at):
-        tally.add(trade.net_pnl, trade.fees)
+        tally.add(trade.net_pnl, trade.fees, trade.closed_at - trade.opened_at)
     return tally.stats()
 
 
@@ -177,31 +186,44 @@ def equity_curve(
 class StatsTally:
     """``Stats`` folded one closed trade at a time, in close order, so that the read side
     keeps them up to date without re-reading history. ``trade_stats`` is this fold too: one
-    implementation. Exact: every sum is a ``Decimal`` sum, in close order."""
+    implementation. Exact: every sum is a ``Decimal`` sum, in close order.
+
+    Tallies of consecutive stretches of trades combine (``merge``) into the tally of them
+    all, drawdown included: the read side keeps one per day and adds up any run of days."""
 
     __slots__ = (
+        "best",
         "equity",
         "fees",
         "gross_loss",
         "gross_profit",
+        "held",
         "losses",
         "max_drawdown",
         "net_pnl",
         "peak",
         "starting_balance",
+        "timed",
         "trades",
+        "trough",
         "wins",
+        "worst",
     )
 
     def __init__(self, starting_balance: Decimal) -> None:
         self.starting_balance = starting_balance
-        self.trades = self.wins = self.losses = 0
+        self.trades = self.wins = self.losses = self.timed = 0
         self.net_pnl = self.gross_profit = self.gross_loss = self.fees = Decimal(0)
         self.equity = self.peak = starting_balance  # the balance, and its highest so far
+        self.trough = starting_balance  # the lowest balance after a trade (once there is one)
         self.max_drawdown = Decimal(0)
+        self.best: Decimal | None = None
+        self.worst: Decimal | None = None
+        self.held = timedelta(0)
 
-    def add(self, net_pnl: Decimal, fees: Decimal) -> Decimal:
-        """Count the next trade to close; returns the balance after it."""
+    def add(self, net_pnl: Decimal, fees: Decimal, held: timedelta | None = None) -> Decimal:
+        """Count the next trade to close (``held``: how long it was open, where known);
+        returns the balance after it."""
         self.trades += 1
         if net_pnl > 0:
             self.wins += 1
@@ -211,10 +233,54 @@ class StatsTally:
             self.gross_loss += net_pnl
         self.net_pnl += net_pnl
         self.fees += fees
-        self.equity += net_pnl
-        self.peak = max(self.peak, self.equity)
-        self.max_drawdown = max(self.max_drawdown, self.peak - self.equity)
-        return self.equity
+        if self.best is None or net_pnl > self.best:
+            self.best = net_pnl
+        if self.worst is None or net_pnl < self.worst:
+            self.worst = net_pnl
+        if held is not None:
+            self.held += held
+            self.timed += 1
+        # Comparisons, not max()/min(): the same figures (a tie keeps the one there), and
+        # this runs once a trade over the whole history.
+        equity = self.equity = self.equity + net_pnl
+        if self.trades == 1 or equity < self.trough:
+            self.trough = equity
+        if equity > self.peak:
+            self.peak = equity
+        drawdown = self.peak - equity
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown
+        return equity
+
+    def merge(self, later: StatsTally) -> None:
+        """Count the trades of ``later`` as closing after these, in its order: the same
+        figures as adding them one by one (its starting balance is only where its path
+        starts, moved to this balance)."""
+        if later.trades == 0:
+            return
+        shift = self.equity - later.starting_balance
+        # A fall inside ``later``, or from this side's peak down to its lowest point.
+        self.max_drawdown = max(
+            self.max_drawdown, later.max_drawdown, self.peak - (later.trough + shift)
+        )
+        self.peak = max(self.peak, later.peak + shift)
+        self.trough = (
+            later.trough + shift if self.trades == 0 else min(self.trough, later.trough + shift)
+        )
+        self.equity = later.equity + shift
+        self.trades += later.trades
+        self.wins += later.wins
+        self.losses += later.losses
+        self.net_pnl += later.net_pnl
+        self.gross_profit += later.gross_profit
+        self.gross_loss += later.gross_loss
+        self.fees += later.fees
+        if later.best is not None and (self.best is None or later.best > self.best):
+            self.best = later.best
+        if later.worst is not None and (self.worst is None or later.worst < self.worst):
+            self.worst = later.worst
+        self.held += later.held
+        self.timed += later.timed
 
     def copy(self) -> StatsTally:
         twin = StatsTally(self.starting_balance)
@@ -233,6 +299,10 @@ class StatsTally:
             fees=self.fees,
             max_drawdown=self.max_drawdown,
             starting_balance=self.starting_balance,
+            best=self.best,
+            worst=self.worst,
+            held=self.held,
+            timed=self.timed,
         )
 
 

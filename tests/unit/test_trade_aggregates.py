@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from hypothesis import given, settings
@@ -121,10 +122,12 @@ async def store(repo: SqliteRepositories, trades: Sequence[ClosedTrade]) -> None
 def read_models(repo: SqliteRepositories, starting_balance: Decimal = START) -> ReadModels:
     strategy = Strategy(paper_balance_usdt=starting_balance)
     book = Book(repo=repo, clock=ManualClock(T0), strategy=strategy)
-    # Performance reads the stored trades only: the venue and exits are never asked.
+    # Performance reads the stored trades only: the venue and exits are never asked (only
+    # the mode is looked at: paper draws the starting balance plus PnL).
     none: Any = None
+    paper: Any = SimpleNamespace(mode="paper")
     clock = ManualClock(T0)
-    parts = Parts(book, repo, cast(Exchange, none), clock, EventBus(), strategy, Tasks())
+    parts = Parts(book, repo, cast(Exchange, paper), clock, EventBus(), strategy, Tasks())
     return ReadModels(parts, exits=cast(Exits, none))
 
 
