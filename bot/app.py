@@ -20,9 +20,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import render
+from bot.close_all import CloseAllQuestions
 from bot.handlers import build_router
+from bot.health import RECONNECT_GRACE, Health, HealthServer
+from bot.metrics import Metrics
 from bot.middlewares import AllowedChats
 from bot.notifier import Backoff, Notifier
+from bot.notify_settings import NotifySettings
 from bot.polling import ConflictOnce, Poller, check_token
 from bot.reports import Reporter
 from trader.clock import Clock, SystemClock
@@ -33,6 +37,8 @@ from trader.runtime import Runtime, VenueGate, build_runtime
 from trader.settings import Settings
 
 log = logging.getLogger(__name__)
+
+QUESTION_SWEEP_SECONDS = 1  # how soon an expired "close all?" loses its buttons
 
 
 @dataclass
@@ -46,6 +52,7 @@ class App:
     reporter: Reporter
     scheduler: AsyncIOScheduler
     poller: Poller
+    health_server: HealthServer | None = None  # HEALTH_PORT set: /healthz and /metrics
     _stopped: bool = field(default=False, init=False)
 
     @property
@@ -53,6 +60,8 @@ class App:
         return self.runtime.engine
 
     async def start(self) -> None:
+        if self.health_server is not None:  # first: a monitor sees a start-up that waits
+            await self.health_server.start()
         await check_token(self.bot)
         self.notifier.start()  # first: the engine's "started" goes through it
         # Commands are answered from here on, /status too while Bybit does not answer yet.
@@ -73,6 +82,8 @@ class App:
             return
         self._stopped = True
         try:
+            if self.health_server is not None:
+                await self.health_server.stop()
             await self.poller.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
@@ -90,8 +101,10 @@ async def build_app(
     backoff: Backoff | None = None,
     polling_timeout: int = 10,
     venue_gate: VenueGate | None = None,
+    health_grace: float = RECONNECT_GRACE,
 ) -> App:
-    """Wire the whole process from settings (``python -m bot`` and the tests use this)."""
+    """Wire the whole process from settings (``python -m bot`` and the tests use this).
+    ``health_grace``: seconds a stream may be reconnecting and the process still healthy."""
     clock = clock or SystemClock()
     runtime = await build_runtime(settings, clock=clock, venue_gate=venue_gate)
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
@@ -101,15 +114,22 @@ async def build_app(
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     chats = settings.telegram_allowed_chat_ids
-    notifier = Notifier(bot, runtime.repo, chats, backoff=backoff, zone=settings.timezone)
+    notify = await NotifySettings.load(runtime.repo)  # what /notify set, before any note
+    notifier = Notifier(
+        bot, runtime.repo, chats, backoff=backoff, zone=settings.timezone, notify=notify
+    )
     notifier.attach(runtime.engine.bus)
     reporter = Reporter(runtime.engine, notifier, clock, settings.timezone)
-    dispatcher = Dispatcher(engine=runtime.engine, reporter=reporter, settings=settings)
+    health = Health(runtime.engine, grace=health_grace)
+    dispatcher = Dispatcher(
+        engine=runtime.engine, reporter=reporter, settings=settings, health=health, notify=notify
+    )
     allowed = AllowedChats(chats)
     dispatcher.message.outer_middleware(allowed)
     dispatcher.edited_message.outer_middleware(allowed)
     dispatcher.callback_query.outer_middleware(allowed)
-    dispatcher.include_router(build_router())
+    questions = CloseAllQuestions(clock)
+    dispatcher.include_router(build_router(questions))
     scheduler = AsyncIOScheduler(timezone=UTC)
     if settings.report_interval_minutes > 0:
         scheduler.add_job(
@@ -120,8 +140,22 @@ async def build_app(
             max_instances=1,
             misfire_grace_time=60,
         )
+    # An unanswered "close all?" loses its buttons once it has expired.
+    scheduler.add_job(
+        questions.expire_due,
+        IntervalTrigger(seconds=QUESTION_SWEEP_SECONDS, timezone=UTC),
+        args=[bot],
+        id="close-all-expiry",
+        coalesce=True,
+        max_instances=1,
+    )
     poller = Poller(dispatcher, bot, polling_timeout=polling_timeout)
-    return App(runtime, bot, dispatcher, notifier, reporter, scheduler, poller)
+    server = None
+    if settings.health_port is not None:
+        metrics = Metrics(runtime.engine, health)
+        metrics.attach(runtime.engine.bus)
+        server = HealthServer(health, metrics, host=settings.health_host, port=settings.health_port)
+    return App(runtime, bot, dispatcher, notifier, reporter, scheduler, poller, server)
 
 
 async def run(settings: Settings) -> None:

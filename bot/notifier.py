@@ -3,8 +3,8 @@
 An event is rendered and stored in one short transaction, so the engine never waits on
 Telegram; a delivery task sends what is stored, retrying with backoff. An outage or a
 restart delays messages but never loses them. The notes of a booked change (an entry, a
-close) are rendered by ``notes`` for the engine, which stores them in the change's own
-transaction (``attach``), so that not even a crash can part the two.
+close) are rendered by ``notes`` (``bot.notes``) for the engine, which stores them in the
+change's own transaction (``attach``), so that not even a crash can part the two.
 """
 
 from __future__ import annotations
@@ -33,40 +33,12 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import render
-from bot.callbacks import OPEN, SKIP, TradeDecision
-from trader.events import (
-    ClockSkewed,
-    ConfirmationRequested,
-    ConfirmationResolved,
-    DailyLossLimitReached,
-    EngineStarted,
-    EngineStopped,
-    Event,
-    EventBus,
-    OrderFailed,
-    PositionClosed,
-    PositionOpened,
-    PositionReduced,
-    Reconciled,
-    SignalLogMissing,
-    SignalLogResumed,
-    SignalLogSilent,
-    SignalSkipped,
-    VenueBanLifted,
-    VenueBanned,
-    VenueReachable,
-    VenueUnreachable,
-    is_noted,
-)
+from bot.notes import EDIT, PHOTO, TEXT, UTC_ZONE, Notes
+from bot.notify_settings import Kind, NotifySettings
+from trader.events import Event, EventBus, is_noted
 from trader.ports import NewMessage, OutboxMessage, Repositories
 
 log = logging.getLogger(__name__)
-
-UTC_ZONE = ZoneInfo("UTC")
-
-TEXT, PHOTO, EDIT = "text", "photo", "edit"
-# Risk rejections that would repeat for every signal: said once elsewhere, or by design.
-QUIET_REJECTIONS = frozenset({"trading_disabled", "daily_loss_limit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +78,13 @@ class Notifier:
         backoff: Backoff | None = None,
         now: Callable[[], datetime] = _utc_now,
         zone: ZoneInfo = UTC_ZONE,
+        notify: NotifySettings | None = None,
     ) -> None:
-        """``zone``: the trader's time zone (``TIMEZONE``), for the times in notes."""
+        """``zone``: the trader's time zone (``TIMEZONE``), for the times in notes.
+        ``notify``: which notifications go out, and how (``/notify``; the defaults without)."""
+        self.notify = notify or NotifySettings(repo)
+        self.notes = Notes(chat_ids, self.notify, zone)  # what the chats are told of events
         self._bot = bot
-        self._zone = zone
         self._repo = repo
         self._chat_ids = list(dict.fromkeys(chat_ids))
         self._backoff = backoff or Backoff()
@@ -134,67 +109,6 @@ class Notifier:
             return
         await self._store(self.notes(event))
 
-    def notes(self, event: Event) -> list[NewMessage]:
-        """What the chats are told about ``event``: pure and synchronous, so the engine can
-        store it in the transaction that books the change (``trader.events.Notes``)."""
-        match event:
-            case PositionOpened():
-                return self._texts(render.opened_text(event))
-            case PositionClosed():
-                return self._texts(render.closed_text(event))
-            case PositionReduced():
-                return self._texts(render.reduced_text(event))
-            case OrderFailed():
-                return self._texts(render.order_failed_text(event))
-            case Reconciled():
-                return self._texts(render.reconciled_text(event))
-            case DailyLossLimitReached():
-                return self._texts(render.daily_loss_text(event))
-            case EngineStarted():
-                return self._texts(render.engine_started_text(event))
-            case EngineStopped():
-                return self._texts(render.engine_stopped_text(event))
-            case VenueBanned():
-                return self._texts(render.venue_banned_text(event, self._zone))
-            case VenueBanLifted():
-                return self._texts(render.venue_ban_lifted_text(event))
-            case ClockSkewed():
-                return self._texts(render.clock_skewed_text(event))
-            case VenueUnreachable():
-                return self._texts(render.venue_unreachable_text(event))
-            case VenueReachable():
-                return self._texts(render.venue_reachable_text(event))
-            case SignalLogSilent():
-                return self._texts(render.signal_log_silent_text(event, self._zone))
-            case SignalLogResumed():
-                return self._texts(render.signal_log_resumed_text(event))
-            case SignalLogMissing():
-                return self._texts(render.signal_log_missing_text(event))
-            case ConfirmationRequested():
-                return self._question(event)
-            case ConfirmationResolved():
-                text = render.resolved_text(event.symbol, event.signal, event.status, event.detail)
-                payload = json.dumps({"signal_id": event.signal_id, "text": text})
-                return [NewMessage(chat, EDIT, payload) for chat in self._chat_ids]
-            case SignalSkipped(outcome=outcome) if outcome.startswith("rejected:"):
-                reason = outcome.removeprefix("rejected:")
-                if reason in QUIET_REJECTIONS:
-                    return []
-                return self._texts(render.rejected_text(event.symbol, reason))
-            case _:
-                return []  # filtered and invalid rows are logged, not announced
-
-    def _question(self, event: ConfirmationRequested) -> list[NewMessage]:
-        buttons = [
-            [
-                ["✅ Open", TradeDecision(action=OPEN, ref=event.ref).pack()],
-                ["❌ Skip", TradeDecision(action=SKIP, ref=event.ref).pack()],
-            ]
-        ]
-        return self._texts(
-            render.question_text(event, self._zone), buttons=buttons, confirm=event.signal.id
-        )
-
     # --- to the outbox ---------------------------------------------------------------------
 
     async def send_text(
@@ -203,39 +117,13 @@ class Notifier:
         *,
         buttons: list[list[list[str]]] | None = None,
         confirm: str | None = None,
+        kind: Kind = Kind.SAFETY,
     ) -> None:
-        """Store ``text`` for every allowed chat, split at Telegram's limit; the buttons go
-        on the last part."""
-        await self._store(self._texts(text, buttons=buttons, confirm=confirm))
+        """Store ``text`` for every allowed chat (``Notes.text``)."""
+        await self._store(self.notes.text(text, buttons=buttons, confirm=confirm, kind=kind))
 
-    def _texts(
-        self,
-        text: str,
-        *,
-        buttons: list[list[list[str]]] | None = None,
-        confirm: str | None = None,
-    ) -> list[NewMessage]:
-        parts = render.split_message(text)
-        messages = []
-        for chat in self._chat_ids:
-            for index, part in enumerate(parts):
-                last = index == len(parts) - 1
-                payload: dict[str, Any] = {"text": part}
-                if last and buttons:
-                    payload["buttons"] = buttons
-                if last and confirm:
-                    payload["confirm"] = confirm
-                messages.append(NewMessage(chat, TEXT, json.dumps(payload)))
-        return messages
-
-    async def send_photo(self, png: bytes, caption: str) -> None:
-        payload = json.dumps(
-            {
-                "png": base64.b64encode(png).decode("ascii"),
-                "caption": caption[: render.CAPTION_LIMIT],
-            }
-        )
-        await self._store([NewMessage(chat, PHOTO, payload) for chat in self._chat_ids])
+    async def send_photo(self, png: bytes, caption: str, *, kind: Kind = Kind.SAFETY) -> None:
+        await self._store(self.notes.photo(png, caption, kind=kind))
 
     async def _store(self, messages: list[NewMessage]) -> None:
         if messages:
@@ -332,12 +220,13 @@ class Notifier:
         payload = json.loads(message.payload)
         try:
             if message.kind == TEXT:
-                await self._send_text(message.chat_id, payload)
+                await self._send_text(message.chat_id, payload, silent=message.silent)
             elif message.kind == PHOTO:
                 await self._bot.send_photo(
                     message.chat_id,
                     BufferedInputFile(base64.b64decode(payload["png"]), "equity.png"),
                     caption=payload.get("caption") or None,
+                    disable_notification=message.silent or None,
                 )
             elif message.kind == EDIT:
                 await self._edit(message.chat_id, payload)
@@ -361,7 +250,7 @@ class Notifier:
             # The token is wrong or revoked: nothing can be sent, but nothing is dropped.
             raise Retry(self._backoff.cap, "unauthorized: check TELEGRAM_BOT_TOKEN") from exc
 
-    async def _send_text(self, chat_id: int, payload: dict[str, Any]) -> None:
+    async def _send_text(self, chat_id: int, payload: dict[str, Any], *, silent: bool) -> None:
         text: str = payload["text"]
         markup = _markup(payload.get("buttons"))
         signal_id = payload.get("confirm")
@@ -371,15 +260,17 @@ class Notifier:
                 # Answered or expired while Telegram was unreachable: no buttons to press.
                 text += "\n" + render.RESOLUTION_TEXT.get(confirmation.status, "")
                 markup = None
+        # Omitted unless silent: Telegram's default (with sound) stays the default.
+        sound: dict[str, Any] = {"disable_notification": True} if silent else {}
         try:
-            sent = await self._bot.send_message(chat_id, text, reply_markup=markup)
+            sent = await self._bot.send_message(chat_id, text, reply_markup=markup, **sound)
         except TelegramBadRequest as exc:
             if "parse entities" not in str(exc):
                 raise
             # A rendering defect must not cost the trader the news: send it without markup.
             log.error("telegram could not parse a message's HTML (%s); sending plain text", exc)
             sent = await self._bot.send_message(
-                chat_id, render.plain(text), reply_markup=markup, parse_mode=None
+                chat_id, render.plain(text), reply_markup=markup, parse_mode=None, **sound
             )
         if signal_id is not None and markup is not None:
             await self._repo.add_confirmation_message(signal_id, chat_id, sent.message_id)

@@ -10,7 +10,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import render
-from bot.notifier import UTC_ZONE, Notifier
+from bot.notes import UTC_ZONE
+from bot.notifier import Notifier
+from bot.notify_settings import Kind, Mode
 from trader.charts import equity_png
 from trader.clock import Clock
 from trader.engine import Engine
@@ -46,7 +48,7 @@ class Reporter:
             chart = await asyncio.to_thread(
                 equity_png,
                 performance.curve,
-                starting_balance=performance.stats.starting_balance,
+                starting_balance=performance.curve_start,
                 title="Equity, net of fees",
                 subtitle=_subtitle(now, performance.stats.trades, self._zone),
                 now=now,
@@ -55,12 +57,15 @@ class Reporter:
         return Report(text, chart, render.chart_caption(performance))
 
     async def send_scheduled(self) -> None:
-        """The periodic report, through the outbox like every other notification."""
+        """The periodic report, through the outbox like every other notification; not even
+        built while ``/notify reports off`` (its signal counts then run on to the next)."""
+        if self._notifier.notify.mode(Kind.REPORTS) is Mode.OFF:
+            return
         report = await self.build()
         self._since = self._clock.now()
-        await self._notifier.send_text(report.text)
+        await self._notifier.send_text(report.text, kind=Kind.REPORTS)
         if report.chart is not None:
-            await self._notifier.send_photo(report.chart, report.caption)
+            await self._notifier.send_photo(report.chart, report.caption, kind=Kind.REPORTS)
 
 
 def _subtitle(now: datetime, trades: int, zone: ZoneInfo) -> str:

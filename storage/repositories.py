@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storage.balance_marks import BalanceMarkTables
 from storage.confirmations import ConfirmationTables
 from storage.db import open_database
 from storage.outbox import OutboxTables
@@ -31,6 +32,7 @@ class SqliteRepositories(
     SignalTables,
     PositionTables,
     TradeTables,
+    BalanceMarkTables,
     SettingsTables,
     OutboxTables,
     ConfirmationTables,

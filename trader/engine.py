@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from trader import rules
+from trader.balance_marks import BalanceMarks
 from trader.book import Book
 from trader.clock import Clock
+from trader.coins import Coins
 from trader.confirmation import Confirmations, Decision, Verdict
 from trader.entries import Entries
 from trader.errors import ExchangeError
@@ -41,6 +43,7 @@ from trader.exchange.base import (
     StopLossMissing,
 )
 from trader.exits import Exits
+from trader.limit_settings import LimitSettings
 from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Signal
 from trader.parts import Parts
 from trader.pnl import Stats
@@ -55,7 +58,6 @@ from trader.tasks import Tasks, cancel_loop
 log = logging.getLogger(__name__)
 
 TRADING_ENABLED_KEY = "trading_enabled"
-LIMIT_PREFIX = "limit."
 VENUE_CHECK_SECONDS = 60.0
 STOP_GRACE = 10.0  # seconds that entries and exits in flight get to finish at shutdown
 
@@ -91,7 +93,13 @@ class Engine:
         self.entries = Entries(parts, on_unsure=self._reconcile_if_unsure)
         self.reconciler = Reconciler(parts, exits=self.exits)
         self.read_models = ReadModels(parts, exits=self.exits)
+        if exchange.mode == "live":  # the equity curve draws Bybit's balance after each close
+            self.bus.subscribe(BalanceMarks(parts).on_event)
+        self.limit_settings = LimitSettings(repo=repo, strategy=strategy)
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
+        self.coins = Coins(
+            strategy=strategy, repo=repo, exchange=exchange, on_whitelisted=self._prepare_symbols
+        )
         silence = strategy.signal_silence_minutes
         self.signal_watch = SignalWatch(self.bus, silence_minutes=silence, started=clock.now())
 
@@ -112,7 +120,8 @@ class Engine:
 
     async def start(self) -> None:
         """Load state, take over open positions, resolve what a crash interrupted."""
-        await self._load_limits()
+        self.book.limits = await self.limit_settings.load()
+        await self.coins.load()
         await self.confirmations.load()
         # Trading is off on the very first start; afterwards the trader's choice is remembered.
         self.book.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
@@ -122,7 +131,7 @@ class Engine:
         await self.book.refresh_day()
         await self.exchange.start(self._on_exchange_event)
         await self.exchange.adopt(positions)
-        await self.exchange.prepare(sorted(self.strategy.top_coins), self.limits.leverage)
+        await self.exchange.prepare(sorted(self.coins.lists.whitelist), self.limits.leverage)
         await self.reconcile("start-up", startup=True)
         await self._fail_undecided()
         self._sweeper = asyncio.create_task(self._sweep_ttl(), name="ttl-sweeper")
@@ -137,7 +146,7 @@ class Engine:
                 at=self.clock.now(),
                 open_positions=len(self.book.positions),
                 trading_enabled=self.trading_enabled,
-                strategy=self.strategy,
+                strategy=self.coins.strategy_in_force(),
             )
         )
         # The reports' stats count the whole history once, off the loop, now: the first
@@ -183,6 +192,7 @@ class Engine:
             strategy=self.strategy,
             limits=self.limits,
             open_symbols=self.book.held_symbols(),
+            coins=self.coins.lists,
         )
         if reason is not None:
             await self.entries.skip(signal, f"filtered:{reason}", seen_at=now)
@@ -249,7 +259,9 @@ class Engine:
             return decision
         await self.book.refresh_day()
         margin = rules.entry_margin(self.strategy, self.limits)
-        reason = "already_open" if signal.symbol in self.book.held_symbols() else None
+        reason = rules.coin_reason(signal.symbol, self.coins.lists)  # edited since the question?
+        if reason is None and signal.symbol in self.book.held_symbols():
+            reason = "already_open"
         reason = reason or rules.risk_reason(margin, self.book.risk_state(), self.limits)
         if reason is None and self._tasks.stopping:
             reason = "shutting_down"
@@ -352,32 +364,24 @@ class Engine:
 
     async def set_limit(self, name: str, raw: str) -> Limits:
         """Set one limit from chat; ``ValueError`` with a clear message changes nothing."""
-        value = rules.parse_limit(name, raw)
-        # Stored as plain digits ("0.0000001", never "1E-7"): read back by the same rules.
-        await self.repo.set_setting(LIMIT_PREFIX + name, format(value, "f"))
         before = self.limits.leverage
-        self.book.limits = self.limits.with_overrides({name: str(value)})
+        self.book.limits = await self.limit_settings.set(self.limits, name, raw)
         await self._prepare_if_changed(before)
         return self.limits
 
     async def reset_limit(self, name: str) -> Limits:
-        rules.require_limit_name(name)
-        await self.repo.delete_setting(LIMIT_PREFIX + name)
         before = self.limits.leverage
-        await self._load_limits()
+        self.book.limits = await self.limit_settings.reset(name)
         await self._prepare_if_changed(before)
         return self.limits
 
     async def _prepare_if_changed(self, leverage_before: int) -> None:
         if self.limits.leverage != leverage_before:  # set on the venue now, not at an entry
-            await self.exchange.prepare(sorted(self.strategy.top_coins), self.limits.leverage)
+            await self.exchange.prepare(sorted(self.coins.lists.whitelist), self.limits.leverage)
 
-    async def _load_limits(self) -> None:
-        """The strategy file's limits with the ones changed from chat laid over them."""
-        overrides = await self.repo.settings_with_prefix(LIMIT_PREFIX)
-        self.book.limits = Limits.from_strategy(self.strategy).with_overrides(
-            {key.removeprefix(LIMIT_PREFIX): value for key, value in overrides.items()}
-        )
+    def _prepare_symbols(self, symbols: list[str]) -> None:
+        """Ready symbols newly whitelisted from chat on the venue, before their first signal."""
+        self._tasks.spawn(self.exchange.prepare(symbols, self.limits.leverage), "prepare-coins")
 
     # --- the read side -----------------------------------------------------------------------
 

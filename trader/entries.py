@@ -259,7 +259,8 @@ class Entries:
             log.critical("%s position left open on the venue: %s", position.symbol, close_exc)
         with contextlib.suppress(Exception):
             await self._repo.set_outcome(signal.id, f"failed:{short(reason)}", self._clock.now())
-        await self._bus.publish(OrderFailed(signal.id, signal.symbol, reason, self._clock.now()))
+        failed = OrderFailed(signal.id, signal.symbol, reason, self._clock.now(), at_risk=True)
+        await self._bus.publish(failed)
 
     async def _failed(
         self, signal: Signal, link_id: str, exc: Exception, seen_at: datetime | None

@@ -141,6 +141,9 @@ class OrderFailed:
     symbol: str
     reason: str
     at: datetime
+    # A close that failed, or a fill that could not be stored: an open position is at risk,
+    # which chat must hear (``/notify`` can silence it, never turn it off).
+    at_risk: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,7 @@ class VenueUnreachable:
 
     detail: str
     at: datetime
+    simulated: bool = False  # paper: SL/TP are simulated here, on prices that do not come
 
 
 @dataclass(frozen=True, slots=True)

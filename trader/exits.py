@@ -80,7 +80,9 @@ class Exits:
                     book.recheck_orders |= isinstance(exc, OutcomeUnknown)
                     log.error("closing %s failed: %s", symbol, reason_text)
                     await self._bus.publish(
-                        OrderFailed(position.signal_id, symbol, reason_text, self._clock.now())
+                        OrderFailed(
+                            position.signal_id, symbol, reason_text, self._clock.now(), at_risk=True
+                        )
                     )
                     raise
                 await self._repo.update_order(order.link_id, OrderStatus.FILLED)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -65,6 +65,7 @@ class OutboxMessage:
     attempts: int
     created_at: datetime
     next_attempt_at: datetime
+    silent: bool = False  # sent without sound (Telegram's disable_notification)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class NewMessage:
     chat_id: int
     kind: str
     payload: str
+    silent: bool = False  # sent without sound (Telegram's disable_notification)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +201,19 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class TradePoint:
     """A closed trade as far as stats and the equity curve go: its place in close order
-    (``closed_at``, then ``id``), its net PnL and its fees."""
+    (``closed_at``, then ``id``), its net PnL and its fees; its symbol and open time for the
+    per-symbol and holding-time figures."""
 
     id: int
     closed_at: datetime
     net_pnl: Decimal
     fees: Decimal
+    symbol: str = ""
+    opened_at: datetime | None = None  # None: not known (not counted in the holding time)
+
+    @property
+    def held(self) -> timedelta | None:
+        return None if self.opened_at is None else self.closed_at - self.opened_at
 
 
 class TradeRepository(Protocol):
@@ -233,6 +242,26 @@ class TradeRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BalanceMark:
+    """The account's balance as the venue reported it just after a closed trade."""
+
+    trade_id: int
+    closed_at: datetime
+    net_pnl: Decimal  # the trade's
+    balance: Decimal
+
+
+class BalanceMarkRepository(Protocol):
+    """Live mode's equity curve: the venue's balance after each close."""
+
+    async def add_balance_mark(self, trade_id: int, balance: Decimal, at: datetime) -> None: ...
+
+    async def balance_marks(self) -> Sequence[BalanceMark]:
+        """Every mark, in the close order of their trades."""
+        ...
+
+
 class SettingsRepository(Protocol):
     """Limits and switches changed from chat: they override the strategy file until reset."""
 
@@ -254,6 +283,10 @@ class OutboxRepository(Protocol):
 
     async def next_unsent(self) -> Sequence[OutboxMessage]:
         """The oldest unsent message of each chat (due or not): what each chat reads next."""
+        ...
+
+    async def unsent_count(self) -> int:
+        """How many messages wait to be sent (the backlog), every chat together."""
         ...
 
     async def mark_sent(self, message_id: int, at: datetime, *, error: str = "") -> None:
@@ -290,6 +323,7 @@ class Repositories(
     OrderRepository,
     PositionRepository,
     TradeRepository,
+    BalanceMarkRepository,
     SettingsRepository,
     OutboxRepository,
     ConfirmationRepository,

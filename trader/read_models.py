@@ -1,5 +1,5 @@
-"""The read side: what the chat asks of the engine (``/status``, ``/trades``, reports), as
-plain data; ``bot/render.py`` only formats it.
+"""The read side: what the chat asks of the engine (``/status``, ``/trades``, ``/profit``,
+``/daily``, ``/performance``, reports), as plain data; ``bot/render.py`` only formats it.
 """
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from trader import rules
+from trader.balance_marks import balance_curve
 from trader.errors import ExchangeError
 from trader.exits import Exits
 from trader.models import ClosedTrade, Position
@@ -21,6 +23,7 @@ from trader.parts import Parts
 from trader.pnl import EquityCurve, Stats, StatsTally, unrealised_pnl
 from trader.ports import StoredSignal, TradePoint
 from trader.rules import Limits
+from trader.trade_views import DailyView, ProfitView, SymbolStats, TradeViews
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ class Performance:
     # The balance after the closed trades, in close order: every one of them up to a few
     # hundred, then at most ``pnl.CURVE_POINTS``, the extremes and the largest drawdown kept.
     curve: list[tuple[datetime, Decimal]]
+    # The balance the curve starts from: the paper starting balance, or in live mode the
+    # account's just before the first trade with a balance mark (``trader.balance_marks``).
+    curve_start: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,7 @@ class TradeHistory:
         tally, curve = self.tally.copy(), self.curve.copy()
         last_id, last_closed = self.last_id, self.last_closed
         for point in points:
-            curve.add(point.closed_at, tally.add(point.net_pnl, point.fees))
+            curve.add(point.closed_at, tally.add(point.net_pnl, point.fees, point.held))
             last_id, last_closed = max(last_id, point.id), point.closed_at
         return TradeHistory(tally, curve, last_id, last_closed)
 
@@ -106,6 +112,8 @@ class ReadModels:
         self._balance: Decimal | None = None  # the last balance the venue told us
         self._history = TradeHistory.of(strategy.paper_balance_usdt, ())
         self._history_lock = asyncio.Lock()  # one count at a time
+        self._views: TradeViews | None = None  # /profit, /daily, /performance: built on first use
+        self._views_lock = asyncio.Lock()
 
     async def status(
         self, *, confirm_mode: bool, last_signal_at: datetime | None = None, ask_venue: bool = True
@@ -131,7 +139,8 @@ class ReadModels:
                 if price is not None
                 else None
             )
-            tick = await self._exits.tick_size(position.symbol)
+            # Before the venue has answered, prices are shown as stored: no wait on it.
+            tick = await self._exits.tick_size(position.symbol) if ask_venue else None
             views.append(PositionView(position, price, upnl, tick))
         return Status(
             mode=self._exchange.mode,
@@ -169,4 +178,41 @@ class ReadModels:
                 start = self._strategy.paper_balance_usdt
                 history = await self._repo.fold_trades(partial(TradeHistory.of, start))
             self._history = history
-        return Performance(history.tally.stats(), history.curve.points())
+        stats = history.tally.stats()
+        if self._exchange.mode == "live":
+            # The account as Bybit reported it after each close, not the paper start + PnL.
+            start, curve = balance_curve(await self._repo.balance_marks())
+            return Performance(stats, curve, start)
+        return Performance(stats, history.curve.points(), stats.starting_balance)
+
+    async def profit(self, zone: ZoneInfo, days: int | None = None) -> ProfitView:
+        """``/profit``: the trades closed in the last ``days`` calendar days in ``zone``, today
+        included, or all of them."""
+        views = await self._trade_views(zone)
+        return views.profit(self._today(zone), days)
+
+    async def daily(self, zone: ZoneInfo, days: int) -> DailyView:
+        """``/daily``: each of the last ``days`` calendar days in ``zone``, today first."""
+        views = await self._trade_views(zone)
+        return views.daily(self._today(zone), days)
+
+    async def symbol_performance(self, zone: ZoneInfo) -> list[SymbolStats]:
+        """``/performance``: every symbol traded, the best net PnL first."""
+        return (await self._trade_views(zone)).by_symbol()
+
+    def _today(self, zone: ZoneInfo) -> date:
+        return self._clock.now().astimezone(zone).date()
+
+    async def _trade_views(self, zone: ZoneInfo) -> TradeViews:
+        """The closed trades by day in ``zone`` and by symbol. As for ``performance``, only
+        the trades booked since the last call are read (the whole history the first time)."""
+        async with self._views_lock:
+            views = self._views
+            if views is not None and views.zone is zone:
+                views = await self._repo.fold_trades(views.extended, after_id=views.last_id)
+            else:
+                views = None
+            if views is None:
+                views = await self._repo.fold_trades(partial(TradeViews.of, zone))
+            self._views = views
+        return views

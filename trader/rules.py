@@ -74,6 +74,14 @@ def require_limit_name(name: str) -> None:
         raise ValueError(f"unknown limit {name!r}; one of: {', '.join(LIMIT_FIELDS)}")
 
 
+SYMBOL_SHAPE = re.compile(r"[A-Z0-9]{2,30}")  # what a typed symbol may look like
+
+
+def looks_like_symbol(word: str) -> bool:
+    """Whether ``word`` (any case) has a symbol's shape: letters and digits, 2 to 30."""
+    return SYMBOL_SHAPE.fullmatch(word.strip().upper()) is not None
+
+
 def full_symbol(word: str) -> str:
     """A symbol as a trader types it: any case, the quote coin optional ("doge": DOGEUSDT)."""
     symbol = word.strip().upper()
@@ -87,13 +95,13 @@ def parse_limit(name: str, raw: str) -> int | Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{name} needs a number, got {_echo(text)}") from None
+        raise ValueError(f"{name} needs a number, got {echo(text)}") from None
     if not value.is_finite():
         raise ValueError(f"{name} needs a finite number")
     # ASCII digits only, no exponent: Decimal() also takes "١٢", "５" and "1e9999" (which
     # would switch the daily-loss stop off), and the signal log's parser refuses them.
     if not PLAIN_NUMBER.fullmatch(text):
-        raise ValueError(f"{name} needs a number like 250 or 0.5, got {_echo(text)}")
+        raise ValueError(f"{name} needs a number like 250 or 0.5, got {echo(text)}")
     if name in ("max_positions", "leverage"):
         if value != value.to_integral_value():
             raise ValueError(f"{name} needs a whole number")
@@ -121,7 +129,7 @@ def _plain(stored: str) -> str:
     return format(value, "f") if value.is_finite() else stored
 
 
-def _echo(text: str, limit: int = 20) -> str:
+def echo(text: str, limit: int = 20) -> str:
     """What the trader typed, quoted back short (a 5,000-character echo is refused by
     Telegram, and the trader would see nothing)."""
     return repr(text if len(text) <= limit else text[:limit] + "…")
@@ -145,6 +153,19 @@ def is_stale(signal: Signal, now: datetime, strategy: Strategy) -> bool:
     return age > max_age or age < -max_age or age >= signal_ttl(signal, strategy)
 
 
+@dataclass(frozen=True, slots=True)
+class CoinLists:
+    """The whitelist (``top_coins``; empty: any coin) and the blacklist (``excluded_coins``):
+    the strategy file's, or the ones a trader edited from chat, which override them."""
+
+    whitelist: frozenset[str]
+    blacklist: frozenset[str]
+
+    @classmethod
+    def from_strategy(cls, strategy: Strategy) -> CoinLists:
+        return cls(whitelist=strategy.top_coins, blacklist=strategy.excluded_coins)
+
+
 def screen(
     signal: Signal,
     *,
@@ -152,20 +173,32 @@ def screen(
     strategy: Strategy,
     limits: Limits,
     open_symbols: Collection[str],
+    coins: CoinLists | None = None,
 ) -> str | None:
-    """Why ``signal`` is filtered out, or None when it may be traded."""
+    """Why ``signal`` is filtered out, or None when it may be traded. ``coins``: the lists
+    in force (None: the strategy file's)."""
+    coins = coins or CoinLists.from_strategy(strategy)
     if signal.side is None:
         return "verdict"
     if is_stale(signal, now, strategy):
         return "stale"
-    if signal.symbol in strategy.excluded_coins:
-        return "excluded_coin"
-    if strategy.top_coins and signal.symbol not in strategy.top_coins:
-        return "not_in_top_coins"
+    coin = coin_reason(signal.symbol, coins)
+    if coin is not None:
+        return coin
     if signal.confidence < limits.min_confidence:
         return "low_confidence"
     if signal.symbol in open_symbols:
         return "already_open"
+    return None
+
+
+def coin_reason(symbol: str, coins: CoinLists) -> str | None:
+    """Why the lists in force keep ``symbol`` out (checked again at a confirmation's press:
+    the lists may have changed since the question)."""
+    if symbol in coins.blacklist:
+        return "excluded_coin"
+    if coins.whitelist and symbol not in coins.whitelist:
+        return "not_in_top_coins"
     return None
 
 

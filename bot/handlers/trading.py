@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,14 +14,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import render
 from bot.callbacks import NO, YES, CloseAllDecision
+from bot.close_all import Answer, CloseAllQuestions
 from bot.handlers.replies import arguments
+from bot.notify_settings import Kind, Mode, NotifySettings
 from trader import rules
 from trader.engine import Engine
 from trader.errors import ExchangeError
-
-SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
-# A forgotten "close all" button must not close everything days later.
-CLOSE_ALL_BUTTON_LIFETIME = 120  # seconds
+from trader.events import PositionClosed
 
 
 async def start_trading(message: Message, engine: Engine) -> None:
@@ -37,27 +36,12 @@ async def stop_trading(message: Message, engine: Engine) -> None:
     await message.answer(render.trading_off_text(open_count, already=already))
 
 
-class CloseAllQuestions:
-    """The messages that asked "close all?": an answer counts only on one of them (button
-    data pressed on any other message, a plain notification say, closes nothing)."""
-
-    def __init__(self) -> None:
-        self._asked: set[tuple[int, int]] = set()
-
-    def add(self, message: Message) -> None:
-        self._asked.add((message.chat.id, message.message_id))
-
-    def take(self, message: Message) -> bool:
-        """True once for a message that asked; False for any other."""
-        key = (message.chat.id, message.message_id)
-        if key not in self._asked:
-            return False
-        self._asked.discard(key)
-        return True
-
-
 async def close(
-    message: Message, command: CommandObject, engine: Engine, questions: CloseAllQuestions
+    message: Message,
+    command: CommandObject,
+    engine: Engine,
+    questions: CloseAllQuestions,
+    notify: NotifySettings,
 ) -> None:
     args = arguments(command.args)
     if len(args) != 1:
@@ -66,7 +50,7 @@ async def close(
     if args[0].upper() == "ALL":
         await _ask_close_all(message, engine, questions)
         return
-    if not SYMBOL.match(args[0].upper()):
+    if not rules.looks_like_symbol(args[0]):
         await message.answer(render.not_a_symbol_text(args[0]))
         return
     target = rules.full_symbol(args[0])  # "doge" means DOGEUSDT
@@ -77,6 +61,8 @@ async def close(
         return
     if trade is None:
         await message.answer(render.no_position_text(target))
+    elif notify.mode(Kind.CLOSED) is Mode.OFF:  # no note (/notify closed off): a reply
+        await message.answer(render.closed_text(PositionClosed(trade)))
     # Else the close's own note (PositionClosed, or PositionReduced for a part) is the one
     # reply: it goes to every allowed chat with the trade's figures at the venue's tick.
 
@@ -86,7 +72,8 @@ async def _ask_close_all(message: Message, engine: Engine, questions: CloseAllQu
     if count == 0:
         await message.answer(render.no_open_positions_text())
         return
-    asked = int(engine.clock.now().timestamp())
+    asked_at = engine.clock.now()  # before the question is out: its lifetime starts here
+    asked = int(asked_at.timestamp())
     keyboard = InlineKeyboardBuilder()
     keyboard.button(
         text=render.close_all_yes_button(count),
@@ -99,7 +86,7 @@ async def _ask_close_all(message: Message, engine: Engine, questions: CloseAllQu
     asked_in = await message.answer(
         render.close_all_question(count), reply_markup=keyboard.as_markup()
     )
-    questions.add(asked_in)
+    questions.add(asked_in, asked_at)
 
 
 async def close_all_answered(
@@ -112,7 +99,13 @@ async def close_all_answered(
     if not isinstance(message, Message):
         await query.answer(render.stale_button_answer())
         return
-    if not questions.take(message):
+    answer = questions.take(message)
+    if answer is Answer.EXPIRED:
+        await query.answer(render.close_all_expired_answer(), show_alert=True)
+        with contextlib.suppress(TelegramBadRequest):  # edited on expiry already
+            await message.edit_text(render.close_all_expired_text())
+        return
+    if answer is Answer.UNKNOWN:
         # Not a message that asked (or one answered already): its buttons are taken away
         # below for a real question, so a second press lands here too.
         await query.answer(render.already_answered_answer())
@@ -123,10 +116,6 @@ async def close_all_answered(
         await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=[]))
     except TelegramBadRequest:
         await query.answer(render.already_answered_answer())
-        return
-    if engine.clock.now().timestamp() - callback_data.asked > CLOSE_ALL_BUTTON_LIFETIME:
-        await query.answer(render.close_all_expired_answer(), show_alert=True)
-        await message.edit_text(render.close_all_expired_text())
         return
     if callback_data.action != YES:
         await query.answer(render.close_all_cancelled_answer())
@@ -143,10 +132,10 @@ async def close_all_answered(
     await message.edit_text(render.close_all_result(trades, len(engine.open_positions())))
 
 
-def build() -> Router:
-    """A fresh router (a router joins one dispatcher only; tests build several)."""
+def build(questions: CloseAllQuestions) -> Router:
+    """A fresh router (a router joins one dispatcher only; tests build several), answering
+    the close-all ``questions`` of its dispatcher."""
     router = Router(name=__name__)
-    questions = CloseAllQuestions()  # one per router: per dispatcher
     router.message.middleware(_inject(questions))
     router.callback_query.middleware(_inject(questions))
     router.message.register(start_trading, Command("start_trading", ignore_case=True))

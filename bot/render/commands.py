@@ -33,10 +33,16 @@ COMMANDS: list[tuple[str, str]] = [
     ("stop_trading", "stop taking new signals (open positions keep SL/TP)"),
     ("close", "/close SYMBOL or /close all: close at market"),
     ("limits", "show limits; /limits NAME VALUE sets one"),
+    ("coins", "whitelist and blacklist; /coins add|remove|exclude|include SYMBOL..."),
+    ("notify", "notifications; /notify EVENT on|silent|off"),
     ("confirm", "/confirm on|off: ask before each trade"),
     ("report", "the periodic report, now"),
     ("trades", "/trades [N]: the last N closed trades"),
     ("signals", "/signals [N]: the last N signals and what became of each"),
+    ("profit", "/profit [DAYS]: closed-trade stats, all time or the last DAYS days"),
+    ("daily", "/daily [N]: net PnL, trades and fees for each of the last N days"),
+    ("performance", "trades, win rate and net PnL by symbol"),
+    ("health", "engine, streams, last signal, clock, outbox, uptime, version"),
     ("help", "what this bot does"),
 ]
 
@@ -292,7 +298,11 @@ def positions_changed_answer() -> str:
 
 
 def positions_changed_text(now_open: int, asked: int) -> str:
-    return f"Nothing closed: {now_open} positions are open now, not {asked}. Send /close all again."
+    verb = "is" if now_open == 1 else "are"
+    return (
+        f"Nothing closed: {count(now_open, 'position')} {verb} open now, not {asked}. "
+        "Send /close all again."
+    )
 
 
 def closing_all_answer() -> str:

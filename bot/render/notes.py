@@ -102,6 +102,13 @@ def rejected_text(symbol: str, reason: str) -> str:
     return f"⛔ Signal not traded: <b>{esc(symbol)}</b> ({esc(reason.replace('_', ' '))})"
 
 
+def skipped_text(symbol: str, outcome: str) -> str:
+    """One line for a filtered, stale or invalid signal (``/notify skipped``)."""
+    verdict, _, reason = outcome.partition(":")
+    what = f"<b>{esc(symbol)}</b>" if symbol else "a signal row"
+    return f"⏭ Skipped {what}: {esc(verdict)} ({esc(reason.replace('_', ' '))})"
+
+
 def daily_loss_text(event: DailyLossLimitReached) -> str:
     return (
         f"🛑 Daily loss limit reached: {usdt(event.loss)} lost today "
@@ -169,10 +176,14 @@ def signal_log_missing_text(event: SignalLogMissing) -> str:
 
 
 def venue_unreachable_text(event: VenueUnreachable) -> str:
+    held = (
+        "Paper positions' stop-loss and take-profit are checked on Bybit's prices once they come in"
+        if event.simulated
+        else "Open positions keep their stop-loss and take-profit on Bybit"
+    )
     return (
         f"⚠️ Bybit does not answer ({esc(event.detail)}): nothing is traded until it does; "
-        "asking again. Open positions keep their stop-loss and take-profit on Bybit; /status "
-        "answers meanwhile."
+        f"asking again. {held}; /status answers meanwhile."
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -119,7 +120,7 @@ async def test_close_all_asks_with_buttons_first_and_a_second_press_does_nothing
     await fake_telegram.wait_for_answer(chat.press(stale, "Yes"))
     await fake_telegram.wait_until(
         lambda: (
-            "Nothing closed: 1 positions are open now, not 2"
+            "Nothing closed: 1 position is open now, not 2"
             in fake_telegram.message(CHAT, stale.message_id).plain
         )
     )
@@ -263,3 +264,27 @@ async def test_status_shows_the_open_position_with_its_unrealised_pnl(
     assert "Open positions: 1/15" in status.plain
     assert "SOLUSDT long 26.3 @ 190.01" in status.plain
     assert "SL 188.49 · TP 192.86 · uPnL +20.53 USDT" in status.plain
+
+
+async def test_close_all_buttons_are_taken_away_when_they_expire(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/start_trading", "Trading ON")
+    append_signal(workdir / "signals_log.csv", clock.now(), "SOLUSDT", "BUY")
+    await chat.expect("Opened SOLUSDT")
+    question = await chat.ask("/close all", "Close 1 open position at market?")
+    assert question.reply_markup is not None
+    clock.advance(timedelta(seconds=119))
+    answered_in_time = await chat.ask("/close all", "Close 1 open position at market?")
+    clock.advance(timedelta(seconds=2))  # the first question is 121 s old, the second 2 s
+    await fake_telegram.wait_until(
+        lambda: fake_telegram.message(CHAT, question.message_id).reply_markup is None
+    )
+    assert "Expired: nothing was closed" in fake_telegram.message(CHAT, question.message_id).plain
+    assert fake_telegram.message(CHAT, answered_in_time.message_id).reply_markup is not None
+    # Its button data pressed all the same (an old client): still nothing is closed.
+    answer = await fake_telegram.wait_for_answer(chat.press(question, "Yes"))
+    assert "expired" in answer.text
+    assert len(app.engine.open_positions()) == 1

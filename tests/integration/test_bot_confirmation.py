@@ -216,3 +216,18 @@ async def test_the_deadline_is_shown_in_the_traders_zone(
     question = await ask_about_a_signal(app, chat, workdir, clock)
     local = (clock.now() + timedelta(seconds=60) + timedelta(hours=4)).strftime("%H:%M:%S")
     assert f"(by {local} UTC+4)" in question.plain
+
+
+async def test_a_coin_excluded_after_the_question_is_refused_at_the_press(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    app = await apps()
+    chat = Chat(fake_telegram)
+    question = await ask_about_a_signal(app, chat, workdir, clock)
+    await chat.ask("/coins exclude sol", "Excluded")
+    chat.press(question, "Open")
+    await fake_telegram.wait_until(
+        lambda: "excluded coin" in fake_telegram.message(CHAT, question.message_id).plain
+    )
+    assert await outcome(app, "SOLUSDT") == "rejected:excluded_coin"
+    assert app.engine.open_positions() == []

@@ -5,6 +5,7 @@ from the chat, or by hand on Bybit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -99,3 +100,29 @@ async def test_a_position_closed_by_hand_on_bybit_is_detected_and_reported(
     assert closed.trade.reason is CloseReason.EXTERNAL
     assert closed.trade.net_pnl == live_bybit.closed_pnl[-1].closed_pnl
     assert runtime.engine.open_positions() == []
+
+
+async def test_the_live_equity_curve_is_the_balance_bybit_reported_after_each_close(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """The account holds 10,000 USDT: the curve starts there, not at the paper 1,000, and
+    each point is Bybit's balance just after that close."""
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    entry_fee_paid = live_bybit.wallet_balance
+    await live_bybit.set_ticker("SOLUSDT", last="188.40", bid="188.38", ask="188.42")
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    after_close = live_bybit.wallet_balance
+    assert after_close != entry_fee_paid  # the close moved the account
+
+    async with asyncio.timeout(5):  # the mark is taken off the close's path: poll for it
+        while True:
+            if await runtime.repo.balance_marks():
+                break
+            await asyncio.sleep(0.01)
+    performance = await runtime.engine.performance()
+    assert performance.curve == [(closed.trade.closed_at, after_close)]
+    assert performance.curve_start == after_close - closed.trade.net_pnl
+    assert performance.curve_start > 9_000  # the account's, not paper_balance_usdt (1,000)
+    assert performance.stats.trades == 1

@@ -23,12 +23,13 @@ from decimal import Decimal
 from typing import Any
 
 from trader.clock import Clock
-from trader.errors import ConfigError, ExchangeError, NoPosition, OrderRejected, Retryable
-from trader.events import ClockSkewed, VenueReachable, VenueUnreachable
+from trader.errors import ConfigError, ExchangeError, NoPosition, OrderRejected
+from trader.events import ClockSkewed
 from trader.exchange.base import (
     Listener,
     MarketData,
     PriceUpdated,
+    StreamHealth,
     StreamRestored,
     VenuePosition,
 )
@@ -56,6 +57,7 @@ from trader.exchange.bybit_wire import (
     make_http,
     read_pages,
 )
+from trader.exchange.reachability import until_answered
 from trader.exchange.venue_gate import VenueGate
 from trader.models import (
     CloseReason,
@@ -75,7 +77,6 @@ KEY_REFUSALS = {
     10004: "BYBIT_API_SECRET does not match BYBIT_API_KEY (Bybit could not verify the signature)",
 }
 REDUCE_ONLY_NOTHING_TO_CLOSE = 110017
-START_RETRY_FIRST, START_RETRY_MAX = 1.0, 60.0  # seconds between start-up checks
 POSITION_PAGE = 200  # Bybit's maximum: the fewest round trips
 
 
@@ -156,7 +157,8 @@ class BybitExchange:
         """Check the account before anything trades; ``ConfigError`` refuses a bad key."""
         self._listener = listener
         self._leave_gate = self._http.gate.subscribe(listener)  # bans, told as they happen
-        await self._check_account_until_it_answers(listener)
+        # Bybit unreachable: asked again until it answers; a refused key stops start-up.
+        await until_answered(self.check_account, listener, self._clock)
         await self._market.start(self._on_ticker)
         if self._stream is not None:
             await self._stream.start()
@@ -179,30 +181,17 @@ class BybitExchange:
         if self._stream is not None:
             await self._stream.drop()
 
+    def streams(self) -> dict[str, StreamHealth]:
+        streams = {"public": self._market.stream_health()}
+        if self._stream is not None:
+            streams["private"] = self._stream.health()
+        return streams
+
     @property
     def clock_skew_ms(self) -> int | None:
         """Bybit's clock minus ours in ms (positive: ours is behind), measured at start-up;
         None before that."""
         return self._clock_skew_ms
-
-    async def _check_account_until_it_answers(self, listener: Listener) -> None:
-        """Bybit unreachable at start-up is no reason to stop: the check is tried again (1 s
-        doubling to a minute), chat is told once, and again when Bybit answers; SL/TP of
-        open positions hold on Bybit meanwhile. A refusal (a bad key) still stops start-up."""
-        delay, told = START_RETRY_FIRST, False
-        while True:
-            try:
-                await self.check_account()
-                break
-            except Retryable as exc:
-                if not told:
-                    listener(VenueUnreachable(str(exc)[:200], self._clock.now()))
-                    told = True
-                log.warning("Bybit does not answer (%s); asking again in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, START_RETRY_MAX)
-        if told:
-            listener(VenueReachable(self._clock.now()))
 
     async def check_account(self) -> None:
         skew = await measure_offset(self._http)

@@ -13,13 +13,16 @@ from decimal import Decimal
 
 from trader.clock import Clock
 from trader.errors import ExchangeError, NoPosition, OrderRejected
+from trader.events import VenueReachable, VenueUnreachable
 from trader.exchange.base import (
     Listener,
     MarketData,
     PositionExited,
     PriceUpdated,
+    StreamHealth,
     VenuePosition,
 )
+from trader.exchange.reachability import until_answered
 from trader.models import (
     CloseReason,
     EntryOrder,
@@ -85,6 +88,13 @@ class PaperExchange:
     async def stop(self) -> None:
         await self._market.stop()
 
+    @property
+    def clock_skew_ms(self) -> int | None:
+        return None  # fills are simulated here: no venue clock signs anything
+
+    def streams(self) -> dict[str, StreamHealth]:
+        return {"public": self._market.stream_health()}
+
     async def adopt(self, positions: Sequence[Position]) -> None:
         for position in positions:
             self._book[position.symbol] = _BookEntry(
@@ -98,7 +108,21 @@ class PaperExchange:
                 take_profit=position.take_profit,
             )
             self._link_ids.add(position.link_id)
-            await self._market.watch(position.symbol)
+        if positions:
+            # Their SL/TP are simulated on Bybit's prices: wait for Bybit if it does not
+            # answer (/status answers meanwhile), rather than fail start-up.
+            symbols = [position.symbol for position in positions]
+            await until_answered(
+                lambda: self._watch(symbols), self._tell, self._clock, simulated=True
+            )
+
+    def _tell(self, event: VenueUnreachable | VenueReachable) -> None:
+        if self._listener is not None:
+            self._listener(event)
+
+    async def _watch(self, symbols: Sequence[str]) -> None:
+        for symbol in symbols:
+            await self._market.watch(symbol)
 
     async def instrument(self, symbol: str) -> Instrument:
         return await self._market.instrument(symbol)
