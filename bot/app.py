@@ -10,6 +10,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -25,6 +26,7 @@ from bot.handlers import build_router
 from bot.health import RECONNECT_GRACE, Health, HealthServer
 from bot.metrics import Metrics
 from bot.middlewares import AllowedChats
+from bot.notes import UTC_ZONE
 from bot.notifier import Backoff, Notifier
 from bot.notify_settings import NotifySettings
 from bot.polling import ConflictOnce, Poller, check_token
@@ -53,6 +55,7 @@ class App:
     scheduler: AsyncIOScheduler
     poller: Poller
     health_server: HealthServer | None = None  # HEALTH_PORT set: /healthz and /metrics
+    zone: ZoneInfo = UTC_ZONE  # TIMEZONE: the days of /daily
     _stopped: bool = field(default=False, init=False)
 
     @property
@@ -74,6 +77,7 @@ class App:
             await self.notifier.send_text(render.refused_text(str(exc)))
             raise
         self.scheduler.start()
+        self.engine.count_views(self.zone)  # the first /profit then answers at once
 
     async def stop(self) -> None:
         """Polling stops, the engine stops taking signals (positions keep their SL/TP), the
@@ -155,7 +159,9 @@ async def build_app(
         metrics = Metrics(runtime.engine, health)
         metrics.attach(runtime.engine.bus)
         server = HealthServer(health, metrics, host=settings.health_host, port=settings.health_port)
-    return App(runtime, bot, dispatcher, notifier, reporter, scheduler, poller, server)
+    return App(
+        runtime, bot, dispatcher, notifier, reporter, scheduler, poller, server, settings.timezone
+    )
 
 
 async def run(settings: Settings) -> None:

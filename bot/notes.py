@@ -102,7 +102,7 @@ class Notes:
             case Reconciled():
                 return self._texts(render.reconciled_text(event))
             case DailyLossLimitReached():
-                return self._texts(render.daily_loss_text(event))
+                return self._texts(render.daily_loss_text(event, self._zone))
             case EngineStarted():
                 return self._texts(render.engine_started_text(event))
             case EngineStopped():

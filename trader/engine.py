@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from trader import rules
 from trader.balance_marks import BalanceMarks
@@ -399,6 +400,11 @@ class Engine:
 
     async def performance(self) -> Performance:
         return await self.read_models.performance()
+
+    def count_views(self, zone: ZoneInfo) -> None:
+        """Count the closed trades for ``/profit``, ``/daily`` and ``/performance`` in the
+        background (off the loop), so that the first of them answers at once."""
+        self._tasks.spawn(self.read_models.count_views(zone), "count-trade-views")
 
     async def wait_idle(self) -> None:
         """Wait until every entry and exit in flight has finished (for shutdown and tests)."""

@@ -13,6 +13,7 @@ from bot.render.values import (
     clock,
     count,
     esc,
+    next_utc_day,
     pnl,
     price,
     protection,
@@ -112,7 +113,8 @@ def status_text(status: Status, zone: ZoneInfo) -> str:
         last_signal_line(status, zone),
     ]
     if status.daily_loss_reached:
-        lines.append("🛑 Daily loss limit reached: no new entries until 00:00 UTC.")
+        turn = next_utc_day(status.now, zone) if status.now else "00:00 UTC"
+        lines.append(f"🛑 Daily loss limit reached: no new entries until {turn}.")
     limit = status.limits.max_open_positions
     if not status.positions:
         lines.append(f"Open positions: none (limit {limit})")

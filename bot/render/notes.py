@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from bot.render.values import clock, count, esc, pnl, price, protection, qty, side_word, usdt
+from bot.render.values import (
+    clock,
+    count,
+    esc,
+    next_utc_day,
+    pnl,
+    price,
+    protection,
+    qty,
+    side_word,
+    usdt,
+)
 from trader.events import (
     ClockSkewed,
     ConfirmationRequested,
@@ -109,11 +120,11 @@ def skipped_text(symbol: str, outcome: str) -> str:
     return f"⏭ Skipped {what}: {esc(verdict)} ({esc(reason.replace('_', ' '))})"
 
 
-def daily_loss_text(event: DailyLossLimitReached) -> str:
+def daily_loss_text(event: DailyLossLimitReached, zone: ZoneInfo) -> str:
     return (
         f"🛑 Daily loss limit reached: {usdt(event.loss)} lost today "
         f"(limit {usdt(event.limit)}).\n"
-        "No new entries until 00:00 UTC; open positions are being closed."
+        f"No new entries until {next_utc_day(event.at, zone)}; open positions are being closed."
     )
 
 

@@ -5,7 +5,7 @@ instrument's tick, USDT to cents, a sign on PnL.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
@@ -68,6 +68,17 @@ def clock(when: datetime, zone: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     ``18:05:10 UTC+4`` (a zone without a lettered abbreviation gets its offset)."""
     local = when.astimezone(zone)
     return f"{local.strftime(fmt)} {zone_label(local)}"
+
+
+def next_utc_day(now: datetime, zone: ZoneInfo) -> str:
+    """When risk's day (the UTC day) turns after ``now``, as the trader reads it:
+    ``00:00 UTC``, or ``04:00 UTC+4 (00:00 UTC)`` in another zone."""
+    midnight = (now.astimezone(UTC) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    if zone.key == "UTC":
+        return "00:00 UTC"
+    return f"{clock(midnight, zone, '%H:%M')} (00:00 UTC)"
 
 
 def zone_name(zone: ZoneInfo) -> str:

@@ -228,3 +228,10 @@ def test_status_says_risk_keeps_the_utc_day_where_the_zone_differs() -> None:
     status = Status("paper", True, [], Decimal("-3.2"), Decimal("996.8"), LIMITS, False)
     assert "Today: -3.20 USDT" in render.status_text(status, ZoneInfo("UTC"))
     assert "Today (UTC day): -3.20 USDT" in render.status_text(status, ZoneInfo("Asia/Dubai"))
+
+
+def test_the_end_of_risks_day_is_shown_in_the_traders_zone_too() -> None:
+    at = datetime(2026, 1, 5, 22, 30, tzinfo=UTC)
+    assert render.next_utc_day(at, ZoneInfo("UTC")) == "00:00 UTC"
+    assert render.next_utc_day(at, ZoneInfo("Asia/Dubai")) == "04:00 UTC+4 (00:00 UTC)"
+    assert render.next_utc_day(at, ZoneInfo("America/New_York")) == "19:00 EST (00:00 UTC)"
