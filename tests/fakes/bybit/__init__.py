@@ -5,7 +5,8 @@ REST, and the linear public stream. Private side: signed REST (API key info, wal
 leverage, position mode, market orders with TP/SL, trading stop, orders, executions, closed PnL,
 every list paged with cursors) and the private stream (order, execution, position, wallet), over
 one unified account that fills market orders at the book (or in part), charges the taker fee,
-triggers TP/SL on the last price, and suffers Bybit's own exits (liquidation, ADL, delivery).
+holds Full and Partial TP/SL and a trailing stop triggered on the last price, refuses leverage
+above an instrument's maxLeverage, and suffers Bybit's own exits (liquidation, ADL, delivery).
 Fault injection: ``fail_next``, ``accept_then_timeout``, ``ban_ip``, ``set_rest_delay``,
 ``drop_private_streams``, ``pause_private_pushes``, ``drop_private_pushes``,
 ``set_clock_offset``.
@@ -13,9 +14,10 @@ Fault injection: ``fail_next``, ``accept_then_timeout``, ``ban_ip``, ``set_rest_
 Modules: ``market`` (instruments, tickers), ``public`` (public REST and stream), ``signing``
 (keys, signatures), ``params`` (request validation), ``paging`` (cursors), ``records``
 (positions), ``trades`` (orders, executions, closed PnL), ``wallet``, ``ledger`` (the books and
-fills), ``modes`` (position mode per symbol), ``exits`` (Bybit's own exits), ``account`` (orders
-and trading requests), ``controls`` (the account's test controls), ``private_rest``,
-``private_ws``, ``faults``, ``server`` (``FakeBybit``).
+fills), ``modes`` (position mode per symbol), ``exits`` (Bybit's own exits), ``stops`` (trading
+stop: Full and Partial TP/SL, the trailing stop, their triggers), ``account`` (orders, leverage),
+``controls`` (the account's test controls), ``private_rest``, ``private_ws``, ``faults``,
+``server`` (``FakeBybit``).
 """
 
 from tests.fakes.bybit.account import FakeAccount

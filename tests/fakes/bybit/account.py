@@ -1,6 +1,6 @@
 """The fake's unified trading account: what clients ask of it by private REST (market orders
-with TP/SL, leverage, position mode, trading stop), validated and refused as Bybit does, and the
-exchange-side TP/SL that the last price triggers.
+with TP/SL, leverage, position mode), validated and refused as Bybit does; the trading stop and
+the exchange-side exits the last price triggers are ``stops``'.
 
 A market order is an IOC order within a price band on Bybit: ``partial_fill_next`` makes the
 next one fill only in part and end ``Cancelled`` (how a linear order cut by its band ends, with
@@ -17,9 +17,9 @@ from typing import Any
 
 from tests.fakes.bybit import params as p
 from tests.fakes.bybit.common import BybitError, params_error
-from tests.fakes.bybit.exits import Exits
 from tests.fakes.bybit.market import FakeInstrument, FakeTicker
 from tests.fakes.bybit.records import FakePosition
+from tests.fakes.bybit.stops import TradingStops
 from tests.fakes.bybit.trades import FakeOrder
 
 PARTIAL_END_STATUSES = ("Cancelled", "PartiallyFilledCanceled")
@@ -35,7 +35,7 @@ class PartialFill:
     status: str
 
 
-class FakeAccount(Exits):
+class FakeAccount(TradingStops):
     """One unified account trading linear contracts in one-way mode with market orders."""
 
     def __init__(
@@ -72,8 +72,7 @@ class FakeAccount(Exits):
         stop_loss = p.optional_price(params, "stopLoss") or None
         tp_by = p.trigger_by(params, "tpTriggerBy")
         sl_by = p.trigger_by(params, "slTriggerBy")
-        if take_profit or stop_loss:
-            p.tpsl_mode(params)
+        mode = p.tpsl_mode(params) if take_profit or stop_loss else ""
         if link and any(order.order_link_id == link for order in self.orders):
             raise BybitError(110072, "OrderLinkedID is duplicate")
         position = self.positions.get(symbol)
@@ -88,6 +87,8 @@ class FakeAccount(Exits):
             take_profit = stop_loss = None
         elif take_profit or stop_loss:
             p.check_tpsl_side(side, self._tickers[symbol].last, take_profit, stop_loss)
+            if mode == "Partial":
+                self.check_partial_room(symbol, take_profit is not None, stop_loss is not None)
         price = self._book_price(symbol, side)
         opposite = position.size if position is not None and position.side != side else Decimal(0)
         opening = max(Decimal(0), qty - opposite)
@@ -111,15 +112,16 @@ class FakeAccount(Exits):
             stop_loss=stop_loss,
             tp_trigger_by=tp_by if take_profit else "",
             sl_trigger_by=sl_by if stop_loss else "",
+            tpsl_mode=mode if take_profit or stop_loss else "",
             fee_coin=instrument.settle_coin,
         )
         self.orders.append(order)
         self._push_order(order)
         partial = self._take_partial(symbol)
-        if partial is None:
-            self._fill(order)
-        else:
-            self._fill(order, min(partial.filled, qty), partial.status)
+        filled = qty if partial is None else min(partial.filled, qty)
+        self._fill(order, filled, "Filled" if partial is None else partial.status)
+        if order.tpsl_mode == "Partial":
+            self.attach_partials(order, filled)
         return {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def _take_partial(self, symbol: str) -> PartialFill | None:
@@ -136,8 +138,16 @@ class FakeAccount(Exits):
         buy, sell = p.decimal(params, "buyLeverage"), p.decimal(params, "sellLeverage")
         if buy != sell and not self.hedge_of(symbol):
             raise params_error("buy leverage must be equal to sell leverage in one-way mode")
-        if not Decimal(1) <= buy <= Decimal(instrument.max_leverage):
+        if buy < 1:
             raise params_error(f"leverage {buy} is out of range [1, {instrument.max_leverage}]")
+        if buy > Decimal(instrument.max_leverage):
+            # Bybit's answer (retCode 110013, "Cannot set leverage due to risk limit level."),
+            # leverages written x100: "cannot set leverage [5000] gt maxLeverage [2500] ...".
+            raise BybitError(
+                110013,
+                f"cannot set leverage [{int(buy * 100)}] gt maxLeverage "
+                f"[{int(Decimal(instrument.max_leverage) * 100)}] by risk limit",
+            )
         if buy == self.leverage_of(symbol):
             raise BybitError(110043, "leverage not modified")
         self.leverage[symbol] = buy
@@ -146,63 +156,6 @@ class FakeAccount(Exits):
             position.leverage = buy
             self._touch(position)
             self._push_position(symbol)
-
-    def set_trading_stop(self, params: Mapping[str, Any]) -> None:
-        """``/v5/position/trading-stop``: set, move or cancel ("0") a position's TP/SL.
-        ``tpslMode`` and ``positionIdx`` are required (Bybit's docs)."""
-        p.require_linear(params)
-        symbol = self.instrument(params.get("symbol")).symbol
-        for name in ("tpslMode", "positionIdx"):
-            if params.get(name) is None or params.get(name) == "":
-                raise params_error(f"Missing some parameters that must be filled in, {name}")
-        p.position_idx(params, self.hedge_of(symbol))
-        p.tpsl_mode(params)
-        position = self.positions.get(symbol)
-        if position is None:
-            raise params_error("can not set tp/sl/ts for zero position")
-        take_profit = p.optional_price(params, "takeProfit")
-        stop_loss = p.optional_price(params, "stopLoss")
-        new_tp = position.take_profit if take_profit is None else (take_profit or None)
-        new_sl = position.stop_loss if stop_loss is None else (stop_loss or None)
-        tp_by = p.trigger_by(params, "tpTriggerBy") if "tpTriggerBy" in params else None
-        sl_by = p.trigger_by(params, "slTriggerBy") if "slTriggerBy" in params else None
-        unchanged = (new_tp, new_sl) == (position.take_profit, position.stop_loss) and (
-            tp_by in (None, position.tp_trigger_by) and sl_by in (None, position.sl_trigger_by)
-        )
-        if unchanged:
-            raise BybitError(34040, "not modified")
-        p.check_tpsl_side(
-            position.side,
-            self._tickers[symbol].last,
-            new_tp if take_profit else None,
-            new_sl if stop_loss else None,
-        )
-        position.take_profit, position.stop_loss = new_tp, new_sl
-        position.tp_trigger_by = tp_by or position.tp_trigger_by
-        position.sl_trigger_by = sl_by or position.sl_trigger_by
-        self._touch(position)
-        self._sync_conditionals(symbol)
-        self._push_position(symbol)
-
-    def on_ticker(self, symbol: str) -> None:
-        """Trigger the position's SL or TP if the last price has crossed it (SL first)."""
-        position = self.positions.get(symbol)
-        if position is None:
-            return
-        last, long = self._tickers[symbol].last, position.side == "Buy"
-        sl, tp = position.stop_loss, position.take_profit
-        if sl is not None and (last <= sl if long else last >= sl):
-            kind = "StopLoss"
-        elif tp is not None and (last >= tp if long else last <= tp):
-            kind = "TakeProfit"
-        else:
-            return
-        order = self._conditional(symbol, kind)
-        assert order is not None, "_sync_conditionals keeps one order per TP and SL"
-        order.status, order.updated_ms = "Triggered", self._clock()
-        order.qty = position.size
-        self._push_order(order)
-        self._fill(order)
 
     def seed_position(
         self,

@@ -1,16 +1,19 @@
-"""The test controls and inspection helpers of the fake's trading account: keys, wallet,
-positions opened elsewhere, partial fills, and what Bybit or a person does to the account
-without the client (closing by hand, removing a stop-loss, liquidation, ADL, delivery).
+"""The test controls and inspection helpers of the fake's trading account: keys, wallet, an
+instrument's maxLeverage, positions opened elsewhere, partial fills, the position's TP/SL and
+trailing-stop orders, and what Bybit or a person does to the account without the client
+(closing by hand, removing a stop-loss, liquidation, ADL, delivery).
 
 Every change is pushed on the private stream like any other, before the control returns.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 
 from tests.fakes.bybit.account import FakeAccount
+from tests.fakes.bybit.market import FakeInstrument
 from tests.fakes.bybit.records import FakePosition
 from tests.fakes.bybit.signing import FakeApiKey
 from tests.fakes.bybit.trades import FakeClosedPnl, FakeExecution, FakeOrder
@@ -26,6 +29,7 @@ class AccountControls:
     # Provided by FakeBybit.
     account: FakeAccount
     api_keys: dict[str, FakeApiKey]
+    instruments: dict[str, FakeInstrument]
     _flush_account: Callable[[], Awaitable[None]]
 
     # -- keys and money --------------------------------------------------------------------
@@ -74,6 +78,12 @@ class AccountControls:
 
     def set_fee_rate(self, rate: str | Decimal) -> None:
         self.account.fee_rate = Decimal(rate)
+
+    def set_max_leverage(self, symbol: str, max_leverage: str) -> None:
+        """Set ``symbol``'s ``leverageFilter.maxLeverage`` (e.g. "12.50"): instruments-info
+        shows it and ``set-leverage`` above it is refused with 110013."""
+        instrument = self.instruments[symbol]
+        self.instruments[symbol] = dataclasses.replace(instrument, max_leverage=max_leverage)
 
     def set_symbol_position_mode(self, symbol: str, hedge: bool) -> None:
         """Give ``symbol`` its own position mode, as if set in Bybit's app."""
@@ -209,6 +219,21 @@ class AccountControls:
 
     def position(self, symbol: str) -> FakePosition | None:
         return self.account.positions.get(symbol)
+
+    def stop_orders(self, symbol: str) -> list[FakeOrder]:
+        """``symbol``'s open conditional orders, oldest first: the Full TP/SL, the partial
+        TP/SL and the trailing stop."""
+        return self.account.stop_orders(symbol)
+
+    def partial_orders(self, symbol: str, kind: str | None = None) -> list[FakeOrder]:
+        """``symbol``'s open partial TP/SL orders, oldest first; only ``kind``
+        ("PartialTakeProfit" or "PartialStopLoss") if given."""
+        return self.account.partial_orders(symbol, kind)
+
+    def trailing_stop_price(self, symbol: str) -> Decimal | None:
+        """The price at which ``symbol``'s trailing stop would trigger now (the best last price
+        since it became active, less its distance for a long); None before it is active."""
+        return self.account.trailing_stop_price(symbol)
 
     @property
     def executions(self) -> list[FakeExecution]:

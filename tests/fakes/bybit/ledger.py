@@ -118,7 +118,8 @@ class Ledger:
         order.status, order.updated_ms = status, self._clock()
         self._push_order(order)
         position = self.positions.get(symbol)
-        attaches = order.take_profit or order.stop_loss
+        # A Full TP/SL attaches to the position; a Partial one becomes orders (see ``stops``).
+        attaches = (order.take_profit or order.stop_loss) and order.tpsl_mode != "Partial"
         if position is not None and position.side == side and attaches:
             position.take_profit = order.take_profit or position.take_profit
             position.stop_loss = order.stop_loss or position.stop_loss

@@ -114,10 +114,30 @@ def trigger_by(params: Mapping[str, Any], name: str) -> str:
     return str(value)
 
 
-def tpsl_mode(params: Mapping[str, Any]) -> None:
+def tpsl_mode(params: Mapping[str, Any]) -> str:
+    """``Full`` (the default) or ``Partial``; the TP/SL order types checked against it: Full
+    takes Market only (Bybit's docs and recorded answer); Partial's Limit TP/SL is Bybit's but
+    not simulated here."""
     mode = params.get("tpslMode") or "Full"
-    if mode != "Full":
-        raise BybitError(10001, "fake: only tpslMode Full is simulated")
+    if mode not in ("Full", "Partial"):
+        raise params_error("params error: tpslMode invalid")
+    for name in ("tpOrderType", "slOrderType"):
+        kind = params.get(name) or "Market"
+        if kind not in ("Market", "Limit"):
+            raise params_error(f"params error: {name} invalid")
+        if kind == "Limit" and mode == "Full":
+            raise params_error(f"{name} only support Market when tpSlMode is Full")
+        if kind == "Limit":
+            raise BybitError(10001, f"fake: {name} Limit is not simulated, only Market")
+    return str(mode)
+
+
+def tpsl_size(params: Mapping[str, Any], name: str, instrument: FakeInstrument) -> Decimal:
+    """A partial TP/SL's ``tpSize`` / ``slSize``: a qty on the instrument's step."""
+    size = decimal(params, name)
+    if size <= 0 or size % Decimal(instrument.qty_step) != 0:
+        raise params_error(f"params error: {name} invalid")
+    return size
 
 
 def limit(params: Mapping[str, Any], default: int, maximum: int) -> int:

@@ -50,6 +50,12 @@ class FakePosition:
     stop_loss: Decimal | None = None
     tp_trigger_by: str = "LastPrice"
     sl_trigger_by: str = "LastPrice"
+    # The trailing stop (see ``stops``): its price distance, the price that activates it (the
+    # last price when it was set without one), and the best price since it became active
+    # (None: not active yet).
+    trailing_stop: Decimal | None = None
+    active_price: Decimal | None = None
+    trailing_best: Decimal | None = None
 
     @property
     def value(self) -> Decimal:
@@ -93,7 +99,7 @@ class FakePosition:
             "tpslMode": "Full",
             "takeProfit": price_text(self.take_profit, self.steps.tick),
             "stopLoss": price_text(self.stop_loss, self.steps.tick),
-            "trailingStop": "0",
+            "trailingStop": price_text(self.trailing_stop, self.steps.tick),
             "sessionAvgPrice": "",
             "unrealisedPnl": fmt(self.unrealised_pnl(mark)),
             "curRealisedPnl": fmt(self.cur_realised_pnl),

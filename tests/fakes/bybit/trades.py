@@ -18,8 +18,8 @@ OPEN_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered"})
 
 @dataclass(eq=False)
 class FakeOrder:
-    """One order: a market order a client placed, a position's TP/SL conditional order, or an
-    order Bybit placed itself (liquidation, ADL)."""
+    """One order: a market order a client placed, a position's TP/SL or trailing-stop
+    conditional order, or an order Bybit placed itself (liquidation, ADL)."""
 
     order_id: str
     order_link_id: str
@@ -40,7 +40,11 @@ class FakeOrder:
     stop_loss: Decimal | None = None
     tp_trigger_by: str = ""
     sl_trigger_by: str = ""
-    stop_order_type: str = ""  # "TakeProfit" / "StopLoss" for a position's conditional orders
+    # A position's conditional orders: "TakeProfit" / "StopLoss" (tpslMode Full),
+    # "PartialTakeProfit" / "PartialStopLoss" (Partial), "TrailingStop".
+    stop_order_type: str = ""
+    tpsl_mode: str = ""  # "": "Full" if the order has TP/SL or is a TP/SL order, else ""
+    pair_id: str = ""  # a partial TP/SL set with its SL/TP: the other's orderId
     create_type: str = "CreateByUser"
     trigger_price: Decimal | None = None
     trigger_by: str = ""
@@ -105,9 +109,8 @@ class FakeOrder:
             "smpType": "None",
             "smpGroup": 0,
             "smpOrderId": "",
-            "tpslMode": "Full"
-            if self.take_profit or self.stop_loss or self.stop_order_type
-            else "",
+            "tpslMode": self.tpsl_mode
+            or ("Full" if self.take_profit or self.stop_loss or self.stop_order_type else ""),
             "tpLimitPrice": "0",
             "slLimitPrice": "0",
             "placeType": "",
