@@ -21,6 +21,8 @@ from trader.events import (
     ConfirmationRequested,
     ConfirmationResolved,
     DailyLossLimitReached,
+    DailyProfitTargetReached,
+    DrawdownStopped,
     EngineStarted,
     EngineStopped,
     Event,
@@ -43,7 +45,7 @@ from trader.ports import NewMessage
 TEXT, PHOTO, EDIT = "text", "photo", "edit"  # the outbox's kinds of message
 UTC_ZONE = ZoneInfo("UTC")
 # Risk rejections that would repeat for every signal: said once elsewhere, or by design.
-QUIET_REJECTIONS = frozenset({"trading_disabled", "daily_loss_limit"})
+QUIET_REJECTIONS = frozenset({"trading_disabled", "daily_loss_limit", "daily_profit_target"})
 
 
 class Notes:
@@ -101,6 +103,10 @@ class Notes:
                 return self._texts(render.order_failed_text(event))
             case Reconciled():
                 return self._texts(render.reconciled_text(event))
+            case DailyProfitTargetReached():
+                return self._texts(render.profit_target_text(event, self._zone))
+            case DrawdownStopped():
+                return self._texts(render.drawdown_stopped_text(event))
             case DailyLossLimitReached():
                 return self._texts(render.daily_loss_text(event, self._zone))
             case EngineStarted():

@@ -17,6 +17,8 @@ from trader.events import (
     ConfirmationRequested,
     ConfirmationResolved,
     DailyLossLimitReached,
+    DailyProfitTargetReached,
+    DrawdownStopped,
     EngineStarted,
     EngineStopped,
     Event,
@@ -35,6 +37,7 @@ from trader.events import (
     VenueReachable,
     VenueUnreachable,
 )
+from trader.models import CloseReason
 from trader.ports import NewMessage, SettingsRepository
 from trader.rules import echo
 
@@ -74,6 +77,8 @@ KIND_OF_EVENT: Mapping[type, Kind] = {
     PositionReduced: Kind.CLOSED,
     OrderFailed: Kind.REJECTED,
     DailyLossLimitReached: Kind.SAFETY,
+    DailyProfitTargetReached: Kind.SAFETY,
+    DrawdownStopped: Kind.SAFETY,
     Reconciled: Kind.SAFETY,  # reconciliation findings, a missing stop-loss among them
     EngineStarted: Kind.SAFETY,
     EngineStopped: Kind.SAFETY,
@@ -93,6 +98,10 @@ KIND_OF_OUTCOME: Mapping[str, Kind] = {
     "filtered": Kind.SKIPPED,
     "invalid": Kind.SKIPPED,
 }
+# Exits Bybit made itself, or a hand on Bybit: the trader must hear of them (never off).
+VENUE_MADE = frozenset(
+    {CloseReason.LIQUIDATION, CloseReason.ADL, CloseReason.DELIVERY, CloseReason.EXTERNAL}
+)
 # Not the trader's to set: a confirmation question waits for an answer (it and its edit go
 # out as they are), and a trading switch is answered by the command that made it.
 UNSET_EVENTS = frozenset({ConfirmationRequested, ConfirmationResolved, TradingToggled})
@@ -104,6 +113,8 @@ def kind_of(event: Event) -> Kind | None:
         return KIND_OF_OUTCOME.get(event.outcome.partition(":")[0])
     if isinstance(event, OrderFailed) and event.at_risk:
         return Kind.SAFETY  # a failed close: a position may be left unmanaged
+    if isinstance(event, PositionClosed | PositionReduced) and event.trade.reason in VENUE_MADE:
+        return Kind.SAFETY  # a liquidation, say: always named in chat
     return KIND_OF_EVENT.get(type(event))
 
 

@@ -3,12 +3,13 @@ the points of the live equity curve."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 
 from storage.codec import from_db_time, to_db_time
-from storage.tables import Tables
+from storage.tables import T, Tables
 from trader.ports import BalanceMark
 
 
@@ -22,12 +23,16 @@ class BalanceMarkTables(Tables):
             (trade_id, format(balance, "f"), to_db_time(at)),
         )
 
-    async def balance_marks(self) -> Sequence[BalanceMark]:
-        rows = await self._fetch_all(
-            "SELECT t.id, t.closed_at, t.net_pnl, m.balance FROM balance_marks m "
-            "JOIN trades t ON t.id = m.trade_id ORDER BY t.closed_at, t.id"
-        )
-        return [
-            BalanceMark(row[0], from_db_time(row[1]), Decimal(row[2]), Decimal(row[3]))
-            for row in rows
-        ]
+    async def fold_balance_marks(self, fold: Callable[[Iterator[BalanceMark]], T]) -> T:
+        # In a worker thread on a connection of its own, as the trades are folded: a long
+        # live history neither holds the loop nor the writes.
+        return await self._read_aside(lambda conn: fold(_marks(conn)))
+
+
+def _marks(conn: sqlite3.Connection) -> Iterator[BalanceMark]:
+    rows = conn.execute(
+        "SELECT t.id, t.closed_at, t.net_pnl, m.balance FROM balance_marks m "
+        "JOIN trades t ON t.id = m.trade_id ORDER BY t.closed_at, t.id"
+    )
+    for ident, closed_at, net, balance in rows:
+        yield BalanceMark(ident, from_db_time(closed_at), Decimal(net), Decimal(balance))

@@ -3,19 +3,25 @@ every error text written, and the clock that stamps the outbox.
 
 ``SqliteRepositories`` (``storage.repositories``) is composed of one part per aggregate:
 signals (``storage.signals``), orders with their fills and positions (``storage.positions``),
-closed trades (``storage.trades``), settings (``storage.settings``), the outbox
-(``storage.outbox``) and trade confirmations (``storage.confirmations``).
+closed trades (``storage.trades``), balance marks (``storage.balance_marks``), settings
+(``storage.settings``), the outbox (``storage.outbox``) and trade confirmations
+(``storage.confirmations``). A read that can span the whole history runs aside
+(``_read_aside``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from storage.db import Database
+from storage.db import BUSY_TIMEOUT_MS, Database
 from trader.redaction import Redactor
+
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -57,3 +63,22 @@ class Tables:
         """Run one write statement in its own transaction; returns the rows it changed."""
         async with self._db.transaction() as conn, conn.execute(sql, params) as cursor:
             return cursor.rowcount
+
+    async def _read_aside(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """``read`` in a worker thread on a read-only connection of its own (see the module
+        docstring). In WAL mode each statement reads one committed snapshot, and no writer
+        waits for it."""
+        return await asyncio.to_thread(_on_own_connection, self._db.path, read)
+
+
+def _on_own_connection(path: Path, read: Callable[[sqlite3.Connection], T]) -> T:
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+    )
+    try:
+        return read(conn)
+    finally:
+        conn.close()

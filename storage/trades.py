@@ -8,7 +8,6 @@ holds the shared connection, on which a signal's writes would wait behind it.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from storage.codec import TRADE_COLUMNS, from_db_time, to_db_time, trade_from_row
-from storage.db import BUSY_TIMEOUT_MS
 from storage.export import rewrite_trades
 from storage.tables import Tables
 from trader.models import ClosedTrade
@@ -77,25 +75,6 @@ class TradeTables(Tables):
             rewrite_trades(csv_path, (trade_from_row(row) for row in rows))
 
         await self._read_aside(export)
-
-    async def _read_aside(self, read: Callable[[sqlite3.Connection], T]) -> T:
-        """``read`` in a worker thread on a read-only connection of its own (see the module
-        docstring). In WAL mode each statement reads one committed snapshot, and no writer
-        waits for it."""
-        return await asyncio.to_thread(_on_own_connection, self._db.path, read)
-
-
-def _on_own_connection(path: Path, read: Callable[[sqlite3.Connection], T]) -> T:
-    conn = sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode=ro",
-        uri=True,
-        timeout=BUSY_TIMEOUT_MS / 1000,
-        isolation_level=None,
-    )
-    try:
-        return read(conn)
-    finally:
-        conn.close()
 
 
 def _net_pnl_total(conn: sqlite3.Connection) -> Decimal:

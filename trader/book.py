@@ -11,7 +11,9 @@ import asyncio
 from datetime import datetime
 from decimal import Decimal
 
+from trader import cooldowns
 from trader.clock import Clock, utc_day_start
+from trader.cooldowns import Cooldowns
 from trader.models import Position, Ticker
 from trader.ports import TradeRepository
 from trader.rules import Limits, RiskState
@@ -40,6 +42,17 @@ class Book:
         self.day_pnl = Decimal(0)
         self._day_loaded = False
         self._locks: dict[str, asyncio.Lock] = {}
+        self.cooldowns = Cooldowns()  # the symbols waiting after a loss
+
+    async def load_cooldowns(self) -> None:
+        """The losses of the last week (the longest cooldown): a restart keeps the waits."""
+        since = self._clock.now() - cooldowns.LONGEST
+        for trade in await self._repo.trades_closed_since(since):
+            self.cooldowns.record(trade.symbol, trade.closed_at, trade.net_pnl)
+
+    def cooling(self) -> frozenset[str]:
+        """The symbols in their cooldown now, as the limits in force have it."""
+        return self.cooldowns.cooling(self._clock.now(), self.limits.cooldown_minutes)
 
     def held_symbols(self) -> set[str]:
         """Symbols with a position, an entry in flight, or an entry whose outcome is not known

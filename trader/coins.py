@@ -147,7 +147,11 @@ class Coins:
             current = before.whitelist if action.on_whitelist else before.blacklist
             if action.adds:
                 fresh = [s for s in symbols if s not in current]
-                reasons = await asyncio.gather(*(self._why_not(s) for s in fresh))
+                # Only a coin to trade is checked with Bybit: blocking one never waits on it.
+                checked = action is CoinAction.ADD
+                reasons = await asyncio.gather(
+                    *(self._why_not(s) if checked else _no_reason() for s in fresh)
+                )
                 refused += [(s, why) for s, why in zip(fresh, reasons, strict=True) if why]
                 changed = [s for s, why in zip(fresh, reasons, strict=True) if why is None]
                 unchanged = [s for s in symbols if s in current]
@@ -194,3 +198,7 @@ class Coins:
         if not instrument.is_usdt_perpetual:
             return "not a USDT perpetual"
         return None
+
+
+async def _no_reason() -> str | None:
+    return None

@@ -10,6 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 from trader import rules
@@ -66,6 +67,10 @@ class Confirmations:
         self._bus = bus
         self._strategy = strategy
         self._deadlines: dict[str, datetime] = {}  # signal id → expiry, of pending questions
+        # Signal id → (margin, leverage) the question showed: an approval trades those or
+        # nothing. Kept in memory: a question from before a restart is traded at the limits
+        # in force at the press.
+        self._quoted: dict[str, tuple[Decimal, int]] = {}
         self.enabled = False
 
     async def load(self) -> None:
@@ -95,6 +100,7 @@ class Confirmations:
             )
         )
         self._deadlines[signal.id] = expires_at
+        self._quoted[signal.id] = (quote.margin, quote.asked_leverage)
         await self._bus.publish(ConfirmationRequested(signal, quote, now, expires_at, ref))
 
     async def resolve(
@@ -133,6 +139,10 @@ class Confirmations:
             return Decision(Verdict.UNKNOWN, symbol), None
         # The caller announces the approval once it knows whether the trade goes ahead.
         return Decision(Verdict.OPENING, symbol), signal
+
+    def quoted(self, signal_id: str) -> tuple[Decimal, int] | None:
+        """The margin and leverage the question about ``signal_id`` showed, if known."""
+        return self._quoted.pop(signal_id, None)
 
     async def announce(
         self, signal_id: str, signal: Signal | None, status: str, detail: str = ""

@@ -22,6 +22,7 @@ from trader.book import Book
 from trader.clock import Clock
 from trader.coins import Coins
 from trader.confirmation import Confirmations, Decision, Verdict
+from trader.drawdown import DrawdownGuard
 from trader.entries import Entries
 from trader.errors import ExchangeError
 from trader.events import (
@@ -94,9 +95,17 @@ class Engine:
         self.entries = Entries(parts, on_unsure=self._reconcile_if_unsure)
         self.reconciler = Reconciler(parts, exits=self.exits)
         self.read_models = ReadModels(parts, exits=self.exits)
+        self.drawdown = DrawdownGuard(
+            parts,
+            read_models=self.read_models,
+            stop_trading=self.stop_trading,
+            close=self.exits.close_quietly,
+        )
+        self.bus.subscribe(self.drawdown.on_event)
         if exchange.mode == "live":  # the equity curve draws Bybit's balance after each close
-            self.bus.subscribe(BalanceMarks(parts).on_event)
+            self.bus.subscribe(BalanceMarks(parts, after=self.drawdown.check).on_event)
         self.limit_settings = LimitSettings(repo=repo, strategy=strategy)
+        self._limits_lock = asyncio.Lock()
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
         self.coins = Coins(
             strategy=strategy, repo=repo, exchange=exchange, on_whitelisted=self._prepare_symbols
@@ -127,6 +136,7 @@ class Engine:
         # Trading is off on the very first start; afterwards the trader's choice is remembered.
         self.book.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
         await self.signal_watch.load(self.repo)
+        await self.book.load_cooldowns()
         positions = await self.repo.open_positions()
         self.book.positions = {p.symbol: p for p in positions}
         await self.book.refresh_day()
@@ -194,6 +204,7 @@ class Engine:
             limits=self.limits,
             open_symbols=self.book.held_symbols(),
             coins=self.coins.lists,
+            cooling=self.book.cooling(),
         )
         if reason is not None:
             await self.entries.skip(signal, f"filtered:{reason}", seen_at=now)
@@ -261,6 +272,9 @@ class Engine:
         await self.book.refresh_day()
         margin = rules.entry_margin(self.strategy, self.limits)
         reason = rules.coin_reason(signal.symbol, self.coins.lists)  # edited since the question?
+        quoted = self.confirmations.quoted(signal.id)
+        if reason is None and quoted is not None and quoted != (margin, self.limits.leverage):
+            reason = "limits_changed"  # approved at other figures than these
         if reason is None and signal.symbol in self.book.held_symbols():
             reason = "already_open"
         reason = reason or rules.risk_reason(margin, self.book.risk_state(), self.limits)
@@ -363,18 +377,22 @@ class Engine:
     def open_positions(self) -> list[Position]:
         return list(self.book.positions.values())
 
-    async def set_limit(self, name: str, raw: str) -> Limits:
-        """Set one limit from chat; ``ValueError`` with a clear message changes nothing."""
-        before = self.limits.leverage
-        self.book.limits = await self.limit_settings.set(self.limits, name, raw)
-        await self._prepare_if_changed(before)
-        return self.limits
+    async def set_limit(self, name: str, raw: str) -> tuple[Limits, Limits]:
+        """Set one limit from chat: the limits before and after. ``ValueError`` with a clear
+        message changes nothing. One change at a time: two commands close together would
+        otherwise each lay their change over limits read before the other's write."""
+        async with self._limits_lock:
+            before = self.limits
+            self.book.limits = await self.limit_settings.set(before, name, raw)
+            await self._prepare_if_changed(before.leverage)
+            return before, self.limits
 
-    async def reset_limit(self, name: str) -> Limits:
-        before = self.limits.leverage
-        self.book.limits = await self.limit_settings.reset(name)
-        await self._prepare_if_changed(before)
-        return self.limits
+    async def reset_limit(self, name: str) -> tuple[Limits, Limits]:
+        async with self._limits_lock:
+            before = self.limits
+            self.book.limits = await self.limit_settings.reset(name)
+            await self._prepare_if_changed(before.leverage)
+            return before, self.limits
 
     async def _prepare_if_changed(self, leverage_before: int) -> None:
         if self.limits.leverage != leverage_before:  # set on the venue now, not at an entry
@@ -396,7 +414,7 @@ class Engine:
         return await self.read_models.recent_trades(limit)
 
     async def stats(self) -> Stats:
-        return (await self.performance()).stats
+        return await self.read_models.stats()
 
     async def performance(self) -> Performance:
         return await self.read_models.performance()

@@ -128,15 +128,17 @@ class Entries:
         finally:
             self._settle(signal.id, stored=stored)
 
-    async def quote(self, signal: Signal, margin: Decimal, leverage: int) -> Quote | str:
-        """The entry ``signal`` would make at the market now, or the reason it cannot be made
-        (a ``rejected:`` outcome's reason). A venue that fails to answer raises."""
+    async def quote(self, signal: Signal, margin: Decimal, asked: int) -> Quote | str:
+        """The entry ``signal`` would make at the market now at leverage ``asked`` (capped at
+        the instrument's maximum), or the reason it cannot be made (a ``rejected:`` outcome's
+        reason). A venue that fails to answer raises."""
         side = signal.side
         assert side is not None  # screened
         try:
             instrument = await self._exchange.instrument(signal.symbol)  # loaded at start-up
             if not instrument.is_usdt_perpetual:  # a USDC perpetual or a dated future
                 return "not_usdt_perpetual"
+            leverage = rules.capped_leverage(asked, instrument)
             # Leverage, position mode and price stream: ready since start-up for a
             # whitelisted symbol, so that the order is the first call to the venue.
             ticker = await self._exchange.prepare_entry(signal.symbol, leverage)
@@ -158,22 +160,24 @@ class Entries:
             leverage=leverage,
             tick=instrument.tick_size,
         )
-        return Quote(sizing.qty, sizing.price, stop, take, instrument.tick_size, margin, leverage)
+        return Quote(
+            sizing.qty, sizing.price, stop, take, instrument.tick_size, margin, leverage, asked
+        )
 
     async def _place(self, signal: Signal, margin: Decimal, seen_at: datetime | None) -> None:
         book = self._book
         side = signal.side
         assert side is not None  # screened
-        leverage = book.limits.leverage
         link_id = orders.entry_link_id(signal.id)
         try:
-            quote = await self.quote(signal, margin, leverage)
+            quote = await self.quote(signal, margin, book.limits.leverage)
         except Exception as exc:  # never let one signal kill the engine
             await self._failed(signal, link_id, exc, seen_at)
             return
         if isinstance(quote, str):
             await self.skip(signal, f"rejected:{quote}", seen_at=seen_at)
             return
+        leverage = quote.leverage
         order = EntryOrder(
             link_id=link_id,
             signal_id=signal.id,
@@ -227,8 +231,13 @@ class Entries:
             )
             # Its chat notes are booked with the entry: a crash keeps both or neither.
             short_fill = order.qty if fill.qty < order.qty else None
+            capped_from = quote.asked_leverage if quote.leverage < quote.asked_leverage else None
             opened = PositionOpened(
-                position, self._clock.now(), quote.tick_size, ordered_qty=short_fill
+                position,
+                self._clock.now(),
+                quote.tick_size,
+                ordered_qty=short_fill,
+                leverage_capped_from=capped_from,
             )
             notes = self._bus.notes_for(opened)
             try:
@@ -275,7 +284,9 @@ class Entries:
         now = self._clock.now()
         if not await self._store_decided(signal, f"failed:{reason}", seen_at, now):
             return
-        await self._bus.publish(OrderFailed(signal.id, signal.symbol, reason, now))
-        if status is OrderStatus.UNKNOWN:  # it may fill yet: reconciling will find it
+        # An order without an answer may have filled: a position may be open, unmanaged.
+        unknown = status is OrderStatus.UNKNOWN
+        await self._bus.publish(OrderFailed(signal.id, signal.symbol, reason, now, at_risk=unknown))
+        if unknown:  # it may fill yet: reconciling will find it
             self._book.unresolved[signal.symbol] = link_id
             self._book.recheck_orders = True

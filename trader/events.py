@@ -113,6 +113,8 @@ class PositionOpened:
     # What the order asked for, when the venue filled less (an IOC market order that met
     # its price band): the position is what filled.
     ordered_qty: Decimal | None = None
+    # The leverage in force, when the instrument's maximum capped it (the position's is lower).
+    leverage_capped_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,29 @@ class DailyLossLimitReached:
     limit: Decimal
     at: datetime
     noted: bool = False  # its chat notes were stored with the day's "announced" mark
+
+
+@dataclass(frozen=True, slots=True)
+class DailyProfitTargetReached:
+    """Today's realised net profit reached ``daily_profit_target_usdt``: no new entries until
+    the next UTC day (open positions keep their plan)."""
+
+    profit: Decimal
+    target: Decimal
+    at: datetime
+    noted: bool = False  # its chat notes were stored with the day's "announced" mark
+
+
+@dataclass(frozen=True, slots=True)
+class DrawdownStopped:
+    """Equity fell ``max_drawdown_pct`` below its peak: trading is off (remembered) and the
+    open positions are being closed."""
+
+    drawdown_pct: Decimal
+    limit_pct: Decimal
+    peak: Decimal
+    equity: Decimal
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +248,8 @@ Event = (
     | OrderFailed
     | Reconciled
     | DailyLossLimitReached
+    | DailyProfitTargetReached
+    | DrawdownStopped
     | VenueBanned
     | VenueBanLifted
     | VenueUnreachable

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from trader import orders, rules
 from trader.errors import Banned, ExchangeError, NoPosition, OutcomeUnknown
 from trader.events import (
     DailyLossLimitReached,
+    DailyProfitTargetReached,
     OrderFailed,
     PositionClosed,
     PositionReduced,
@@ -29,6 +31,7 @@ from trader.ports import FillAlreadyBooked, OrderRecord, OrderStatus
 log = logging.getLogger(__name__)
 
 LOSS_ANNOUNCED_KEY = "daily_loss_announced"
+PROFIT_ANNOUNCED_KEY = "daily_profit_announced"
 CLOSE_RETRY_DELAY = timedelta(seconds=30)
 
 
@@ -186,6 +189,7 @@ class Exits:
         except FillAlreadyBooked:
             log.info("%s: exit fill %s was booked already", position.symbol, fill.exec_id)
             return None
+        book.cooldowns.record(trade.symbol, trade.closed_at, trade.net_pnl)
         if rest is None:
             book.positions.pop(position.symbol, None)
             book.retry_close_at.pop(position.symbol, None)
@@ -204,6 +208,7 @@ class Exits:
             )
             await self._bus.publish(PositionReduced(trade, rest, tick, noted=bool(notes)))
         await self._check_daily_loss()
+        await self._check_profit_target()
         return trade
 
     async def tick_size(self, symbol: str) -> Decimal | None:
@@ -213,6 +218,21 @@ class Exits:
         except Exception as exc:
             log.debug("no tick size for %s: %s", symbol, exc)
             return None
+
+    async def _check_profit_target(self) -> None:
+        """Today's profit reached the target: said once a day (new entries are refused by
+        ``rules.risk_reason``); open positions keep their SL/TP."""
+        book = self._book
+        target = book.limits.profit_target_usdt
+        if target is None or not rules.profit_target_reached(book.day_pnl, book.limits):
+            return
+        day = book.day.date().isoformat()
+        if await self._repo.get_setting(PROFIT_ANNOUNCED_KEY) == day:
+            return
+        reached = DailyProfitTargetReached(book.day_pnl, target, self._clock.now())
+        notes = self._bus.notes_for(reached)
+        await self._repo.set_setting(PROFIT_ANNOUNCED_KEY, day, notes=notes)
+        await self._bus.publish(replace(reached, noted=bool(notes)))
 
     async def _check_daily_loss(self) -> None:
         book = self._book

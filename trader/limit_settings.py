@@ -28,9 +28,11 @@ class LimitSettings:
         """``limits`` with one changed as typed, and stored; ``ValueError`` with a clear
         message changes nothing."""
         value = rules.parse_limit(name, raw)
-        # Stored as plain digits ("0.0000001", never "1E-7"): read back by the same rules.
-        await self._repo.set_setting(LIMIT_PREFIX + name, format(value, "f"))
-        return limits.with_overrides({name: str(value)})
+        # Stored as plain digits ("0.0000001", never "1E-7"), or "off" for a guard switched
+        # off: read back by the same rules.
+        stored = rules.OFF if value is None else format(value, "f")
+        await self._repo.set_setting(LIMIT_PREFIX + name, stored)
+        return limits.with_overrides({name: stored})
 
     async def reset(self, name: str) -> Limits:
         """Back to the strategy file's value for ``name``."""

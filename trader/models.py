@@ -40,6 +40,7 @@ class CloseReason(StrEnum):
     TTL = "TTL"
     MANUAL = "manual"
     DAILY_LOSS = "daily_loss"
+    DRAWDOWN = "drawdown"  # the drawdown stop closed it
     EXTERNAL = "external"  # closed outside the bot (by hand on the exchange)
     LIQUIDATION = "liquidation"  # the exchange liquidated it
     ADL = "adl"  # the exchange auto-deleveraged it (closed it against a bankrupt trader)
@@ -138,7 +139,8 @@ class Quote:
     take_profit: Decimal
     tick_size: Decimal
     margin: Decimal
-    leverage: int
+    leverage: int  # as traded: capped at the instrument's maximum
+    asked_leverage: int  # the leverage in force (limits), before the cap
 
 
 @dataclass(frozen=True, slots=True)

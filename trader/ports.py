@@ -257,8 +257,9 @@ class BalanceMarkRepository(Protocol):
 
     async def add_balance_mark(self, trade_id: int, balance: Decimal, at: datetime) -> None: ...
 
-    async def balance_marks(self) -> Sequence[BalanceMark]:
-        """Every mark, in the close order of their trades."""
+    async def fold_balance_marks(self, fold: Callable[[Iterator[BalanceMark]], T]) -> T:
+        """``fold`` over every mark, in the close order of their trades (in a worker thread:
+        pure code only)."""
         ...
 
 

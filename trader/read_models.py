@@ -167,10 +167,24 @@ class ReadModels:
     async def recent_trades(self, limit: int = 10) -> Sequence[ClosedTrade]:
         return await self._repo.recent_trades(limit)
 
+    async def stats(self) -> Stats:
+        """The stats of every closed trade (``performance`` without the curve)."""
+        return (await self._counted()).tally.stats()
+
     async def performance(self) -> Performance:
-        """Stats and the equity curve of every closed trade. Only the trades booked since the
-        last call are read: the whole history the first time, or again when a trade booked
-        late closed before one already counted (a lost exit found by reconciliation)."""
+        """Stats and the equity curve of every closed trade."""
+        history = await self._counted()
+        stats = history.tally.stats()
+        if self._exchange.mode == "live":
+            # The account as Bybit reported it after each close, not the paper start + PnL.
+            start, curve = await self._repo.fold_balance_marks(balance_curve)
+            return Performance(stats, curve, start)
+        return Performance(stats, history.curve.points(), stats.starting_balance)
+
+    async def _counted(self) -> TradeHistory:
+        """Every closed trade counted. Only the trades booked since the last call are read:
+        the whole history the first time, or again when a trade booked late closed before
+        one already counted (a lost exit found by reconciliation)."""
         async with self._history_lock:
             counted = self._history
             history = await self._repo.fold_trades(counted.extended, after_id=counted.last_id)
@@ -178,12 +192,7 @@ class ReadModels:
                 start = self._strategy.paper_balance_usdt
                 history = await self._repo.fold_trades(partial(TradeHistory.of, start))
             self._history = history
-        stats = history.tally.stats()
-        if self._exchange.mode == "live":
-            # The account as Bybit reported it after each close, not the paper start + PnL.
-            start, curve = balance_curve(await self._repo.balance_marks())
-            return Performance(stats, curve, start)
-        return Performance(stats, history.curve.points(), stats.starting_balance)
+        return history
 
     async def profit(self, zone: ZoneInfo, days: int | None = None) -> ProfitView:
         """``/profit``: the trades closed in the last ``days`` calendar days in ``zone``, today

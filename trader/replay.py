@@ -18,6 +18,7 @@ from pathlib import Path
 
 from trader import rules
 from trader.clock import utc_day_start
+from trader.cooldowns import Cooldowns
 from trader.errors import ConfigError
 from trader.exchange.market import parse_instrument
 from trader.models import (
@@ -128,6 +129,7 @@ class _Book:
         self._day_net_pnl = Decimal(0)
         self._tallied = 0  # closed trades already weighed for ``_day_net_pnl``
         self._used: Decimal | None = Decimal(0)  # margin of open positions; None: to re-sum
+        self.cooldowns = Cooldowns()  # as the engine's book keeps them
 
     def open(self, item: _Open) -> None:
         position = item.position
@@ -157,6 +159,7 @@ class _Book:
             trade = close_trade(position, fill, item.reason)
             self.wallet += trade.gross_pnl - trade.exit_fee
             self.closed.append(trade)
+            self.cooldowns.record(trade.symbol, trade.closed_at, trade.net_pnl)
             # Rounded sums do not subtract exactly: the margin in use is re-summed once, over
             # the positions still open (bounded by the open-position limit, not by history).
             self._used = None
@@ -248,7 +251,12 @@ def _enter(
 ) -> _Open | str:
     """The engine's sequence for one signal: screen, risk, size, protect, fill."""
     reason = rules.screen(
-        signal, now=now, strategy=strategy, limits=limits, open_symbols=book.positions.keys()
+        signal,
+        now=now,
+        strategy=strategy,
+        limits=limits,
+        open_symbols=book.positions.keys(),
+        cooling=book.cooldowns.cooling(now, limits.cooldown_minutes),
     )
     if reason is not None:
         return f"filtered:{reason}"

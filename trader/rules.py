@@ -29,6 +29,10 @@ class Limits:
     min_confidence: Decimal
     leverage: int
     margin_usdt: Decimal = Decimal(100)  # the margin of one trade (position_size_usdt)
+    # The guards; None: off.
+    cooldown_minutes: int | None = None  # cooldown_minutes_after_loss
+    max_drawdown_pct: Decimal | None = None
+    profit_target_usdt: Decimal | None = None  # daily_profit_target_usdt
 
     @classmethod
     def from_strategy(cls, strategy: Strategy) -> Limits:
@@ -39,11 +43,14 @@ class Limits:
             min_confidence=strategy.min_confidence,
             leverage=strategy.leverage,
             margin_usdt=strategy.position_size_usdt,
+            cooldown_minutes=strategy.cooldown_minutes_after_loss,
+            max_drawdown_pct=strategy.max_drawdown_pct,
+            profit_target_usdt=strategy.daily_profit_target_usdt,
         )
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Limits:
         """Apply stored overrides (chat name → text); unknown or bad ones are ignored."""
-        changes: dict[str, int | Decimal] = {}
+        changes: dict[str, int | Decimal | None] = {}
         for name, raw in overrides.items():
             if name in LIMIT_FIELDS:
                 try:
@@ -52,7 +59,7 @@ class Limits:
                     continue  # a stored value that no longer validates falls back to the file
         return replace(self, **changes)  # type: ignore[arg-type]
 
-    def as_chat_names(self) -> dict[str, int | Decimal]:
+    def as_chat_names(self) -> dict[str, int | Decimal | None]:
         return {name: getattr(self, field) for name, field in LIMIT_FIELDS.items()}
 
 
@@ -64,7 +71,12 @@ LIMIT_FIELDS: dict[str, str] = {
     "position_size": "max_position_size_usdt",
     "min_confidence": "min_confidence",
     "leverage": "leverage",
+    "cooldown": "cooldown_minutes",
+    "max_drawdown": "max_drawdown_pct",
+    "profit_target": "profit_target_usdt",
 }
+GUARDS = frozenset({"cooldown", "max_drawdown", "profit_target"})  # "off" switches them off
+OFF = "off"
 assert set(LIMIT_FIELDS.values()) == {f.name for f in fields(Limits)}
 
 
@@ -88,10 +100,13 @@ def full_symbol(word: str) -> str:
     return symbol if symbol.endswith(QUOTE_COIN) else symbol + QUOTE_COIN
 
 
-def parse_limit(name: str, raw: str) -> int | Decimal:
-    """Validate a limit typed in chat; ``ValueError`` says what is wrong in plain words."""
+def parse_limit(name: str, raw: str) -> int | Decimal | None:
+    """Validate a limit typed in chat; ``ValueError`` says what is wrong in plain words.
+    A guard takes ``off`` too (None)."""
     require_limit_name(name)
     text = raw.strip()
+    if name in GUARDS and text.lower() == OFF:
+        return None
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -102,17 +117,21 @@ def parse_limit(name: str, raw: str) -> int | Decimal:
     # would switch the daily-loss stop off), and the signal log's parser refuses them.
     if not PLAIN_NUMBER.fullmatch(text):
         raise ValueError(f"{name} needs a number like 250 or 0.5, got {echo(text)}")
-    if name in ("max_positions", "leverage"):
+    if name in ("max_positions", "leverage", "cooldown"):
         if value != value.to_integral_value():
             raise ValueError(f"{name} needs a whole number")
         number = int(value)
-        upper = 125 if name == "leverage" else 1000
+        upper = {"leverage": 125, "max_positions": 1000, "cooldown": 10_080}[name]
         if not 1 <= number <= upper:
             raise ValueError(f"{name} must be between 1 and {upper}")
         return number
     if name == "min_confidence":
         if not Decimal(0) <= value <= 1:
             raise ValueError("min_confidence must be between 0 and 1")
+        return value
+    if name == "max_drawdown":
+        if not Decimal(0) < value < 100:
+            raise ValueError("max_drawdown must be a percent above 0 and below 100, or off")
         return value
     if not Decimal(0) < value <= MAX_USDT_LIMIT:
         raise ValueError(f"{name} must be a positive amount of USDT, at most {MAX_USDT_LIMIT:,}")
@@ -174,9 +193,11 @@ def screen(
     limits: Limits,
     open_symbols: Collection[str],
     coins: CoinLists | None = None,
+    cooling: Collection[str] = (),
 ) -> str | None:
     """Why ``signal`` is filtered out, or None when it may be traded. ``coins``: the lists
-    in force (None: the strategy file's)."""
+    in force (None: the strategy file's); ``cooling``: symbols in their cooldown after a
+    loss (``trader.cooldowns``)."""
     coins = coins or CoinLists.from_strategy(strategy)
     if signal.side is None:
         return "verdict"
@@ -189,6 +210,8 @@ def screen(
         return "low_confidence"
     if signal.symbol in open_symbols:
         return "already_open"
+    if signal.symbol in cooling:
+        return "cooldown"
     return None
 
 
@@ -238,6 +261,11 @@ def daily_loss_reached(daily_net_pnl: Decimal, limits: Limits) -> bool:
     return daily_loss(daily_net_pnl) >= limits.max_daily_loss_usdt
 
 
+def profit_target_reached(daily_net_pnl: Decimal, limits: Limits) -> bool:
+    target = limits.profit_target_usdt
+    return target is not None and daily_net_pnl >= target
+
+
 def risk_reason(margin: Decimal, state: RiskState, limits: Limits) -> str | None:
     """Why an entry of ``margin`` would break a limit now, or None."""
     if not state.trading_enabled:
@@ -246,6 +274,8 @@ def risk_reason(margin: Decimal, state: RiskState, limits: Limits) -> str | None
         return "max_open_positions"
     if daily_loss_reached(state.daily_net_pnl, limits):
         return "daily_loss_limit"
+    if profit_target_reached(state.daily_net_pnl, limits):
+        return "daily_profit_target"
     if margin > limits.max_position_size_usdt:
         return "position_size"
     return None
@@ -271,6 +301,12 @@ class Sizing:
     @property
     def notional(self) -> Decimal:
         return self.qty * self.price
+
+
+def capped_leverage(leverage: int, instrument: Instrument) -> int:
+    """The leverage to trade ``instrument`` at: the one in force, capped at Bybit's
+    ``maxLeverage`` for it (which would refuse more)."""
+    return max(1, min(leverage, int(instrument.max_leverage)))
 
 
 def size_order(

@@ -131,7 +131,8 @@ class Settings(BaseSettings):
             return value
         try:
             return ZoneInfo(value.strip())
-        except (ZoneInfoNotFoundError, ValueError):
+        # "Europe" is a directory of zones (IsADirectoryError, an OSError), not one.
+        except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeDecodeError):
             raise ValueError("must be an IANA time zone such as Europe/Berlin or UTC") from None
 
     @field_validator("trading_mode", "bybit_network", "log_format", mode="before")
@@ -237,6 +238,12 @@ class Strategy:
     # A signal whose entry_price is further than this from the market is not traded.
     max_entry_deviation_pct: Decimal = Decimal("1.0")
     paper_balance_usdt: Decimal = Decimal(1000)
+    # Guards, each off when absent (issue 14): a symbol's signals wait this long after a
+    # losing close on it; trading stops at this drawdown from the equity peak; no new entry
+    # once today's realised net profit reaches the target.
+    cooldown_minutes_after_loss: int | None = None
+    max_drawdown_pct: Decimal | None = None
+    daily_profit_target_usdt: Decimal | None = None
     warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
     source: str = "built-in defaults"  # the file it was read from
 
@@ -247,6 +254,11 @@ _POSITIVE_DECIMALS = (
     "max_position_size_usdt",
     "paper_balance_usdt",
     "max_entry_deviation_pct",
+)
+_OPTIONAL_GUARDS = (  # absent: off
+    "cooldown_minutes_after_loss",
+    "max_drawdown_pct",
+    "daily_profit_target_usdt",
 )
 _POSITIVE_INTS = (
     "max_open_positions",
@@ -326,6 +338,7 @@ def parse_strategy(data: Mapping[str, Any]) -> Strategy:
         if number <= 0:
             raise ConfigError(f"{key}: must be a positive whole number")
         values[key] = number
+    values.update(_guards(data))
     min_confidence = _decimal(data, "min_confidence", defaults.min_confidence, "min_confidence")
     if not Decimal(0) <= min_confidence <= 1:
         raise ConfigError("min_confidence: must be between 0 and 1")
@@ -344,7 +357,7 @@ PARAMETER_KEYS = frozenset({"leverage", "sl", "tp"})
 def unknown_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
     """One line per key that nothing reads, with the known key it is nearest to."""
     ours = frozenset({"parameters", "top_coins", "excluded_coins", "fee_rate", "min_confidence"})
-    ours |= frozenset(_POSITIVE_DECIMALS) | frozenset(_POSITIVE_INTS)
+    ours |= frozenset(_POSITIVE_DECIMALS) | frozenset(_POSITIVE_INTS) | frozenset(_OPTIONAL_GUARDS)
     found: list[tuple[str, frozenset[str], str]] = [
         (str(key), ours | GENERATOR_KEYS, "") for key in data
     ]
@@ -359,6 +372,27 @@ def unknown_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
         hint = f"; did you mean {prefix}{near[0]}?" if near else ""
         lines.append(f"unknown key {prefix}{key} is ignored{hint}")
     return tuple(lines)
+
+
+def _guards(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional guards that the file sets (absent or null: off)."""
+    guards: dict[str, Any] = {}
+    if data.get("cooldown_minutes_after_loss") is not None:
+        minutes = _int(data, "cooldown_minutes_after_loss", 0, "cooldown_minutes_after_loss")
+        if not 1 <= minutes <= 10_080:
+            raise ConfigError("cooldown_minutes_after_loss: must be from 1 to 10080 (a week)")
+        guards["cooldown_minutes_after_loss"] = minutes
+    if data.get("max_drawdown_pct") is not None:
+        pct = _decimal(data, "max_drawdown_pct", Decimal(0), "max_drawdown_pct")
+        if not Decimal(0) < pct < 100:
+            raise ConfigError("max_drawdown_pct: must be above 0 and below 100")
+        guards["max_drawdown_pct"] = pct
+    if data.get("daily_profit_target_usdt") is not None:
+        target = _decimal(data, "daily_profit_target_usdt", Decimal(0), "daily_profit_target_usdt")
+        if target <= 0:
+            raise ConfigError("daily_profit_target_usdt: must be positive")
+        guards["daily_profit_target_usdt"] = target
+    return guards
 
 
 def _decimal(data: Mapping[str, Any], key: str, default: Decimal, name: str) -> Decimal:

@@ -25,9 +25,9 @@ async def limits(message: Message, command: CommandObject, engine: Engine) -> No
         return
     name, value = args[0].lower(), args[1]
     reset = value.lower() in RESET_WORDS
-    before = engine.limits
     try:
-        updated = await engine.reset_limit(name) if reset else await engine.set_limit(name, value)
+        change = engine.reset_limit(name) if reset else engine.set_limit(name, value)
+        before, updated = await change
     except ValueError as exc:
         await message.answer(render.limit_refused_text(str(exc)))
         return

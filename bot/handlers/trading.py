@@ -20,7 +20,7 @@ from bot.notify_settings import Kind, Mode, NotifySettings
 from trader import rules
 from trader.engine import Engine
 from trader.errors import ExchangeError
-from trader.events import PositionClosed
+from trader.events import PositionClosed, PositionReduced
 
 
 async def start_trading(message: Message, engine: Engine) -> None:
@@ -62,7 +62,12 @@ async def close(
     if trade is None:
         await message.answer(render.no_position_text(target))
     elif notify.mode(Kind.CLOSED) is Mode.OFF:  # no note (/notify closed off): a reply
-        await message.answer(render.closed_text(PositionClosed(trade)))
+        tick = await engine.exits.tick_size(target)
+        rest = engine.book.positions.get(target)
+        if rest is None:
+            await message.answer(render.closed_text(PositionClosed(trade, tick)))
+        else:  # a part filled: the rest stays open, and the reply says so
+            await message.answer(render.reduced_text(PositionReduced(trade, rest, tick)))
     # Else the close's own note (PositionClosed, or PositionReduced for a part) is the one
     # reply: it goes to every allowed chat with the trade's figures at the venue's tick.
 

@@ -47,7 +47,15 @@ COMMANDS: list[tuple[str, str]] = [
     ("help", "what this bot does"),
 ]
 
-LIMIT_UNITS = {"daily_loss": " USDT", "margin": " USDT", "position_size": " USDT", "leverage": "x"}
+LIMIT_UNITS = {
+    "daily_loss": " USDT",
+    "margin": " USDT",
+    "position_size": " USDT",
+    "leverage": "x",
+    "cooldown": " min",
+    "max_drawdown": "%",
+    "profit_target": " USDT",
+}
 LIMIT_MEANINGS = {
     "max_positions": "open at once",
     "daily_loss": "today's loss that stops new entries",
@@ -55,6 +63,9 @@ LIMIT_MEANINGS = {
     "position_size": "cap of the margin of each trade",
     "min_confidence": "a signal's confidence to trade it",
     "leverage": "",
+    "cooldown": "a symbol's signals wait this long after a losing close on it",
+    "max_drawdown": "fall from the equity peak that stops trading",
+    "profit_target": "today's profit that stops new entries",
 }
 LIMITS_USAGE = "Usage: /limits, /limits NAME VALUE or /limits NAME reset"
 CLOSE_USAGE = "Usage: /close SYMBOL (e.g. /close SOLUSDT) or /close all"
@@ -181,6 +192,8 @@ def limits_text(limits: Limits, header: str = "<b>Limits</b>") -> str:
 
 
 def limit_value(name: str, value: object) -> str:
+    if value is None:
+        return "off"
     return f"{esc(value)}{LIMIT_UNITS.get(name, '')}"
 
 

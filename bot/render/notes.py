@@ -22,6 +22,8 @@ from trader.events import (
     ClockSkewed,
     ConfirmationRequested,
     DailyLossLimitReached,
+    DailyProfitTargetReached,
+    DrawdownStopped,
     EngineStarted,
     EngineStopped,
     OrderFailed,
@@ -46,6 +48,7 @@ REASON_TEXT = {
     CloseReason.TTL: "time limit reached",
     CloseReason.MANUAL: "closed by command",
     CloseReason.DAILY_LOSS: "daily loss limit",
+    CloseReason.DRAWDOWN: "drawdown stop",
     CloseReason.EXTERNAL: "closed on the exchange",
     CloseReason.LIQUIDATION: "liquidated by the exchange",
     CloseReason.ADL: "auto-deleveraged by the exchange",
@@ -66,7 +69,12 @@ def opened_text(event: PositionOpened) -> str:
                 else []
             ),
             protection(p, tick),
-            f"margin {usdt(p.margin)} · {p.leverage}x",
+            f"margin {usdt(p.margin)} · {p.leverage}x"
+            + (
+                f" (capped from {event.leverage_capped_from}x: {esc(p.symbol)}'s maximum)"
+                if event.leverage_capped_from is not None
+                else ""
+            ),
         ]
     )
 
@@ -125,6 +133,22 @@ def daily_loss_text(event: DailyLossLimitReached, zone: ZoneInfo) -> str:
         f"🛑 Daily loss limit reached: {usdt(event.loss)} lost today "
         f"(limit {usdt(event.limit)}).\n"
         f"No new entries until {next_utc_day(event.at, zone)}; open positions are being closed."
+    )
+
+
+def profit_target_text(event: DailyProfitTargetReached, zone: ZoneInfo) -> str:
+    return (
+        f"🎯 Daily profit target reached: {pnl(event.profit)} today (target "
+        f"{usdt(event.target)}).\nNo new entries until {next_utc_day(event.at, zone)}; open "
+        "positions keep their stop-loss and take-profit."
+    )
+
+
+def drawdown_stopped_text(event: DrawdownStopped) -> str:
+    return (
+        f"🛑 Drawdown stop: equity {usdt(event.equity)} is {event.drawdown_pct:.1f}% below its "
+        f"peak {usdt(event.peak)} (limit {event.limit_pct}%).\nTrading is OFF (send "
+        "/start_trading to resume) and the open positions are being closed."
     )
 
 

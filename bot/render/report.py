@@ -23,7 +23,7 @@ def report_text(
     lines = [
         f"📊 <b>Report</b> · {clock(now, zone, '%Y-%m-%d %H:%M')}",
         balance_line(status),
-        f"Today: {pnl(status.today_pnl)}",
+        f"Today{'' if zone.key == 'UTC' else ' (UTC day)'}: {pnl(status.today_pnl)}",
         f"Closed trades: {stats.trades} · win rate {percent(stats.win_rate)} · "
         f"net {pnl(stats.net_pnl)} · fees {usdt(stats.fees)}",
     ]

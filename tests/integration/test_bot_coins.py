@@ -61,8 +61,11 @@ async def test_unknown_symbols_are_refused_by_name_and_the_rest_applied(
     assert "'<b>' (not a symbol)" in reply.plain
     assert app.engine.coins.lists.whitelist == {"SOLUSDT"}
 
-    nothing = await chat.ask("/coins exclude nosuchcoin", "Refused: NOSUCHCOINUSDT (not on Bybit)")
-    assert "Blacklist: 1 coin → 1 coin" in nothing.plain
+    # Blocking a coin never waits on Bybit (nor asks it): any symbol may be excluded.
+    asked = len(fake_bybit.requests_to("/v5/market/instruments-info"))
+    blocked = await chat.ask("/coins exclude nosuchcoin", "Excluded: NOSUCHCOINUSDT")
+    assert "Blacklist: 1 coin → 2 coins" in blocked.plain
+    assert len(fake_bybit.requests_to("/v5/market/instruments-info")) == asked
     long = await chat.ask("/coins add " + "Z" * 200, "(not a symbol)")
     assert "'" + "Z" * 20 + "…'" in long.plain
     assert "Z" * 21 not in long.plain

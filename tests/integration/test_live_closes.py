@@ -5,7 +5,6 @@ from the chat, or by hand on Bybit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -116,11 +115,7 @@ async def test_the_live_equity_curve_is_the_balance_bybit_reported_after_each_cl
     after_close = live_bybit.wallet_balance
     assert after_close != entry_fee_paid  # the close moved the account
 
-    async with asyncio.timeout(5):  # the mark is taken off the close's path: poll for it
-        while True:
-            if await runtime.repo.balance_marks():
-                break
-            await asyncio.sleep(0.01)
+    await runtime.engine.wait_idle()  # the mark is a task of the engine's, off the close's path
     performance = await runtime.engine.performance()
     assert performance.curve == [(closed.trade.closed_at, after_close)]
     assert performance.curve_start == after_close - closed.trade.net_pnl

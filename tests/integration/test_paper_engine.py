@@ -366,5 +366,19 @@ async def test_limits_set_from_chat_survive_a_restart_until_reset(
     assert second.engine.limits.max_open_positions == 4
     with pytest.raises(ValueError, match="unknown limit"):
         await second.engine.reset_limit("bogus")
-    limits = await second.engine.reset_limit("max_positions")
+    _, limits = await second.engine.reset_limit("max_positions")
     assert limits.max_open_positions == 15  # back to the strategy file's value
+
+
+async def test_two_limit_changes_at_once_both_hold(
+    workdir: Path, fake_bybit: FakeBybit, clock: ManualClock, runtimes: RuntimeFactory
+) -> None:
+    """Two /limits commands handled together (aiogram runs updates as concurrent tasks):
+    neither may lay its change over limits read before the other's write."""
+    runtime, _ = await runtimes()
+    await asyncio.gather(
+        runtime.engine.set_limit("daily_loss", "50"),
+        runtime.engine.set_limit("max_positions", "3"),
+    )
+    assert runtime.engine.limits.max_daily_loss_usdt == Decimal(50)
+    assert runtime.engine.limits.max_open_positions == 3

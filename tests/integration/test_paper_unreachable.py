@@ -35,7 +35,7 @@ async def test_paper_with_a_position_waits_for_bybit_and_answers_status_meanwhil
     assert "Paper positions' stop-loss and take-profit are checked" in told.plain
     asked = time.monotonic()
     status = await chat.ask("/status", "Status")
-    assert time.monotonic() - asked < 1.0  # answered at once, not after Bybit's retries
+    assert time.monotonic() - asked < 2.0  # at once, not after Bybit's retries (3.5 s and more)
     assert "SOLUSDT" in status.plain  # the position is known from the database
     assert not starting.done()  # still waiting for Bybit, not exited
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import typing
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -25,7 +26,8 @@ from bot.notify_settings import (
 from storage.repositories import SqliteRepositories
 from tests.unit.storage_support import repo
 from trader.coins import BLACKLIST_KEY, WHITELIST_KEY, stored_lists
-from trader.events import Event, OrderFailed, SignalSkipped
+from trader.events import Event, OrderFailed, PositionClosed, SignalSkipped
+from trader.models import ClosedTrade, CloseReason, Side
 from trader.ports import NewMessage
 from trader.rules import CoinLists
 
@@ -129,3 +131,36 @@ def test_a_failed_close_is_a_safety_message_a_failed_entry_a_rejection() -> None
     close = OrderFailed("s1", "SOLUSDT", "Bybit did not answer", T0, at_risk=True)
     assert kind_of(entry) is Kind.REJECTED
     assert kind_of(close) is Kind.SAFETY
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind"),
+    [
+        (CloseReason.TAKE_PROFIT, Kind.CLOSED),
+        (CloseReason.MANUAL, Kind.CLOSED),
+        (CloseReason.LIQUIDATION, Kind.SAFETY),
+        (CloseReason.ADL, Kind.SAFETY),
+        (CloseReason.DELIVERY, Kind.SAFETY),
+        (CloseReason.EXTERNAL, Kind.SAFETY),
+    ],
+)
+def test_exits_bybit_made_itself_are_safety_messages(reason: CloseReason, kind: Kind) -> None:
+    """``/notify closed off`` silences our own closes, never a liquidation."""
+    closed = ClosedTrade(
+        signal_id="s1",
+        symbol="SOLUSDT",
+        side=Side.BUY,
+        qty=Decimal(1),
+        entry_price=Decimal(100),
+        exit_price=Decimal(90),
+        leverage=10,
+        margin=Decimal(10),
+        entry_fee=Decimal("0.05"),
+        exit_fee=Decimal("0.05"),
+        gross_pnl=Decimal(-10),
+        net_pnl=Decimal("-10.1"),
+        reason=reason,
+        opened_at=T0,
+        closed_at=T0,
+    )
+    assert kind_of(PositionClosed(closed)) is kind

@@ -219,3 +219,46 @@ def test_unknown_strategy_keys_are_named_with_the_nearest_known_one() -> None:
         "unknown key parameters.levrage is ignored; did you mean parameters.leverage?",
     )
     assert strategy.leverage == 10  # the typo'd key did not set it
+
+
+@pytest.mark.parametrize("zone", ["Mars/Base", "Europe", "America", "Etc", "../etc/passwd"])
+def test_a_timezone_that_is_not_one_is_one_line_naming_the_setting(
+    clean_env: Path, zone: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"^TIMEZONE is invalid") as caught:
+        load_settings(
+            env_file=None, telegram_bot_token="1:t", telegram_allowed_chat_ids="1", timezone=zone
+        )
+    assert "\n" not in str(caught.value)
+
+
+def test_a_timezone_is_read_by_its_iana_name(clean_env: Path) -> None:
+    settings = load_settings(
+        env_file=None,
+        telegram_bot_token="1:t",
+        telegram_allowed_chat_ids="1",
+        timezone=" Asia/Dubai ",
+    )
+    assert settings.timezone.key == "Asia/Dubai"
+
+
+def test_the_guards_are_off_unless_the_file_sets_them() -> None:
+    assert Strategy().max_drawdown_pct is None
+    strategy = parse_strategy(
+        {
+            "cooldown_minutes_after_loss": 30,
+            "max_drawdown_pct": 20,
+            "daily_profit_target_usdt": "150.5",
+        }
+    )
+    assert strategy.cooldown_minutes_after_loss == 30
+    assert strategy.max_drawdown_pct == Decimal(20)
+    assert strategy.daily_profit_target_usdt == Decimal("150.5")
+    assert strategy.warnings == ()
+    for bad in (
+        {"cooldown_minutes_after_loss": 0},
+        {"max_drawdown_pct": 100},
+        {"daily_profit_target_usdt": -5},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            parse_strategy(bad)

@@ -18,6 +18,7 @@ from typing import Any
 
 from pybit.unified_trading import HTTP
 
+from trader import rules
 from trader.errors import ExchangeError, NotTradable, Retryable
 from trader.exchange.base import MarketData
 from trader.exchange.bybit_messages import CATEGORY, rows_of
@@ -99,8 +100,9 @@ class PreparedSymbols:
             )
         return instrument.is_usdt_perpetual
 
-    async def _prepare_one(self, symbol: str, leverage: int) -> str | None:
-        """Ready ``symbol``; the symbol if its tickers are streamed now."""
+    async def _prepare_one(self, symbol: str, asked: int) -> str | None:
+        """Ready ``symbol`` at leverage ``asked`` (capped at the instrument's maximum, as an
+        entry caps it); the symbol if its tickers are streamed now."""
         async with self._limit:
             try:
                 await self._market.watch(symbol)
@@ -108,6 +110,7 @@ class PreparedSymbols:
                 log.warning("streaming %s failed: %s", symbol, exc)
                 return None
             try:
+                leverage = rules.capped_leverage(asked, await self._market.instrument(symbol))
                 setting = await self._read_setting(symbol)
                 if setting.hedge:
                     await self._switch_to_one_way(symbol)
