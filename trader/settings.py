@@ -244,6 +244,14 @@ class Strategy:
     cooldown_minutes_after_loss: int | None = None
     max_drawdown_pct: Decimal | None = None
     daily_profit_target_usdt: Decimal | None = None
+    # Sizing from the balance instead of position_size_usdt (at most one of the two): the
+    # margin as a percent of it, or the qty whose stop-loss loses this percent of it.
+    position_size_pct: Decimal | None = None
+    risk_per_trade_pct: Decimal | None = None
+    # A trailing stop held by the exchange: distance and activation profit, both in percent
+    # of margin like sl (the price move is pct ÷ leverage); absent: none.
+    trailing_stop_pct: Decimal | None = None
+    trailing_activation_pct: Decimal | None = None
     warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
     source: str = "built-in defaults"  # the file it was read from
 
@@ -259,6 +267,10 @@ _OPTIONAL_GUARDS = (  # absent: off
     "cooldown_minutes_after_loss",
     "max_drawdown_pct",
     "daily_profit_target_usdt",
+    "position_size_pct",
+    "risk_per_trade_pct",
+    "trailing_stop_pct",
+    "trailing_activation_pct",
 )
 _POSITIVE_INTS = (
     "max_open_positions",
@@ -392,6 +404,26 @@ def _guards(data: Mapping[str, Any]) -> dict[str, Any]:
         if target <= 0:
             raise ConfigError("daily_profit_target_usdt: must be positive")
         guards["daily_profit_target_usdt"] = target
+    for key in ("position_size_pct", "risk_per_trade_pct"):
+        if data.get(key) is not None:
+            pct = _decimal(data, key, Decimal(0), key)
+            if not Decimal(0) < pct <= 100:
+                raise ConfigError(f"{key}: must be a percent above 0, at most 100")
+            guards[key] = pct
+    if "position_size_pct" in guards and "risk_per_trade_pct" in guards:
+        raise ConfigError("position_size_pct and risk_per_trade_pct: set one of them, not both")
+    if data.get("trailing_stop_pct") is not None:
+        pct = _decimal(data, "trailing_stop_pct", Decimal(0), "trailing_stop_pct")
+        if pct <= 0:
+            raise ConfigError("trailing_stop_pct: must be a positive percent of margin")
+        guards["trailing_stop_pct"] = pct
+    if data.get("trailing_activation_pct") is not None:
+        if "trailing_stop_pct" not in guards:
+            raise ConfigError("trailing_activation_pct: needs trailing_stop_pct")
+        pct = _decimal(data, "trailing_activation_pct", Decimal(0), "trailing_activation_pct")
+        if pct < 0:
+            raise ConfigError("trailing_activation_pct: must be a percent of margin, 0 or more")
+        guards["trailing_activation_pct"] = pct
     return guards
 
 
