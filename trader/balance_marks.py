@@ -1,7 +1,11 @@
-"""Live mode's equity curve is the account as Bybit reported it: after each booked close
-(whole or in part) the venue is asked for the balance, which is stored with the trade. The
-curve then shows what the account really held (10,000 USDT, say), not the paper starting
-balance plus PnL; deposits and withdrawals show as what they are.
+"""The balance the engine sizes trades from (``position_size_pct``, ``risk_per_trade_pct``)
+and live mode's equity curve.
+
+The book keeps the balance as the venue last told it: read at start-up and after each booked
+change, never on an entry's path (no round trip before the order). In live mode that read is
+a call to Bybit after each close (whole or in part), and what it answers is also stored with
+the trade: the curve then shows what the account really held (10,000 USDT, say), not the
+paper starting balance plus PnL; deposits and withdrawals show as what they are.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader.errors import ExchangeError
-from trader.events import Event, PositionClosed, PositionReduced
+from trader.events import Event, PositionClosed, PositionOpened, PositionReduced
 from trader.parts import Parts
 from trader.pnl import EquityCurve
 from trader.ports import BalanceMark
@@ -24,15 +28,38 @@ FRESH = timedelta(minutes=5)  # a close booked later than this after it happened
 
 
 class BalanceMarks:
-    """Subscribed to the engine's bus in live mode."""
+    """Subscribed to the engine's bus."""
 
     def __init__(self, parts: Parts, *, after: Callable[[], Awaitable[None]]) -> None:
         """``after``: run once a mark is stored (the drawdown stop looks at the new point)."""
-        self._exchange, self._repo, self._clock = parts.exchange, parts.repo, parts.clock
+        self._book, self._exchange = parts.book, parts.exchange
+        self._repo, self._clock = parts.repo, parts.clock
         self._tasks = parts.tasks  # the mark is taken off the close's path: no wait on it
         self._after = after
+        self._live = parts.exchange.mode == "live"
+        self._strategy = parts.strategy
+
+    async def refresh(self) -> None:
+        """Read the balance now (at start-up); the book keeps it. Live, only when sizing
+        needs it: a call to Bybit that nothing else would read."""
+        strategy = self._strategy
+        if (
+            self._live
+            and strategy.position_size_pct is None
+            and strategy.risk_per_trade_pct is None
+        ):
+            return
+        try:
+            self._book.balance = await self._exchange.balance()
+        except ExchangeError as exc:
+            log.warning("balance unavailable: %s", exc)
 
     async def on_event(self, event: Event) -> None:
+        if not self._live:
+            # The paper venue's balance is in this process: read at once, after each change.
+            if isinstance(event, PositionOpened | PositionClosed | PositionReduced):
+                self._book.balance = await self._exchange.balance()
+            return
         if not isinstance(event, PositionClosed | PositionReduced) or event.trade.id is None:
             return
         if self._clock.now() - event.trade.closed_at > FRESH:
@@ -47,6 +74,7 @@ class BalanceMarks:
         except ExchangeError as exc:  # the curve goes without this point; the trade is booked
             log.warning("no balance mark for trade %d: %s", trade_id, exc)
             return
+        self._book.balance = balance
         await self._repo.add_balance_mark(trade_id, balance, self._clock.now())
         await self._after()
 

@@ -43,6 +43,7 @@ class Book:
         self._day_loaded = False
         self._locks: dict[str, asyncio.Lock] = {}
         self.cooldowns = Cooldowns()  # the symbols waiting after a loss
+        self.balance: Decimal | None = None  # as the venue last told it (trader.balance_marks)
 
     async def load_cooldowns(self) -> None:
         """The losses of the last week (the longest cooldown): a restart keeps the waits."""

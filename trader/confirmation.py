@@ -100,7 +100,7 @@ class Confirmations:
             )
         )
         self._deadlines[signal.id] = expires_at
-        self._quoted[signal.id] = (quote.margin, quote.asked_leverage)
+        self._quoted[signal.id] = (quote.asked_margin, quote.asked_leverage)
         await self._bus.publish(ConfirmationRequested(signal, quote, now, expires_at, ref))
 
     async def resolve(

@@ -102,8 +102,9 @@ class Engine:
             close=self.exits.close_quietly,
         )
         self.bus.subscribe(self.drawdown.on_event)
-        if exchange.mode == "live":  # the equity curve draws Bybit's balance after each close
-            self.bus.subscribe(BalanceMarks(parts, after=self.drawdown.check).on_event)
+        # The balance sizing reads; in live mode also the equity curve's point after a close.
+        self.balances = BalanceMarks(parts, after=self.drawdown.check)
+        self.bus.subscribe(self.balances.on_event)
         self.limit_settings = LimitSettings(repo=repo, strategy=strategy)
         self._limits_lock = asyncio.Lock()
         self.confirmations = Confirmations(repo=repo, clock=clock, bus=self.bus, strategy=strategy)
@@ -142,6 +143,7 @@ class Engine:
         await self.book.refresh_day()
         await self.exchange.start(self._on_exchange_event)
         await self.exchange.adopt(positions)
+        await self.balances.refresh()
         await self.exchange.prepare(sorted(self.coins.lists.whitelist), self.limits.leverage)
         await self.reconcile("start-up", startup=True)
         await self._fail_undecided()

@@ -147,21 +147,40 @@ class Entries:
             return exc.reason
         # Until the stream's first update for the symbol, /status values it at this one.
         self._book.prices.setdefault(signal.symbol, ticker)
-        if rules.price_moved(signal, ticker.fill_price(side), self._strategy):
+        price = ticker.fill_price(side)
+        if rules.price_moved(signal, price, self._strategy):
             return "price_moved"
-        sizing = rules.size_order(margin, leverage, ticker.fill_price(side), instrument)
-        if isinstance(sizing, str):
-            return sizing
         stop, take = rules.protective_prices(
             side,
-            sizing.price,
+            price,
             sl_pct=self._strategy.sl_pct,
             tp_pct=self._strategy.tp_pct,
             leverage=leverage,
             tick=instrument.tick_size,
         )
+        sized_margin = rules.trade_margin(
+            self._strategy,
+            self._book.limits,
+            balance=self._book.balance,
+            price=price,
+            stop=stop,
+            leverage=leverage,
+        )
+        if isinstance(sized_margin, str):
+            return sized_margin
+        sizing = rules.size_order(sized_margin, leverage, price, instrument)
+        if isinstance(sizing, str):
+            return sizing
         return Quote(
-            sizing.qty, sizing.price, stop, take, instrument.tick_size, margin, leverage, asked
+            sizing.qty,
+            sizing.price,
+            stop,
+            take,
+            instrument.tick_size,
+            sized_margin,
+            leverage,
+            asked,
+            asked_margin=margin,
         )
 
     async def _place(self, signal: Signal, margin: Decimal, seen_at: datetime | None) -> None:

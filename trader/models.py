@@ -141,6 +141,7 @@ class Quote:
     margin: Decimal
     leverage: int  # as traded: capped at the instrument's maximum
     asked_leverage: int  # the leverage in force (limits), before the cap
+    asked_margin: Decimal  # the limits' margin (``rules.entry_margin``) it was quoted for
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,16 @@ class Fill:
 
 
 @dataclass(frozen=True, slots=True)
+class TrailingStop:
+    """A trailing stop as the venue holds it: once the price reaches ``active_price`` (None:
+    at once) it follows the best price by ``distance`` (a price distance), and closes the whole
+    position at the market when the price comes back by it."""
+
+    distance: Decimal
+    active_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """An open position as the engine knows it."""
 
@@ -189,6 +200,7 @@ class Position:
     expires_at: datetime
     link_id: str = ""
     id: int | None = None
+    trailing: TrailingStop | None = None  # set on the venue after the entry filled
 
     @property
     def notional(self) -> Decimal:

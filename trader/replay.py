@@ -276,9 +276,6 @@ def _enter(
     assert side is not None
     price = signal.entry_price  # the only price replay knows: no spread is simulated
     instrument = instruments.get(signal.symbol) or fallback_instrument(signal.symbol, price)
-    sizing = rules.size_order(margin, limits.leverage, price, instrument)
-    if isinstance(sizing, str):
-        return f"rejected:{sizing}"
     stop, take = rules.protective_prices(
         side,
         price,
@@ -287,6 +284,15 @@ def _enter(
         leverage=limits.leverage,
         tick=instrument.tick_size,
     )
+    # Sized as the engine sizes it: from the balance (the wallet) where the strategy says so.
+    sized = rules.trade_margin(
+        strategy, limits, balance=book.wallet, price=price, stop=stop, leverage=limits.leverage
+    )
+    if isinstance(sized, str):
+        return f"rejected:{sized}"
+    sizing = rules.size_order(sized, limits.leverage, price, instrument)
+    if isinstance(sizing, str):
+        return f"rejected:{sizing}"
     entry = Fill(
         link_id="",
         symbol=signal.symbol,

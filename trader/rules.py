@@ -247,9 +247,43 @@ def price_moved(signal: Signal, price: Decimal, strategy: Strategy) -> bool:
 
 
 def entry_margin(strategy: Strategy, limits: Limits) -> Decimal:
-    """Margin of one trade: ``position_size_usdt`` (or ``/limits margin``) capped by
-    ``max_position_size_usdt``."""
+    """Margin of one trade as far as it is known before its price: ``position_size_usdt`` (or
+    ``/limits margin``) capped by ``max_position_size_usdt``; with sizing from the balance,
+    the cap (the most it can be: ``trade_margin`` says what it is)."""
+    if strategy.position_size_pct is not None or strategy.risk_per_trade_pct is not None:
+        return limits.max_position_size_usdt
     return min(limits.margin_usdt, limits.max_position_size_usdt)
+
+
+def trade_margin(
+    strategy: Strategy,
+    limits: Limits,
+    *,
+    balance: Decimal | None,
+    price: Decimal,
+    stop: Decimal,
+    leverage: int,
+) -> Decimal | str:
+    """The margin of one trade entered at ``price`` with its stop-loss at ``stop``, always
+    capped by ``max_position_size_usdt``:
+
+    - ``position_size_pct``: that percent of the balance;
+    - ``risk_per_trade_pct``: the margin of the qty whose stop-loss loses that percent of the
+      balance, the taker fees of the entry and of the exit at the stop included;
+    - else ``position_size_usdt`` (``/limits margin``).
+
+    ``balance_unknown`` instead when the balance it needs is not known."""
+    cap = limits.max_position_size_usdt
+    pct = strategy.position_size_pct or strategy.risk_per_trade_pct
+    if pct is None:
+        return min(limits.margin_usdt, cap)
+    if balance is None or balance <= 0:
+        return "balance_unknown"
+    share = balance * pct / 100
+    if strategy.position_size_pct is not None:
+        return min(share, cap)
+    loss_per_unit = abs(price - stop) + strategy.fee_rate * (price + stop)
+    return min(share / loss_per_unit * price / leverage, cap)
 
 
 def daily_loss(daily_net_pnl: Decimal) -> Decimal:

@@ -5,7 +5,9 @@ set from chat with /limits and switched off again."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from bot.app import App
@@ -16,6 +18,7 @@ from trader.clock import ManualClock
 from trader.models import CloseReason
 
 LOG = "signals_log.csv"
+TICK = Decimal("0.01")  # SOLUSDT's on the fake
 
 
 async def outcome(app: App, signal_id: str) -> str | None:
@@ -155,3 +158,49 @@ async def test_the_leverage_is_capped_at_the_instruments_maximum_and_the_note_sa
     # Sized at the capped leverage: margin × 25 ÷ price, not × 50.
     assert position.qty * position.entry_price / 25 <= 100
     assert position.qty * position.entry_price / 25 > 99
+
+
+def use_strategy(workdir: Path, **keys: object) -> None:
+    path = workdir / "strategy.json"
+    strategy = json.loads(path.read_text())
+    strategy.update(keys)
+    path.write_text(json.dumps(strategy))
+
+
+async def test_risk_based_sizing_loses_the_set_percent_of_the_balance_at_the_stop(
+    apps: AppFactory,
+    fake_telegram: FakeTelegram,
+    fake_bybit: FakeBybit,
+    workdir: Path,
+    clock: ManualClock,
+) -> None:
+    # 1% of the 1,000 USDT paper balance; the cap is raised so that it does not bind.
+    use_strategy(workdir, risk_per_trade_pct=1, max_position_size_usdt=1000)
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await open_from_chat(chat, workdir, clock)
+    [position] = app.engine.open_positions()
+    fee = Decimal("0.00055")
+    at_stop = position.qty * (
+        abs(position.entry_price - position.stop_loss)
+        + fee * (position.entry_price + position.stop_loss)
+    )
+    assert Decimal("9.9") < at_stop <= Decimal(10)
+    stop = position.stop_loss
+    await fake_bybit.set_ticker("SOLUSDT", last=str(stop), bid=str(stop), ask=str(stop + 2 * TICK))
+    closed = await chat.expect("Closed SOLUSDT")
+    assert "SL" in closed.plain
+    [trade] = await app.engine.recent_trades(1)
+    assert Decimal(-10) <= trade.net_pnl < Decimal("-9.8")
+
+
+async def test_margin_as_a_percent_of_the_balance(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    use_strategy(workdir, position_size_pct=5)  # 5% of 1,000: 50 USDT, under the 100 cap
+    app = await apps()
+    chat = Chat(fake_telegram)
+    opened = await open_from_chat(chat, workdir, clock)
+    [position] = app.engine.open_positions()
+    assert Decimal("49.5") < position.margin <= Decimal(50)
+    assert f"margin {position.margin.quantize(Decimal('0.01'))} USDT" in opened.plain

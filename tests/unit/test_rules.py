@@ -334,3 +334,60 @@ def test_a_signal_far_from_the_market_has_moved(
         entry_price=None if entry is None else Decimal(entry),
     )
     assert rules.price_moved(signal, Decimal(market), STRATEGY) is moved
+
+
+# --- sizing from the balance ---------------------------------------------------------------
+
+
+def test_margin_as_a_percent_of_the_balance_is_capped() -> None:
+    pct = replace(STRATEGY, position_size_pct=Decimal(5))
+    big_cap = replace(LIMITS, max_position_size_usdt=Decimal(1000))
+    kwargs = {"price": Decimal(150), "stop": Decimal("148.8"), "leverage": 50}
+    assert rules.trade_margin(pct, big_cap, balance=Decimal(1000), **kwargs) == Decimal(50)
+    assert rules.trade_margin(pct, LIMITS, balance=Decimal(10_000), **kwargs) == Decimal(100)
+    assert rules.trade_margin(pct, LIMITS, balance=None, **kwargs) == "balance_unknown"
+    # Without either key, as before: position_size_usdt (or /limits margin) under its cap.
+    assert rules.trade_margin(STRATEGY, LIMITS, balance=None, **kwargs) == Decimal(100)
+    assert rules.entry_margin(pct, LIMITS) == LIMITS.max_position_size_usdt
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    balance=st.decimals(min_value=50, max_value=1_000_000, places=2),
+    risk_pct=st.decimals(min_value="0.1", max_value=5, places=2),
+    price=st.decimals(min_value=1, max_value=100_000, places=2),
+    sl_pct=st.decimals(min_value=1, max_value=90, places=1),
+    leverage=st.integers(min_value=1, max_value=100),
+    side=st.sampled_from([Side.BUY, Side.SELL]),
+)
+def test_a_stop_loss_hit_loses_at_most_the_risk_and_one_step_more_would_exceed_it(
+    balance: Decimal,
+    risk_pct: Decimal,
+    price: Decimal,
+    sl_pct: Decimal,
+    leverage: int,
+    side: Side,
+) -> None:
+    strategy = replace(STRATEGY, risk_per_trade_pct=risk_pct, sl_pct=sl_pct)
+    limits = replace(LIMITS, max_position_size_usdt=Decimal(10_000_000))  # no cap here
+    instrument = replace(
+        SOL, tick_size=Decimal("0.01"), qty_step=Decimal("0.001"), max_order_qty=Decimal(10**12)
+    )
+    stop, _ = rules.protective_prices(
+        side, price, sl_pct=sl_pct, tp_pct=Decimal(50), leverage=leverage, tick=Decimal("0.01")
+    )
+    margin = rules.trade_margin(
+        strategy, limits, balance=balance, price=price, stop=stop, leverage=leverage
+    )
+    assert isinstance(margin, Decimal)
+    sizing = rules.size_order(margin, leverage, price, instrument)
+    if isinstance(sizing, str):
+        return  # too small for the venue: refused, nothing risked
+
+    def loss(qty: Decimal) -> Decimal:
+        fees = strategy.fee_rate * qty * (price + stop)  # taker fee in and out, on notional
+        return qty * abs(price - stop) + fees
+
+    risk = balance * risk_pct / 100
+    assert loss(sizing.qty) <= risk * (1 + Decimal("1e-20"))
+    assert loss(sizing.qty + instrument.qty_step) > risk * (1 - Decimal("1e-20"))
