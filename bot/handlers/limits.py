@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
@@ -11,6 +13,8 @@ from bot.handlers.replies import arguments
 from trader import rules
 from trader.engine import Engine
 from trader.rules import LIMIT_FIELDS
+
+log = logging.getLogger(__name__)
 
 RESET_WORDS = frozenset({"reset", "default"})
 
@@ -31,6 +35,19 @@ async def limits(message: Message, command: CommandObject, engine: Engine) -> No
     except ValueError as exc:
         await message.answer(render.limit_refused_text(str(exc)))
         return
+    who = message.from_user
+    # Who changed a limit, and when (the log line's time): a trader with a shared chat, or an
+    # auditor, can tell.
+    log.info(
+        "limit %s %s: %s -> %s, by user %s (@%s) in chat %s",
+        name,
+        "reset" if reset else "set",
+        before.as_chat_names().get(name),
+        updated.as_chat_names().get(name),
+        who.id if who else "?",
+        who.username if who and who.username else "-",
+        message.chat.id,
+    )
     reply = render.limit_reset_text if reset else render.limit_set_text
     text = reply(name, before, updated)
     today = engine.book.day_pnl

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from bot.app import App
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import AppFactory, Chat, append_signal, open_from_chat
+from tests.integration.support import CHAT, AppFactory, Chat, append_signal, open_from_chat
 from trader.clock import ManualClock
 from trader.models import CloseReason
 
@@ -28,11 +31,19 @@ async def outcome(app: App, signal_id: str) -> str | None:
 
 
 async def test_a_losing_close_cools_its_symbol_down_for_the_set_minutes(
-    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+    apps: AppFactory,
+    fake_telegram: FakeTelegram,
+    workdir: Path,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = await apps()
     chat = Chat(fake_telegram)
-    await chat.ask("/limits cooldown 30", "cooldown changed: off → 30 min")
+    with caplog.at_level(logging.INFO, logger="bot.handlers.limits"):
+        await chat.ask("/limits cooldown 30", "cooldown changed: off → 30 min")
+    # Who changed it, and when (the record's time), is in the log.
+    [changed] = [r for r in caplog.records if r.name == "bot.handlers.limits"]
+    assert f"limit cooldown set: None -> 30, by user {CHAT}" in changed.getMessage()
     await open_from_chat(chat, workdir, clock)
     await chat.ask("/close sol", "Closed SOLUSDT")  # at the bid, after the fees: a loss
     [trade] = await app.engine.recent_trades(1)
