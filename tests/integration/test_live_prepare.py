@@ -275,3 +275,26 @@ async def test_paper_trading_streams_the_whitelist_from_start_up_too(
         assert [r.path for r in fake_bybit.requests[mark:] if r.is_rest] == []
     finally:
         await runtime.stop()
+
+
+async def test_the_leverage_is_capped_at_bybits_max_at_start_up_and_at_the_entry(
+    live: LiveFactory, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """Bybit refuses set-leverage above maxLeverage (110013): whitelisted symbols are set at
+    their maximum at start-up, and trade at that."""
+    live_bybit.set_max_leverage("SOLUSDT", "25")
+    live_bybit.set_max_leverage("BTCUSDT", "20")
+    runtime, events = await live(top_coins=["SOLUSDT", "BTCUSDT"], leverage=50)
+    asked = [json.loads(r.body) for r in live_bybit.requests_to(LEVERAGE)]
+    assert sorted((a["symbol"], a["buyLeverage"]) for a in asked) == [
+        ("BTCUSDT", "20"),
+        ("SOLUSDT", "25"),
+    ]
+    for symbol in ("SOLUSDT", "BTCUSDT"):
+        mark = len(events.seen)
+        append_signal(workdir / "signals_log.csv", clock.now(), symbol, "BUY", signal_id=symbol)
+        opened = await events.next(PositionOpened, after=mark)
+        assert isinstance(opened, PositionOpened)
+        assert opened.position.leverage == (25 if symbol == "SOLUSDT" else 20)
+        assert opened.leverage_capped_from == 50
+    assert len(live_bybit.requests_to(LEVERAGE)) == 2  # none refused and asked again
