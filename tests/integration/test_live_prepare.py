@@ -284,7 +284,7 @@ async def test_the_leverage_is_capped_at_bybits_max_at_start_up_and_at_the_entry
     their maximum at start-up, and trade at that."""
     live_bybit.set_max_leverage("SOLUSDT", "25")
     live_bybit.set_max_leverage("BTCUSDT", "20")
-    runtime, events = await live(top_coins=["SOLUSDT", "BTCUSDT"], leverage=50)
+    _, events = await live(top_coins=["SOLUSDT", "BTCUSDT"], leverage=50)
     asked = [json.loads(r.body) for r in live_bybit.requests_to(LEVERAGE)]
     assert sorted((a["symbol"], a["buyLeverage"]) for a in asked) == [
         ("BTCUSDT", "20"),
