@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from trader.models import ClosedTrade, CloseReason, InvalidSignal, Position, Side, Signal
+from trader.models import (
+    ClosedTrade,
+    CloseReason,
+    InvalidSignal,
+    Position,
+    Side,
+    Signal,
+    TrailingStop,
+)
 from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
 from trader.redaction import Redactor
 
@@ -60,7 +68,7 @@ ORDER_COLUMNS = (
 )
 POSITION_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, leverage, margin, stop_loss, take_profit,"
-    " entry_fee, opened_at, expires_at, link_id"
+    " entry_fee, opened_at, expires_at, link_id, trailing_distance, trailing_active_price"
 )
 TRADE_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
@@ -133,7 +141,22 @@ def position_from_row(row: sqlite3.Row) -> Position:
         opened_at=from_db_time(row["opened_at"]),
         expires_at=from_db_time(row["expires_at"]),
         link_id=row["link_id"],
+        trailing=trailing_from_row(row),
     )
+
+
+def trailing_from_row(row: sqlite3.Row) -> TrailingStop | None:
+    distance = row["trailing_distance"]
+    if distance is None:
+        return None
+    return TrailingStop(Decimal(distance), _opt_decimal_value(row["trailing_active_price"]))
+
+
+def trailing_values(trailing: TrailingStop | None) -> tuple[str | None, str | None]:
+    """A position's ``trailing_distance`` and ``trailing_active_price``."""
+    if trailing is None:
+        return None, None
+    return to_db_decimal(trailing.distance), opt_decimal(trailing.active_price)
 
 
 def trade_from_row(row: sqlite3.Row) -> ClosedTrade:

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 import aiosqlite
 
@@ -22,6 +23,7 @@ from storage.codec import (
     to_db_decimal,
     to_db_time,
     trade_values,
+    trailing_values,
 )
 from storage.outbox import insert_notes
 from storage.signals import SIGNAL_INSERT
@@ -156,6 +158,23 @@ class PositionTables(Tables):
         )
         return [position_from_row(row) for row in rows]
 
+    async def trailing_bests(self) -> dict[str, Decimal]:
+        """The best price each open position's simulated trailing stop has followed (paper),
+        by the position's ``link_id``: those active only."""
+        rows = await self._fetch_all(
+            "SELECT link_id, trailing_best FROM positions"
+            " WHERE trailing_best IS NOT NULL AND link_id != ''"
+        )
+        return {row["link_id"]: Decimal(row["trailing_best"]) for row in rows}
+
+    async def set_trailing_best(self, link_id: str, best: Decimal) -> bool:
+        """False when no open position has ``link_id`` (closed, or not stored yet)."""
+        changed = await self._write(
+            "UPDATE positions SET trailing_best = ? WHERE link_id = ? AND link_id != ''",
+            (to_db_decimal(best), link_id),
+        )
+        return changed > 0
+
     async def close_position(
         self,
         position_id: int,
@@ -252,8 +271,9 @@ async def _insert_position(conn: aiosqlite.Connection, position: Position) -> in
     try:
         cursor = await conn.execute(
             "INSERT INTO positions (signal_id, symbol, side, qty, entry_price, leverage,"
-            " margin, stop_loss, take_profit, entry_fee, opened_at, expires_at, link_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " margin, stop_loss, take_profit, entry_fee, opened_at, expires_at, link_id,"
+            " trailing_distance, trailing_active_price)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 position.signal_id,
                 position.symbol,
@@ -268,6 +288,7 @@ async def _insert_position(conn: aiosqlite.Connection, position: Position) -> in
                 to_db_time(position.opened_at),
                 to_db_time(position.expires_at),
                 position.link_id,
+                *trailing_values(position.trailing),
             ),
         )
     except sqlite3.IntegrityError as exc:

@@ -108,6 +108,7 @@ def format_report(
         f"SL {strategy.sl_pct}% / TP {strategy.tp_pct}% of margin "
         f"({sl_move:.2f}% / {tp_move:.2f}% price move), "
         f"taker fee {strategy.fee_rate * 100:.3f}% on notional at entry and exit",
+        *(f"Exit rule: {rule}" for rule in result.rules),
         "",
         "Outcomes:",
     ]

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from trader import orders, rules
+from trader import orders, rules, trailing
 from trader.errors import ExchangeError, NotTradable
 from trader.events import OrderFailed, PositionOpened, SignalSkipped
 from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Quote, Signal
@@ -248,6 +248,11 @@ class Entries:
                 take_profit=quote.take_profit,
                 expires_at=signal.timestamp + rules.signal_ttl(signal, self._strategy),
             )
+            # The strategy's trailing stop, on the venue before the position is stored: what
+            # is stored (and said) is what the venue holds.
+            position, trailing_unset = await trailing.place(
+                self._exchange, self._strategy, position, quote.tick_size
+            )
             # Its chat notes are booked with the entry: a crash keeps both or neither.
             short_fill = order.qty if fill.qty < order.qty else None
             capped_from = quote.asked_leverage if quote.leverage < quote.asked_leverage else None
@@ -266,6 +271,9 @@ class Entries:
                 return
             book.positions[signal.symbol] = stored
         await self._bus.publish(replace(opened, position=stored, noted=bool(notes)))
+        if trailing_unset is not None:  # the position stands, with its SL/TP: said after it
+            now = self._clock.now()
+            await self._bus.publish(OrderFailed(signal.id, signal.symbol, trailing_unset, now))
 
     async def _abandon(self, signal: Signal, position: Position, exc: Exception) -> None:
         """A fill the database would not take: a position we could not track is closed at

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from trader import rules
+from trader import rules, trailing
 from trader.clock import utc_day_start
 from trader.cooldowns import Cooldowns
 from trader.errors import ConfigError
@@ -29,6 +29,7 @@ from trader.models import (
     InvalidSignal,
     Position,
     Signal,
+    TrailingStop,
 )
 from trader.pnl import Stats, close_trade, open_position, taker_fee, trade_stats
 from trader.rules import Limits, RiskState
@@ -195,6 +196,32 @@ class ReplayResult:
     outcomes: Counter[str]
     trades: list[ClosedTrade]  # in close order
     stats: Stats
+    rules: tuple[str, ...] = ()  # the worst-case exit rules applied beyond SL / TP / TTL
+
+
+def exit_rules(strategy: Strategy) -> tuple[str, ...]:
+    """The worst-case rules replay applies for ``strategy``'s plan, as the report says them."""
+    distance = strategy.trailing_stop_pct
+    if distance is None:
+        return ()
+    activation = strategy.trailing_activation_pct
+    head = f"trailing stop {_of_margin(distance, strategy)}"
+    never_worse = "never worse than the worst price reached"
+    if activation is None:
+        return (
+            f"{head}, active at once; worst case: a position whose SL was not reached exits "
+            f"at the entry less the trailing distance ({never_worse})",
+        )
+    return (
+        f"{head}, active from {_of_margin(activation, strategy)}; worst case: a position "
+        "whose activation level was reached before its TP's, and its SL not, exits at the "
+        f"activation level less the trailing distance ({never_worse})",
+    )
+
+
+def _of_margin(pct: Decimal, strategy: Strategy) -> str:
+    move = pct / strategy.leverage
+    return f"{pct.normalize():f}% of margin ({move.normalize():f}% price move)"
 
 
 def replay(
@@ -237,6 +264,7 @@ def replay(
         outcomes=outcomes,
         trades=trades,
         stats=trade_stats(trades, strategy.paper_balance_usdt),
+        rules=exit_rules(strategy),
     )
 
 
@@ -306,6 +334,9 @@ def _enter(
     reason = rules.balance_reason(margin_used + entry.fee, book.wallet - book.used_margin())
     if reason is not None:
         return f"failed:{reason}"
+    plan = trailing.plan(strategy, side, price, leverage=limits.leverage, tick=instrument.tick_size)
+    if plan is not None and plan.active_price is None:
+        plan = TrailingStop(plan.distance, price)  # it trails at once: active from the entry
     exit_reason, exit_price = rules.path_exit(
         side,
         high=price_path.high,
@@ -313,6 +344,7 @@ def _enter(
         final=price_path.final,
         stop=stop,
         take=take,
+        trailing=plan,
     )
     expires_at = signal.timestamp + rules.signal_ttl(signal, strategy)
     position = open_position(

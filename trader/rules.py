@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
-from trader.models import CloseReason, Instrument, Side, Signal
+from trader.models import CloseReason, Instrument, Side, Signal, TrailingStop
 from trader.settings import Strategy
 
 QUOTE_COIN = "USDT"  # what a symbol typed without its quote coin is quoted in
@@ -387,37 +387,85 @@ def protective_prices(
     return stop, take
 
 
+def trailing_prices(
+    side: Side,
+    entry: Decimal,
+    *,
+    distance_pct: Decimal,
+    activation_pct: Decimal | None,
+    leverage: int,
+    tick: Decimal,
+) -> tuple[Decimal, Decimal | None]:
+    """A trailing stop's price distance and activation price from percent of margin (price
+    move = pct ÷ leverage, as for SL/TP). The distance is rounded to the tick, at least one;
+    the activation price is rounded to the tick on the winning side of ``entry`` (at least a
+    tick beyond it; at it for 0%), None without ``activation_pct`` (active at once)."""
+    distance = max(round_to_tick(entry * distance_pct / Decimal(100) / leverage, tick), tick)
+    if activation_pct is None:
+        return distance, None
+    move = activation_pct / Decimal(100) / leverage
+    below = floor_to_step(entry, tick)  # the entry's tick, or the one under it
+    if side is Side.BUY:
+        nearest = below if below == entry and move == 0 else below + tick
+        return distance, max(round_to_tick(entry * (1 + move), tick), nearest)
+    nearest = below if below < entry or move == 0 else below - tick
+    return distance, max(min(round_to_tick(entry * (1 - move), tick), nearest), tick)
+
+
 def balance_reason(required: Decimal, available: Decimal) -> str | None:
     """A venue refuses an entry whose margin plus fee exceeds the free balance."""
     return "insufficient_balance" if required > available else None
 
 
 def path_exit(
-    side: Side, *, high: Decimal, low: Decimal, final: Decimal, stop: Decimal, take: Decimal
+    side: Side,
+    *,
+    high: Decimal,
+    low: Decimal,
+    final: Decimal,
+    stop: Decimal,
+    take: Decimal,
+    trailing: TrailingStop | None = None,
 ) -> tuple[CloseReason, Decimal]:
     """Exit of a position over a price path known only by its extremes (replay).
 
     The SL is checked before the TP: when both were reached, we cannot know which came first,
     and assuming the loss is the honest choice. Neither reached: the TTL exit at ``final``.
+    A ``trailing`` stop (its ``active_price`` set: the entry for one active at once) whose
+    activation level was reached before the TP's: the lowest exit it allows, the activation
+    level less the distance (no worse than the worst price the path reached).
     """
     adverse, favourable = (low, high) if side is Side.BUY else (high, low)
     if exit_trigger(side, adverse, stop, take) is CloseReason.STOP_LOSS:
         return CloseReason.STOP_LOSS, stop
+    if trailing is not None and trailing.active_price is not None:
+        active, sign = trailing.active_price, side.sign
+        if sign * (favourable - active) >= 0 and sign * (take - active) > 0:
+            level = active - sign * trailing.distance
+            return CloseReason.TRAILING_STOP, adverse if sign * (adverse - level) > 0 else level
     if exit_trigger(side, favourable, stop, take) is CloseReason.TAKE_PROFIT:
         return CloseReason.TAKE_PROFIT, take
     return CloseReason.TTL, final
 
 
-def exit_trigger(side: Side, price: Decimal, stop: Decimal, take: Decimal) -> CloseReason | None:
-    """Which protective order ``price`` triggers, or None. The SL is checked first."""
+def exit_trigger(
+    side: Side, price: Decimal, stop: Decimal, take: Decimal, trailing: Decimal | None = None
+) -> CloseReason | None:
+    """Which protective order ``price`` triggers, or None: the SL first, then the trailing
+    stop (``trailing``: the level it stands at now; None: none, or not active yet), then the
+    TP."""
     if side is Side.BUY:
         if price <= stop:
             return CloseReason.STOP_LOSS
+        if trailing is not None and price <= trailing:
+            return CloseReason.TRAILING_STOP
         if price >= take:
             return CloseReason.TAKE_PROFIT
     else:
         if price >= stop:
             return CloseReason.STOP_LOSS
+        if trailing is not None and price >= trailing:
+            return CloseReason.TRAILING_STOP
         if price <= take:
             return CloseReason.TAKE_PROFIT
     return None

@@ -112,7 +112,9 @@ async def build_runtime(
         if settings.trading_mode == "live":
             exchange = _live_exchange(settings, market, clock, gate)
         else:
-            exchange = PaperExchange(market, fee_rate=strategy.fee_rate, wallet=wallet, clock=clock)
+            exchange = PaperExchange(
+                market, fee_rate=strategy.fee_rate, wallet=wallet, clock=clock, trailing_bests=repo
+            )
         engine = Engine(
             strategy=strategy,
             exchange=exchange,

@@ -19,6 +19,7 @@ from bot.render.values import (
     protection,
     qty,
     side_word,
+    trailing,
     usdt,
     zone_name,
 )
@@ -139,6 +140,8 @@ def status_text(status: Status, zone: ZoneInfo) -> str:
             f" @ {price(p.entry_price, tick)}"
         )
         lines.append(f"  {protection(p, tick)} · uPnL {upnl}")
+        if (line := trailing(p, tick)) is not None:
+            lines.append(f"  {line}")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ against Bybit, the daily loss stop and the confirmation questions (the notifier'
 
 from __future__ import annotations
 
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.render.values import (
@@ -16,6 +17,7 @@ from bot.render.values import (
     protection,
     qty,
     side_word,
+    trailing,
     usdt,
 )
 from trader.events import (
@@ -69,6 +71,7 @@ def opened_text(event: PositionOpened) -> str:
                 else []
             ),
             protection(p, tick),
+            *([line] if (line := trailing(p, tick)) else []),
             f"margin {usdt(p.margin)} · {p.leverage}x"
             + (
                 f" (capped from {event.leverage_capped_from}x: {esc(p.symbol)}'s maximum)"
@@ -178,8 +181,20 @@ def strategy_lines(strategy: Strategy) -> list[str]:
         f"{usdt(strategy.max_position_size_usdt)}) · {coins} · "
         f"blacklist {count(len(strategy.excluded_coins), 'coin')}",
     ]
+    if strategy.trailing_stop_pct is not None:
+        lines.append(_trailing_line(strategy))
     lines += [f"⚠️ strategy file: {esc(warning)}" for warning in strategy.warnings]
     return lines
+
+
+def _trailing_line(strategy: Strategy) -> str:
+    def of_margin(pct: Decimal) -> str:
+        return f"{pct.normalize():f}% of margin (a {(pct / strategy.leverage).normalize():f}% move)"
+
+    distance, activation = strategy.trailing_stop_pct, strategy.trailing_activation_pct
+    assert distance is not None
+    start = "at once" if activation is None else f"from {of_margin(activation)}"
+    return f"Trailing stop {of_margin(distance)}, active {start}"
 
 
 def refused_text(reason: str) -> str:

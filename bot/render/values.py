@@ -46,6 +46,15 @@ def protection(position: Position, tick: Decimal | None = None) -> str:
     return f"SL {stop} · TP {take}"
 
 
+def trailing(position: Position, tick: Decimal | None = None) -> str | None:
+    """A position's trailing stop: its distance and where it activates; None without one."""
+    stop = position.trailing
+    if stop is None:
+        return None
+    start = "at once" if stop.active_price is None else f"from {price(stop.active_price, tick)}"
+    return f"trailing stop {price(stop.distance, tick)} · active {start}"
+
+
 def qty(value: Decimal) -> str:
     return f"{value.normalize():f}"
 

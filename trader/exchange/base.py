@@ -28,6 +28,7 @@ from trader.models import (
     Position,
     Side,
     Ticker,
+    TrailingStop,
 )
 
 
@@ -198,6 +199,11 @@ class Exchange(Protocol):
 
     async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
         """Put the position's stop-loss (all of it) at ``price`` on the venue."""
+        ...
+
+    async def set_trailing_stop(self, symbol: str, trailing: TrailingStop) -> None:
+        """Put a trailing stop on the position (all of it): it closes it at the market once
+        the price, after reaching ``trailing.active_price``, comes back by its distance."""
         ...
 
     async def open(self, order: EntryOrder) -> Fill:

@@ -67,6 +67,7 @@ from trader.models import (
     Instrument,
     Position,
     Ticker,
+    TrailingStop,
 )
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,23 @@ class BybitExchange:
             tpslMode="Full",
             slTriggerBy="LastPrice",
             positionIdx=0,
+        )
+
+    async def set_trailing_stop(self, symbol: str, trailing: TrailingStop) -> None:
+        """The position's trailing stop (Full: all of it), through trading-stop; Bybit holds it
+        and its state from then on. Its "not modified" (34040) means it is there already."""
+        params: dict[str, Any] = {"trailingStop": wire(trailing.distance)}
+        if trailing.active_price is not None:
+            params["activePrice"] = wire(trailing.active_price)
+        await call_pybit(
+            "trailing stop",
+            self._http.set_trading_stop,
+            unchanged=TPSL_NOT_MODIFIED,
+            category=CATEGORY,
+            symbol=symbol,
+            tpslMode="Full",
+            positionIdx=0,
+            **params,
         )
 
     async def open(self, order: EntryOrder) -> Fill:

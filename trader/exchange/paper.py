@@ -1,6 +1,7 @@
 """Paper trading: simulated fills over Bybit's public market data, with real taker fees.
 
-Market orders fill at the ask (buy) or bid (sell); SL and TP are watched on every ticker.
+Market orders fill at the ask (buy) or bid (sell); SL, TP and a trailing stop are watched on
+every ticker (a trailing stop's best price is stored, so that a restart resumes it).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from trader.models import (
     Position,
     Side,
     Ticker,
+    TrailingStop,
 )
 from trader.pnl import gross_pnl, taker_fee
 from trader.rules import balance_reason, exit_trigger
+from trader.trailing import BestPrices, BestPriceStore, follow, level
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class _BookEntry:
     leverage: int
     stop_loss: Decimal
     take_profit: Decimal
+    trailing: TrailingStop | None = None
+    best: Decimal | None = None  # the trailing stop's best price since it activated
 
     @property
     def margin(self) -> Decimal:
@@ -69,10 +74,18 @@ class PaperExchange:
     mode = "paper"
 
     def __init__(
-        self, market: MarketData, *, fee_rate: Decimal, wallet: Decimal, clock: Clock
+        self,
+        market: MarketData,
+        *,
+        fee_rate: Decimal,
+        wallet: Decimal,
+        clock: Clock,
+        trailing_bests: BestPriceStore | None = None,
     ) -> None:
         """``wallet`` is the realised balance now: the starting balance plus every closed
-        trade's net PnL, minus the entry fees of positions still open."""
+        trade's net PnL, minus the entry fees of positions still open. ``trailing_bests``:
+        where the trailing stops' best prices are kept across restarts (None: not kept)."""
+        self._bests = BestPrices(trailing_bests, held=self._holds)
         self._market = market
         self._fee_rate = fee_rate
         self._wallet = wallet
@@ -81,12 +94,16 @@ class PaperExchange:
         self._link_ids: set[str] = set()
         self._listener: Listener | None = None
 
+    def _holds(self, link_id: str) -> bool:
+        return any(entry.link_id == link_id for entry in self._book.values())
+
     async def start(self, listener: Listener) -> None:
         self._listener = listener
         await self._market.start(self._on_ticker)
 
     async def stop(self) -> None:
         await self._market.stop()
+        await self._bests.close()  # no ticker moves them any more
 
     @property
     def clock_skew_ms(self) -> int | None:
@@ -96,6 +113,8 @@ class PaperExchange:
         return {"public": self._market.stream_health()}
 
     async def adopt(self, positions: Sequence[Position]) -> None:
+        trailing = any(position.trailing is not None for position in positions)
+        bests = await self._bests.load() if trailing else {}
         for position in positions:
             self._book[position.symbol] = _BookEntry(
                 link_id=position.link_id,
@@ -106,6 +125,9 @@ class PaperExchange:
                 leverage=position.leverage,
                 stop_loss=position.stop_loss,
                 take_profit=position.take_profit,
+                trailing=position.trailing,
+                # Where it was when stored: not active yet (None) resumes as if just set.
+                best=bests.get(position.link_id) if position.trailing is not None else None,
             )
             self._link_ids.add(position.link_id)
         if positions:
@@ -197,6 +219,19 @@ class PaperExchange:
         if entry is not None:
             entry.stop_loss = price
 
+    async def set_trailing_stop(self, symbol: str, trailing: TrailingStop) -> None:
+        """As Bybit does: it follows the last price from now on, active at once when that is
+        at or beyond ``trailing.active_price`` already."""
+        ticker = await self._market.ticker(symbol)
+        entry = self._book.get(symbol)
+        if entry is None:
+            raise NoPosition(
+                f"no position in {symbol} to set a trailing stop on", code=PARAMS_ERROR
+            )
+        entry.trailing = trailing
+        entry.best = None
+        self._trail(entry, ticker.last)
+
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
         return []
 
@@ -274,15 +309,32 @@ class PaperExchange:
         )
 
     def _on_ticker(self, ticker: Ticker) -> None:
-        """Every ticker: check the simulated SL/TP first, then pass the price on."""
+        """Every ticker: check the simulated SL, trailing stop and TP first, then pass the
+        price on."""
         entry = self._book.get(ticker.symbol)
         if entry is not None:
             # Bybit triggers SL/TP on the last price by default; the exit then fills at the book.
-            reason = exit_trigger(entry.side, ticker.last, entry.stop_loss, entry.take_profit)
+            trailing = self._trail(entry, ticker.last)
+            reason = exit_trigger(
+                entry.side, ticker.last, entry.stop_loss, entry.take_profit, trailing
+            )
             if reason is not None:
                 fill = self._exit(entry, ticker)
                 self._emit(PositionExited(symbol=ticker.symbol, fill=fill, reason=reason))
         self._emit(PriceUpdated(ticker))
+
+    def _trail(self, entry: _BookEntry, last: Decimal) -> Decimal | None:
+        """Follow ``last`` with the position's trailing stop: where it stands now, or None
+        (none, or not active yet)."""
+        if entry.trailing is None:
+            return None
+        best = follow(entry.side, last, entry.best, entry.trailing.active_price)
+        if best is None:
+            return None
+        if best != entry.best:
+            entry.best = best
+            self._bests.moved(entry.link_id, best)
+        return level(entry.side, best, entry.trailing.distance)
 
     def _emit(self, event: PriceUpdated | PositionExited) -> None:
         if self._listener is None:
