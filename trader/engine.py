@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from trader import rules
+from trader import rules, sizing
 from trader.balance_marks import BalanceMarks
 from trader.book import Book
 from trader.clock import Clock
@@ -212,7 +212,7 @@ class Engine:
             await self.entries.skip(signal, f"filtered:{reason}", seen_at=now)
             return
         await self.book.refresh_day()
-        margin = rules.entry_margin(self.strategy, self.limits)
+        margin = sizing.entry_margin(self.strategy, self.limits)
         reason = rules.risk_reason(margin, self.book.risk_state(), self.limits)
         if reason is not None:
             await self.entries.skip(signal, f"rejected:{reason}", seen_at=now)
@@ -272,7 +272,7 @@ class Engine:
         if signal is None:
             return decision
         await self.book.refresh_day()
-        margin = rules.entry_margin(self.strategy, self.limits)
+        margin = sizing.entry_margin(self.strategy, self.limits)
         reason = rules.coin_reason(signal.symbol, self.coins.lists)  # edited since the question?
         quoted = self.confirmations.quoted(signal.id)
         if reason is None and quoted is not None and quoted != (margin, self.limits.leverage):

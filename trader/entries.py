@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from trader import orders, rules, trailing
+from trader import orders, rules, sizing, trailing
 from trader.errors import ExchangeError, NotTradable
 from trader.events import OrderFailed, PositionOpened, SignalSkipped
 from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Quote, Signal
@@ -138,7 +138,7 @@ class Entries:
             instrument = await self._exchange.instrument(signal.symbol)  # loaded at start-up
             if not instrument.is_usdt_perpetual:  # a USDC perpetual or a dated future
                 return "not_usdt_perpetual"
-            leverage = rules.capped_leverage(asked, instrument)
+            leverage = sizing.capped_leverage(asked, instrument)
             # Leverage, position mode and price stream: ready since start-up for a
             # whitelisted symbol, so that the order is the first call to the venue.
             ticker = await self._exchange.prepare_entry(signal.symbol, leverage)
@@ -150,7 +150,7 @@ class Entries:
         price = ticker.fill_price(side)
         if rules.price_moved(signal, price, self._strategy):
             return "price_moved"
-        stop, take = rules.protective_prices(
+        stop, take = sizing.protective_prices(
             side,
             price,
             sl_pct=self._strategy.sl_pct,
@@ -158,7 +158,7 @@ class Entries:
             leverage=leverage,
             tick=instrument.tick_size,
         )
-        sized_margin = rules.trade_margin(
+        sized_margin = sizing.trade_margin(
             self._strategy,
             self._book.limits,
             balance=self._book.balance,
@@ -168,12 +168,12 @@ class Entries:
         )
         if isinstance(sized_margin, str):
             return sized_margin
-        sizing = rules.size_order(sized_margin, leverage, price, instrument)
-        if isinstance(sizing, str):
-            return sizing
+        order = sizing.size_order(sized_margin, leverage, price, instrument)
+        if isinstance(order, str):
+            return order
         return Quote(
-            sizing.qty,
-            sizing.price,
+            order.qty,
+            order.price,
             stop,
             take,
             instrument.tick_size,

@@ -141,7 +141,7 @@ class Quote:
     margin: Decimal
     leverage: int  # as traded: capped at the instrument's maximum
     asked_leverage: int  # the leverage in force (limits), before the cap
-    asked_margin: Decimal  # the limits' margin (``rules.entry_margin``) it was quoted for
+    asked_margin: Decimal  # the limits' margin (``sizing.entry_margin``) it was quoted for
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trader import rules
+from trader import rules, sizing
 from trader.exchange.base import VenuePosition
 from trader.models import ClosedTrade, Fill, Position, Signal
 from trader.pnl import notional, open_position
@@ -67,7 +67,7 @@ def recovered_entry(
     if venue is not None:
         stop, take = venue.stop_loss or Decimal(0), venue.take_profit or Decimal(0)
     else:
-        stop, take = rules.protective_prices(
+        stop, take = sizing.protective_prices(
             fill.side,
             fill.price,
             sl_pct=strategy.sl_pct,

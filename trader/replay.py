@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from trader import rules, trailing
+from trader import rules, sizing, trailing
 from trader.clock import utc_day_start
 from trader.cooldowns import Cooldowns
 from trader.errors import ConfigError
@@ -293,7 +293,7 @@ def _enter(
         open_positions=len(book.positions),
         daily_net_pnl=book.daily_net_pnl(now),
     )
-    margin = rules.entry_margin(strategy, limits)
+    margin = sizing.entry_margin(strategy, limits)
     reason = rules.risk_reason(margin, state, limits)
     if reason is not None:
         return f"rejected:{reason}"
@@ -304,7 +304,7 @@ def _enter(
     assert side is not None
     price = signal.entry_price  # the only price replay knows: no spread is simulated
     instrument = instruments.get(signal.symbol) or fallback_instrument(signal.symbol, price)
-    stop, take = rules.protective_prices(
+    stop, take = sizing.protective_prices(
         side,
         price,
         sl_pct=strategy.sl_pct,
@@ -313,25 +313,25 @@ def _enter(
         tick=instrument.tick_size,
     )
     # Sized as the engine sizes it: from the balance (the wallet) where the strategy says so.
-    sized = rules.trade_margin(
+    sized = sizing.trade_margin(
         strategy, limits, balance=book.wallet, price=price, stop=stop, leverage=limits.leverage
     )
     if isinstance(sized, str):
         return f"rejected:{sized}"
-    sizing = rules.size_order(sized, limits.leverage, price, instrument)
-    if isinstance(sizing, str):
-        return f"rejected:{sizing}"
+    order = sizing.size_order(sized, limits.leverage, price, instrument)
+    if isinstance(order, str):
+        return f"rejected:{order}"
     entry = Fill(
         link_id="",
         symbol=signal.symbol,
         side=side,
-        qty=sizing.qty,
+        qty=order.qty,
         price=price,
-        fee=taker_fee(sizing.qty, price, strategy.fee_rate),
+        fee=taker_fee(order.qty, price, strategy.fee_rate),
         at=now,
     )
-    margin_used = sizing.notional / limits.leverage
-    reason = rules.balance_reason(margin_used + entry.fee, book.wallet - book.used_margin())
+    margin_used = order.notional / limits.leverage
+    reason = sizing.balance_reason(margin_used + entry.fee, book.wallet - book.used_margin())
     if reason is not None:
         return f"failed:{reason}"
     plan = trailing.plan(strategy, side, price, leverage=limits.leverage, tick=instrument.tick_size)

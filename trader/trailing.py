@@ -1,7 +1,7 @@
 """The trailing stop (``trailing_stop_pct``, ``trailing_activation_pct``): the plan a strategy
 gives a position, putting it on the venue after the entry fills, and how it follows the price.
 
-The arithmetic is ``rules.trailing_prices``; live, paper and replay all plan through ``plan``.
+The arithmetic is ``sizing.trailing_prices``; live, paper and replay all plan through ``plan``.
 Bybit holds a live one (its state too); paper simulates it with ``follow`` and ``level``, and
 keeps the best price it followed in the database (``BestPrices``) so that a restart resumes it.
 """
@@ -16,7 +16,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Protocol
 
-from trader import rules
+from trader import sizing
 from trader.exchange.base import Exchange
 from trader.models import Position, Side, TrailingStop
 from trader.orders import short
@@ -33,7 +33,7 @@ def plan(
     """The trailing stop ``strategy`` gives a position entered at ``entry``; None without one."""
     if strategy.trailing_stop_pct is None:
         return None
-    distance, active = rules.trailing_prices(
+    distance, active = sizing.trailing_prices(
         side,
         entry,
         distance_pct=strategy.trailing_stop_pct,

@@ -13,7 +13,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trader import rules
+from trader import rules, sizing
 from trader.clock import utc_day_start
 from trader.models import (
     ClosedTrade,
@@ -73,7 +73,7 @@ def reference_replay(
             return f"filtered:{reason}"
         day = utc_day_start(now)
         today = sum((t.net_pnl for t in closed if t.closed_at >= day), Decimal(0))
-        margin = rules.entry_margin(strategy, limits)
+        margin = sizing.entry_margin(strategy, limits)
         reason = rules.risk_reason(margin, RiskState(True, len(held), today), limits)
         if reason is not None:
             return f"rejected:{reason}"
@@ -82,10 +82,10 @@ def reference_replay(
             return "skipped:no_outcome"
         price = signal.entry_price
         instrument = instruments.get(signal.symbol) or fallback_instrument(signal.symbol, price)
-        sizing = rules.size_order(margin, limits.leverage, price, instrument)
-        if isinstance(sizing, str):
-            return f"rejected:{sizing}"
-        stop, take = rules.protective_prices(
+        order = sizing.size_order(margin, limits.leverage, price, instrument)
+        if isinstance(order, str):
+            return f"rejected:{order}"
+        stop, take = sizing.protective_prices(
             signal.side,
             price,
             sl_pct=strategy.sl_pct,
@@ -93,11 +93,11 @@ def reference_replay(
             leverage=limits.leverage,
             tick=instrument.tick_size,
         )
-        fee = taker_fee(sizing.qty, price, strategy.fee_rate)
-        entry = Fill("", signal.symbol, signal.side, sizing.qty, price, fee, now)
+        fee = taker_fee(order.qty, price, strategy.fee_rate)
+        entry = Fill("", signal.symbol, signal.side, order.qty, price, fee, now)
         used = sum((h[0].margin for h in held.values()), Decimal(0))
-        required = sizing.notional / limits.leverage + entry.fee
-        reason = rules.balance_reason(required, wallet - used)
+        required = order.notional / limits.leverage + entry.fee
+        reason = sizing.balance_reason(required, wallet - used)
         if reason is not None:
             return f"failed:{reason}"
         why, exit_price = rules.path_exit(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader import rules
+from trader import rules, sizing
 from trader.models import CloseReason, Instrument, Side, Signal
 from trader.rules import Limits, RiskState
 from trader.settings import Strategy
@@ -105,38 +105,38 @@ def test_risk_reason(state: RiskState, margin: Decimal, reason: str | None) -> N
 
 def test_margin_is_position_size_capped_by_the_limit() -> None:
     big = replace(STRATEGY, position_size_usdt=Decimal(250))
-    assert rules.entry_margin(big, Limits.from_strategy(big)) == Decimal(100)
+    assert sizing.entry_margin(big, Limits.from_strategy(big)) == Decimal(100)
     small = replace(STRATEGY, position_size_usdt=Decimal(40))
-    assert rules.entry_margin(small, Limits.from_strategy(small)) == Decimal(40)
+    assert sizing.entry_margin(small, Limits.from_strategy(small)) == Decimal(40)
 
 
 def test_the_margin_set_from_chat_is_traded_and_still_capped() -> None:
     limits = LIMITS.with_overrides({"margin": "40"})
-    assert rules.entry_margin(STRATEGY, limits) == Decimal(40)
-    assert rules.entry_margin(STRATEGY, LIMITS.with_overrides({"margin": "500"})) == Decimal(100)
+    assert sizing.entry_margin(STRATEGY, limits) == Decimal(40)
+    assert sizing.entry_margin(STRATEGY, LIMITS.with_overrides({"margin": "500"})) == Decimal(100)
 
 
 def test_sizing_for_sol_at_50x() -> None:
-    sizing = rules.size_order(Decimal(100), 50, Decimal("190.37"), SOL)
-    assert isinstance(sizing, rules.Sizing)
-    assert sizing.qty == Decimal("26.2")  # 5000 / 190.37 = 26.26… rounded down
-    assert sizing.notional <= Decimal(5000)
+    order = sizing.size_order(Decimal(100), 50, Decimal("190.37"), SOL)
+    assert isinstance(order, sizing.Sizing)
+    assert order.qty == Decimal("26.2")  # 5000 / 190.37 = 26.26… rounded down
+    assert order.notional <= Decimal(5000)
 
 
 def test_sizing_never_exceeds_the_max_order_qty() -> None:
-    sizing = rules.size_order(Decimal(1000), 100, Decimal("0.01"), SOL)
-    assert isinstance(sizing, rules.Sizing)
-    assert sizing.qty == SOL.max_order_qty
+    order = sizing.size_order(Decimal(1000), 100, Decimal("0.01"), SOL)
+    assert isinstance(order, sizing.Sizing)
+    assert order.qty == SOL.max_order_qty
 
 
 def test_sizing_rejects_below_minimums() -> None:
     btc = replace(SOL, symbol="BTCUSDT", qty_step=Decimal("0.001"), min_order_qty=Decimal("0.001"))
-    assert rules.size_order(Decimal(1), 1, Decimal(110000), btc) == "below_min_qty"
-    assert rules.size_order(Decimal(4), 1, Decimal(1), SOL) == "below_min_notional"
+    assert sizing.size_order(Decimal(1), 1, Decimal(110000), btc) == "below_min_qty"
+    assert sizing.size_order(Decimal(4), 1, Decimal(1), SOL) == "below_min_notional"
 
 
 def test_protective_prices_from_percent_of_margin() -> None:
-    stop, take = rules.protective_prices(
+    stop, take = sizing.protective_prices(
         Side.BUY,
         Decimal(100),
         sl_pct=Decimal(40),
@@ -145,7 +145,7 @@ def test_protective_prices_from_percent_of_margin() -> None:
         tick=Decimal("0.01"),
     )
     assert (stop, take) == (Decimal("99.20"), Decimal("101.50"))  # 0.8% and 1.5%
-    stop, take = rules.protective_prices(
+    stop, take = sizing.protective_prices(
         Side.SELL,
         Decimal(100),
         sl_pct=Decimal(40),
@@ -258,15 +258,15 @@ def test_qty_is_a_multiple_of_step_and_never_above_the_notional(
         min_notional=Decimal(0),
         max_order_qty=Decimal(10**9),
     )
-    sizing = rules.size_order(margin, leverage, price, instrument)
-    if isinstance(sizing, str):
-        assert sizing == "below_min_qty"
+    order = sizing.size_order(margin, leverage, price, instrument)
+    if isinstance(order, str):
+        assert order == "below_min_qty"
         assert margin * leverage / price < step
         return
-    assert sizing.qty % step == 0
-    assert sizing.qty * price <= margin * leverage
+    assert order.qty % step == 0
+    assert order.qty * price <= margin * leverage
     # Rounded down by less than one step.
-    assert (sizing.qty + step) * price > margin * leverage
+    assert (order.qty + step) * price > margin * leverage
 
 
 @settings(max_examples=300)
@@ -287,7 +287,7 @@ def test_stop_and_take_are_on_the_right_side_and_on_the_tick(
     leverage: int,
 ) -> None:
     entry = tick * ticks_in_price
-    stop, take = rules.protective_prices(
+    stop, take = sizing.protective_prices(
         side, entry, sl_pct=sl_pct, tp_pct=tp_pct, leverage=leverage, tick=tick
     )
     assert stop % tick == 0
@@ -343,12 +343,12 @@ def test_margin_as_a_percent_of_the_balance_is_capped() -> None:
     pct = replace(STRATEGY, position_size_pct=Decimal(5))
     big_cap = replace(LIMITS, max_position_size_usdt=Decimal(1000))
     kwargs = {"price": Decimal(150), "stop": Decimal("148.8"), "leverage": 50}
-    assert rules.trade_margin(pct, big_cap, balance=Decimal(1000), **kwargs) == Decimal(50)
-    assert rules.trade_margin(pct, LIMITS, balance=Decimal(10_000), **kwargs) == Decimal(100)
-    assert rules.trade_margin(pct, LIMITS, balance=None, **kwargs) == "balance_unknown"
+    assert sizing.trade_margin(pct, big_cap, balance=Decimal(1000), **kwargs) == Decimal(50)
+    assert sizing.trade_margin(pct, LIMITS, balance=Decimal(10_000), **kwargs) == Decimal(100)
+    assert sizing.trade_margin(pct, LIMITS, balance=None, **kwargs) == "balance_unknown"
     # Without either key, as before: position_size_usdt (or /limits margin) under its cap.
-    assert rules.trade_margin(STRATEGY, LIMITS, balance=None, **kwargs) == Decimal(100)
-    assert rules.entry_margin(pct, LIMITS) == LIMITS.max_position_size_usdt
+    assert sizing.trade_margin(STRATEGY, LIMITS, balance=None, **kwargs) == Decimal(100)
+    assert sizing.entry_margin(pct, LIMITS) == LIMITS.max_position_size_usdt
 
 
 @settings(max_examples=300, deadline=None)
@@ -373,15 +373,15 @@ def test_a_stop_loss_hit_loses_at_most_the_risk_and_one_step_more_would_exceed_i
     instrument = replace(
         SOL, tick_size=Decimal("0.01"), qty_step=Decimal("0.001"), max_order_qty=Decimal(10**12)
     )
-    stop, _ = rules.protective_prices(
+    stop, _ = sizing.protective_prices(
         side, price, sl_pct=sl_pct, tp_pct=Decimal(50), leverage=leverage, tick=Decimal("0.01")
     )
-    margin = rules.trade_margin(
+    margin = sizing.trade_margin(
         strategy, limits, balance=balance, price=price, stop=stop, leverage=leverage
     )
     assert isinstance(margin, Decimal)
-    sizing = rules.size_order(margin, leverage, price, instrument)
-    if isinstance(sizing, str):
+    order = sizing.size_order(margin, leverage, price, instrument)
+    if isinstance(order, str):
         return  # too small for the venue: refused, nothing risked
 
     def loss(qty: Decimal) -> Decimal:
@@ -389,5 +389,5 @@ def test_a_stop_loss_hit_loses_at_most_the_risk_and_one_step_more_would_exceed_i
         return qty * abs(price - stop) + fees
 
     risk = balance * risk_pct / 100
-    assert loss(sizing.qty) <= risk * (1 + Decimal("1e-20"))
-    assert loss(sizing.qty + instrument.qty_step) > risk * (1 - Decimal("1e-20"))
+    assert loss(order.qty) <= risk * (1 + Decimal("1e-20"))
+    assert loss(order.qty + instrument.qty_step) > risk * (1 - Decimal("1e-20"))

@@ -18,7 +18,7 @@ from typing import Any
 
 from pybit.unified_trading import HTTP
 
-from trader import rules
+from trader import sizing
 from trader.errors import ExchangeError, NotTradable, Retryable
 from trader.exchange.base import MarketData
 from trader.exchange.bybit_messages import CATEGORY, rows_of
@@ -110,7 +110,7 @@ class PreparedSymbols:
                 log.warning("streaming %s failed: %s", symbol, exc)
                 return None
             try:
-                leverage = rules.capped_leverage(asked, await self._market.instrument(symbol))
+                leverage = sizing.capped_leverage(asked, await self._market.instrument(symbol))
                 setting = await self._read_setting(symbol)
                 if setting.hedge:
                     await self._switch_to_one_way(symbol)

@@ -36,7 +36,8 @@ from trader.models import (
     TrailingStop,
 )
 from trader.pnl import gross_pnl, taker_fee
-from trader.rules import balance_reason, exit_trigger
+from trader.rules import exit_trigger
+from trader.sizing import balance_reason
 from trader.trailing import BestPrices, BestPriceStore, follow, level
 
 log = logging.getLogger(__name__)
