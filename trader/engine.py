@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from trader import rules, sizing
@@ -248,7 +247,7 @@ class Engine:
             self.signal_watch.written(record)
             if self.entries.unsettled(record.id):
                 continue  # being entered as an appended row: stored with its order
-            outcome = outcome_on_sight(record, now, self.strategy)
+            outcome = rules.outcome_on_sight(record, now, self.strategy)
             if outcome is not None:
                 decided.append((record, outcome))
             else:
@@ -429,18 +428,3 @@ class Engine:
     async def wait_idle(self) -> None:
         """Wait until every entry and exit in flight has finished (for shutdown and tests)."""
         await self._tasks.wait_idle()
-
-
-def outcome_on_sight(
-    record: Signal | InvalidSignal, now: datetime, strategy: Strategy
-) -> str | None:
-    """The outcome of a row decided by the row alone, whatever the book holds: invalid, a
-    verdict never traded, or stale (``rules.screen`` checks the last two first, in this
-    order). None for a row that needs the engine's judgement."""
-    if isinstance(record, InvalidSignal):
-        return f"invalid:{record.reason}"
-    if record.side is None:
-        return "filtered:verdict"
-    if rules.is_stale(record, now, strategy):
-        return "filtered:stale"
-    return None

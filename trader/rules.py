@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from trader.models import CloseReason, Side, Signal, TrailingStop
+from trader.models import CloseReason, InvalidSignal, Side, Signal, TrailingStop
 from trader.settings import Strategy
 
 QUOTE_COIN = "USDT"  # what a symbol typed without its quote coin is quoted in
@@ -171,6 +171,21 @@ def is_stale(signal: Signal, now: datetime, strategy: Strategy) -> bool:
     age = now - signal.timestamp
     max_age = timedelta(seconds=strategy.max_signal_age_seconds)
     return age > max_age or age < -max_age or age >= signal_ttl(signal, strategy)
+
+
+def outcome_on_sight(
+    record: Signal | InvalidSignal, now: datetime, strategy: Strategy
+) -> str | None:
+    """The outcome of a row decided by the row alone, whatever the book holds: invalid, a
+    verdict never traded, or stale (``screen`` checks the last two first, in this
+    order). None for a row that needs the engine's judgement."""
+    if isinstance(record, InvalidSignal):
+        return f"invalid:{record.reason}"
+    if record.side is None:
+        return "filtered:verdict"
+    if is_stale(record, now, strategy):
+        return "filtered:stale"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

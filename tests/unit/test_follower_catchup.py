@@ -18,9 +18,9 @@ import trader.signal_file as signal_file
 from storage.repositories import SqliteRepositories
 from tests.unit.signal_follower_support import HEADER, append, row
 from tests.unit.storage_support import T0, make_signal, repo, scalar
-from trader.engine import outcome_on_sight
 from trader.models import InvalidSignal, Side, Signal
 from trader.ports import OrderRecord, OrderStatus
+from trader.rules import outcome_on_sight
 from trader.settings import Strategy
 from trader.signal_file import Backlog, Batch, FileOffset, read_backlog, split_log
 
