@@ -18,6 +18,8 @@ from trader.models import (
     Position,
     Side,
     Signal,
+    TakeProfitLevel,
+    TakeProfitPlan,
     TrailingStop,
 )
 from trader.ports import Confirmation, OrderRecord, OrderStatus, OutboxMessage, StoredSignal
@@ -68,7 +70,8 @@ ORDER_COLUMNS = (
 )
 POSITION_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, leverage, margin, stop_loss, take_profit,"
-    " entry_fee, opened_at, expires_at, link_id, trailing_distance, trailing_active_price"
+    " entry_fee, opened_at, expires_at, link_id, trailing_distance, trailing_active_price,"
+    " take_profit_plan"
 )
 TRADE_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
@@ -142,6 +145,36 @@ def position_from_row(row: sqlite3.Row) -> Position:
         expires_at=from_db_time(row["expires_at"]),
         link_id=row["link_id"],
         trailing=trailing_from_row(row),
+        take_profits=plan_from_db(row["take_profit_plan"]),
+    )
+
+
+def plan_to_db(plan: TakeProfitPlan | None) -> str | None:
+    """A position's ``take_profit_plan`` column (migration 007)."""
+    if plan is None:
+        return None
+    return json.dumps(
+        {
+            "qty": to_db_decimal(plan.qty),
+            "levels": [[to_db_decimal(x.price), to_db_decimal(x.qty)] for x in plan.levels],
+            "breakeven_after": plan.breakeven_after,
+            "breakeven_price": opt_decimal(plan.breakeven_price),
+            "breakeven_moved": plan.breakeven_moved,
+        }
+    )
+
+
+def plan_from_db(text: str | None) -> TakeProfitPlan | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    price = data["breakeven_price"]
+    return TakeProfitPlan(
+        tuple(TakeProfitLevel(Decimal(p), Decimal(q)) for p, q in data["levels"]),
+        qty=Decimal(data["qty"]),
+        breakeven_after=data["breakeven_after"],
+        breakeven_price=None if price is None else Decimal(price),
+        breakeven_moved=bool(data["breakeven_moved"]),
     )
 
 

@@ -18,6 +18,7 @@ from storage.codec import (
     POSITION_COLUMNS,
     TRADE_INSERT,
     order_from_row,
+    plan_to_db,
     position_from_row,
     signal_values,
     to_db_decimal,
@@ -225,11 +226,14 @@ class PositionTables(Tables):
             if exit_fill is not None and not await _insert_fill(conn, exit_fill):
                 raise FillAlreadyBooked(f"fill {exit_fill.exec_id} is booked already")
             cursor = await conn.execute(
-                "UPDATE positions SET qty = ?, margin = ?, entry_fee = ? WHERE id = ?",
+                "UPDATE positions SET qty = ?, margin = ?, entry_fee = ?, stop_loss = ?,"
+                " take_profit_plan = ? WHERE id = ?",
                 (
                     to_db_decimal(position.qty),
                     to_db_decimal(position.margin),
                     to_db_decimal(position.entry_fee),
+                    to_db_decimal(position.stop_loss),
+                    plan_to_db(position.take_profits),
                     position.id,
                 ),
             )
@@ -272,8 +276,8 @@ async def _insert_position(conn: aiosqlite.Connection, position: Position) -> in
         cursor = await conn.execute(
             "INSERT INTO positions (signal_id, symbol, side, qty, entry_price, leverage,"
             " margin, stop_loss, take_profit, entry_fee, opened_at, expires_at, link_id,"
-            " trailing_distance, trailing_active_price)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " trailing_distance, trailing_active_price, take_profit_plan)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 position.signal_id,
                 position.symbol,
@@ -289,6 +293,7 @@ async def _insert_position(conn: aiosqlite.Connection, position: Position) -> in
                 to_db_time(position.expires_at),
                 position.link_id,
                 *trailing_values(position.trailing),
+                plan_to_db(position.take_profits),
             ),
         )
     except sqlite3.IntegrityError as exc:

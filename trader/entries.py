@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from trader import orders, rules, sizing, trailing
+from trader import orders, rules, sizing, take_profits, trailing
 from trader.errors import ExchangeError, NotTradable
 from trader.events import OrderFailed, PositionOpened, SignalSkipped
 from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Quote, Signal
@@ -205,7 +205,8 @@ class Entries:
             qty=quote.qty,
             leverage=leverage,
             stop_loss=quote.stop_loss,
-            take_profit=quote.take_profit,
+            # Several take-profits are set after the fill instead of this one.
+            take_profit=None if take_profits.uses_plan(self._strategy) else quote.take_profit,
         )
         # Held until the position is stored, so an SL/TP fill that races in waits for it.
         async with book.lock(signal.symbol):
@@ -253,6 +254,7 @@ class Entries:
             position, trailing_unset = await trailing.place(
                 self._exchange, self._strategy, position, quote.tick_size
             )
+            position, tps_unset = await self._take_profits(signal, position)
             # Its chat notes are booked with the entry: a crash keeps both or neither.
             short_fill = order.qty if fill.qty < order.qty else None
             capped_from = quote.asked_leverage if quote.leverage < quote.asked_leverage else None
@@ -271,9 +273,33 @@ class Entries:
                 return
             book.positions[signal.symbol] = stored
         await self._bus.publish(replace(opened, position=stored, noted=bool(notes)))
-        if trailing_unset is not None:  # the position stands, with its SL/TP: said after it
-            now = self._clock.now()
-            await self._bus.publish(OrderFailed(signal.id, signal.symbol, trailing_unset, now))
+        for unset in (trailing_unset, tps_unset):  # the position stands: said after it
+            if unset is not None:
+                now = self._clock.now()
+                await self._bus.publish(OrderFailed(signal.id, signal.symbol, unset, now))
+
+    async def _take_profits(
+        self, signal: Signal, position: Position
+    ) -> tuple[Position, str | None]:
+        """The strategy's several take-profits, on the venue before the position is stored
+        (planned from the fill): the position as it stands, and why not all were set."""
+        if not take_profits.uses_plan(self._strategy):
+            return position, None
+        try:
+            instrument = await self._exchange.instrument(position.symbol)
+        except Exception as exc:
+            why = short(str(exc) or type(exc).__name__)
+            return position, f"take-profits not set ({why}); the position keeps its stop-loss"
+        plan = take_profits.make_plan(
+            self._strategy,
+            position.side,
+            position.entry_price,
+            position.qty,
+            leverage=position.leverage,
+            instrument=instrument,
+            signal=signal,
+        )
+        return await take_profits.place(self._exchange, plan, position)
 
     async def _abandon(self, signal: Signal, position: Position, exc: Exception) -> None:
         """A fill the database would not take: a position we could not track is closed at

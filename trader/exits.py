@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from trader import orders, rules
+from trader import orders, rules, take_profits
 from trader.errors import Banned, ExchangeError, NoPosition, OutcomeUnknown
 from trader.events import (
     DailyLossLimitReached,
@@ -176,6 +176,9 @@ class Exits:
         assert position.id is not None
         book = self._book
         trade, rest = close_part(position, fill, reason, closes_all=closes_all)
+        unmoved = None
+        if rest is not None:  # TP N filled: the stop-loss to breakeven, stored with the part
+            rest, unmoved = await take_profits.move_to_breakeven(self._exchange, rest)
         tick = await self.tick_size(position.symbol)
         # Its chat notes are booked with the exit: a crash keeps both or neither.
         notes = self._bus.notes_for(
@@ -207,6 +210,9 @@ class Exits:
                 rest.qty,
             )
             await self._bus.publish(PositionReduced(trade, rest, tick, noted=bool(notes)))
+            if unmoved is not None:
+                failed = OrderFailed(trade.signal_id, trade.symbol, unmoved, self._clock.now())
+                await self._bus.publish(failed)
         await self._check_daily_loss()
         await self._check_profit_target()
         return trade

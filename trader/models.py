@@ -126,7 +126,7 @@ class EntryOrder:
     qty: Decimal
     leverage: int
     stop_loss: Decimal
-    take_profit: Decimal
+    take_profit: Decimal | None  # None: several take-profits follow the fill instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +183,38 @@ class TrailingStop:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeProfitLevel:
+    """One of several take-profits: closes ``qty`` at the market once the price reaches
+    ``price`` (a partial take-profit on the venue)."""
+
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TakeProfitPlan:
+    """A position's take-profits (``take_profits`` / ``targets_from_signal``) as placed on
+    the venue, nearest the entry first, and its breakeven rule: once TP ``breakeven_after``
+    has filled, the stop-loss moves to ``breakeven_price`` (once: ``breakeven_moved``)."""
+
+    levels: tuple[TakeProfitLevel, ...]
+    qty: Decimal  # the position's when it opened (the TPs placed may cover less of it)
+    breakeven_after: int | None = None
+    breakeven_price: Decimal | None = None
+    breakeven_moved: bool = False
+
+    def filled(self, held: Decimal) -> int:
+        """How many TPs have filled, for a position that holds ``held`` of it now."""
+        gone, done, count = self.qty - held, Decimal(0), 0
+        for level in self.levels:
+            done += level.qty
+            if done > gone:
+                break
+            count += 1
+        return count
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """An open position as the engine knows it."""
 
@@ -201,6 +233,7 @@ class Position:
     link_id: str = ""
     id: int | None = None
     trailing: TrailingStop | None = None  # set on the venue after the entry filled
+    take_profits: TakeProfitPlan | None = None  # several TPs, set after the entry filled
 
     @property
     def notional(self) -> Decimal:

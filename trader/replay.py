@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from trader import rules, sizing, trailing
+from trader import rules, sizing, take_profits, trailing
 from trader.clock import utc_day_start
 from trader.cooldowns import Cooldowns
 from trader.errors import ConfigError
@@ -107,6 +107,7 @@ class _Open:
     exit_at: datetime
     exit_price: Decimal
     reason: CloseReason
+    parts: tuple[take_profits.Part, ...] = ()  # several take-profits: its exits, in order
 
 
 class _Book:
@@ -157,7 +158,11 @@ class _Book:
                 fee=taker_fee(position.qty, item.exit_price, self.fee_rate),
                 at=item.exit_at,
             )
-            trade = close_trade(position, fill, item.reason)
+            if item.parts:  # one trade, the sum of its parts
+                fee_rate, at = self.fee_rate, item.exit_at
+                trade = take_profits.book_parts(position, item.parts, fee_rate=fee_rate, at=at)
+            else:
+                trade = close_trade(position, fill, item.reason)
             self.wallet += trade.gross_pnl - trade.exit_fee
             self.closed.append(trade)
             self.cooldowns.record(trade.symbol, trade.closed_at, trade.net_pnl)
@@ -202,6 +207,8 @@ class ReplayResult:
 def exit_rules(strategy: Strategy) -> tuple[str, ...]:
     """The worst-case rules replay applies for ``strategy``'s plan, as the report says them."""
     distance = strategy.trailing_stop_pct
+    if take_profits.uses_plan(strategy):
+        return (take_profits.replay_rule(strategy),)
     if distance is None:
         return ()
     activation = strategy.trailing_activation_pct
@@ -347,6 +354,16 @@ def _enter(
         trailing=plan,
     )
     expires_at = signal.timestamp + rules.signal_ttl(signal, strategy)
+    leverage = limits.leverage
+    tps = take_profits.make_plan(
+        strategy, side, price, order.qty, leverage=leverage, instrument=instrument, signal=signal
+    )
+    parts: tuple[take_profits.Part, ...] = ()
+    if tps is not None:
+        path = {"high": price_path.high, "low": price_path.low, "final": price_path.final}
+        parts = tuple(take_profits.path_parts(side, tps, stop=stop, **path))
+        exit_reason, exit_price = parts[-1][2], parts[-1][1]
+        take = tps.levels[-1].price
     position = open_position(
         signal.id,
         entry,
@@ -357,4 +374,4 @@ def _enter(
     )
     # When within the TTL an SL or TP hit is not recorded, so every position is held to its
     # TTL: slots and the daily loss free up no earlier than they surely would have.
-    return _Open(position, expires_at, exit_price, exit_reason)
+    return _Open(position, expires_at, exit_price, exit_reason, parts)

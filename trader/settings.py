@@ -20,6 +20,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trader.errors import ConfigError
+from trader.take_profits import KEYS as TAKE_PROFIT_KEYS
+from trader.take_profits import Share, parse_keys
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +254,11 @@ class Strategy:
     # of margin like sl (the price move is pct ÷ leverage); absent: none.
     trailing_stop_pct: Decimal | None = None
     trailing_activation_pct: Decimal | None = None
+    # Several take-profits (replacing parameters.tp), or the signal's targets as TPs, and
+    # the stop-loss moved to breakeven once TP N has filled (trader/take_profits.py).
+    take_profits: tuple[Share, ...] = ()
+    targets_from_signal: bool = False
+    breakeven_after_tp: int | None = None
     warnings: tuple[str, ...] = ()  # keys the file has that nobody reads (typos, say)
     source: str = "built-in defaults"  # the file it was read from
 
@@ -271,6 +278,7 @@ _OPTIONAL_GUARDS = (  # absent: off
     "risk_per_trade_pct",
     "trailing_stop_pct",
     "trailing_activation_pct",
+    *TAKE_PROFIT_KEYS,
 )
 _POSITIVE_INTS = (
     "max_open_positions",
@@ -424,6 +432,7 @@ def _guards(data: Mapping[str, Any]) -> dict[str, Any]:
         if pct < 0:
             raise ConfigError("trailing_activation_pct: must be a percent of margin, 0 or more")
         guards["trailing_activation_pct"] = pct
+    guards.update(parse_keys(data))
     return guards
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.render.notes import plan_lines
 from bot.render.values import (
     clock,
     count,
@@ -16,7 +17,6 @@ from bot.render.values import (
     next_utc_day,
     pnl,
     price,
-    protection,
     qty,
     side_word,
     trailing,
@@ -139,7 +139,9 @@ def status_text(status: Status, zone: ZoneInfo) -> str:
             f"<b>{esc(p.symbol)}</b> {side_word(p.side)} {qty(p.qty)}"
             f" @ {price(p.entry_price, tick)}"
         )
-        lines.append(f"  {protection(p, tick)} · uPnL {upnl}")
+        first, *more = plan_lines(p, tick)
+        lines.append(f"  {first} · uPnL {upnl}")
+        lines += [f"  {line}" for line in more]
         if (line := trailing(p, tick)) is not None:
             lines.append(f"  {line}")
     return "\n".join(lines)

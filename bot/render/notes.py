@@ -41,7 +41,7 @@ from trader.events import (
     VenueReachable,
     VenueUnreachable,
 )
-from trader.models import CloseReason, Signal
+from trader.models import CloseReason, Position, Signal
 from trader.settings import Strategy
 
 REASON_TEXT = {
@@ -70,7 +70,7 @@ def opened_text(event: PositionOpened) -> str:
                 if event.ordered_qty is not None
                 else []
             ),
-            protection(p, tick),
+            *plan_lines(p, tick),
             *([line] if (line := trailing(p, tick)) else []),
             f"margin {usdt(p.margin)} · {p.leverage}x"
             + (
@@ -105,9 +105,34 @@ def reduced_text(event: PositionReduced) -> str:
             f"closed {qty(t.qty)} @ {price(t.exit_price, tick)} · entry "
             f"{price(t.entry_price, tick)}",
             f"net PnL of the part <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",
-            f"still open: {qty(rest.qty)}, {protection(rest, tick)}",
+            f"still open: {qty(rest.qty)}, {plan_lines(rest, tick)[0]}",
+            *plan_lines(rest, tick)[1:],
         ]
     )
+
+
+def plan_lines(position: Position, tick: Decimal | None = None) -> list[str]:
+    """A position's SL and TP; with several take-profits, the SL, then each TP's level and
+    qty (those filled ticked), then the breakeven rule or that the SL moved to it."""
+    plan = position.take_profits
+    if plan is None:
+        return [protection(position, tick)]
+    stop = price(position.stop_loss, tick) if position.stop_loss > 0 else "⚠️ none"
+    filled = plan.filled(position.qty)
+    tps = " · ".join(
+        f"TP{number} {price(level.price, tick)} × {qty(level.qty)}"
+        + (" ✓" if number <= filled else "")
+        for number, level in enumerate(plan.levels, 1)
+    )
+    lines = [f"SL {stop}", tps]
+    after, even = plan.breakeven_after, plan.breakeven_price
+    if after is not None and even is not None:
+        lines[0] += (
+            " (moved to breakeven)"
+            if plan.breakeven_moved
+            else f" · to breakeven {price(even, tick)} after TP{after}"
+        )
+    return lines
 
 
 def order_failed_text(event: OrderFailed) -> str:
@@ -183,6 +208,8 @@ def strategy_lines(strategy: Strategy) -> list[str]:
     ]
     if strategy.trailing_stop_pct is not None:
         lines.append(_trailing_line(strategy))
+    if strategy.take_profits or strategy.targets_from_signal:
+        lines.append(_take_profits_line(strategy))
     lines += [f"⚠️ strategy file: {esc(warning)}" for warning in strategy.warnings]
     return lines
 
@@ -195,6 +222,19 @@ def _trailing_line(strategy: Strategy) -> str:
     assert distance is not None
     start = "at once" if activation is None else f"from {of_margin(activation)}"
     return f"Trailing stop {of_margin(distance)}, active {start}"
+
+
+def _take_profits_line(strategy: Strategy) -> str:
+    levels = ", ".join(
+        f"{share.size.normalize():f}% at {share.pct.normalize():f}%"
+        for share in strategy.take_profits
+    )
+    line = f"Take-profits {levels} of margin" if levels else "Take-profits"
+    if strategy.targets_from_signal:
+        line += " at the signal's targets" if not levels else " (or the signal's targets)"
+    if strategy.breakeven_after_tp is not None:
+        line += f" · SL to breakeven after TP{strategy.breakeven_after_tp}"
+    return line
 
 
 def refused_text(reason: str) -> str:

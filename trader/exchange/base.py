@@ -206,6 +206,11 @@ class Exchange(Protocol):
         the price, after reaching ``trailing.active_price``, comes back by its distance."""
         ...
 
+    async def set_take_profit(self, symbol: str, price: Decimal, qty: Decimal) -> None:
+        """Add a partial take-profit to the position: it closes ``qty`` of it at the market
+        once the price reaches ``price`` (one of several; the stop-loss covers the rest)."""
+        ...
+
     async def open(self, order: EntryOrder) -> Fill:
         """A market order with SL/TP attached. Raises ``OrderRejected`` / ``ExchangeError``."""
         ...

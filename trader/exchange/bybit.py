@@ -290,6 +290,24 @@ class BybitExchange:
             **params,
         )
 
+    async def set_take_profit(self, symbol: str, price: Decimal, qty: Decimal) -> None:
+        """One partial take-profit (``tpslMode=Partial``: a PartialTakeProfit order of
+        ``qty``), through trading-stop; each call adds one, up to 20. Like an order, a call
+        without an answer is not re-sent (``OutcomeUnknown``): a second would add another."""
+        await call_pybit(
+            "take-profit",
+            self._http.set_trading_stop,
+            order=True,
+            category=CATEGORY,
+            symbol=symbol,
+            tpslMode="Partial",
+            takeProfit=wire(price),
+            tpSize=wire(qty),
+            tpTriggerBy="LastPrice",
+            tpOrderType="Market",
+            positionIdx=0,
+        )
+
     async def open(self, order: EntryOrder) -> Fill:
         # Nothing before the order: prepare_entry() has readied the symbol (bybit_symbols).
         params = {
@@ -301,11 +319,11 @@ class BybitExchange:
             "positionIdx": 0,
             "orderLinkId": order.link_id,
             "stopLoss": wire(order.stop_loss),
-            "takeProfit": wire(order.take_profit),
             "tpslMode": "Full",
             "slTriggerBy": "LastPrice",
-            "tpTriggerBy": "LastPrice",
         }
+        if order.take_profit is not None:  # else several take-profits follow the fill
+            params |= {"takeProfit": wire(order.take_profit), "tpTriggerBy": "LastPrice"}
         with self._exits.placing(order.symbol):
             await self._orders.place(params, order.link_id)
             await self._symbols.watch_after_entry(order.symbol)  # after the order, not before

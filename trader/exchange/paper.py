@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -32,6 +32,7 @@ from trader.models import (
     Instrument,
     Position,
     Side,
+    TakeProfitLevel,
     Ticker,
     TrailingStop,
 )
@@ -60,9 +61,10 @@ class _BookEntry:
     entry_price: Decimal
     leverage: int
     stop_loss: Decimal
-    take_profit: Decimal
+    take_profit: Decimal | None  # None: several take-profits (``partial_tps``) instead
     trailing: TrailingStop | None = None
     best: Decimal | None = None  # the trailing stop's best price since it activated
+    partial_tps: list[TakeProfitLevel] = field(default_factory=list)  # not filled yet
 
     @property
     def margin(self) -> Decimal:
@@ -117,6 +119,7 @@ class PaperExchange:
         trailing = any(position.trailing is not None for position in positions)
         bests = await self._bests.load() if trailing else {}
         for position in positions:
+            plan = position.take_profits
             self._book[position.symbol] = _BookEntry(
                 link_id=position.link_id,
                 symbol=position.symbol,
@@ -125,8 +128,10 @@ class PaperExchange:
                 entry_price=position.entry_price,
                 leverage=position.leverage,
                 stop_loss=position.stop_loss,
-                take_profit=position.take_profit,
+                # Several take-profits, or none at all (0: their placing failed).
+                take_profit=None if plan or position.take_profit <= 0 else position.take_profit,
                 trailing=position.trailing,
+                partial_tps=[] if plan is None else list(plan.levels[plan.filled(position.qty) :]),
                 # Where it was when stored: not active yet (None) resumes as if just set.
                 best=bests.get(position.link_id) if position.trailing is not None else None,
             )
@@ -233,6 +238,16 @@ class PaperExchange:
         entry.best = None
         self._trail(entry, ticker.last)
 
+    async def set_take_profit(self, symbol: str, price: Decimal, qty: Decimal) -> None:
+        """As Bybit's partial take-profit: ``qty`` closes at the book once the last price
+        reaches ``price``; together they cover at most the position."""
+        entry = self._book.get(symbol)
+        if entry is None:
+            raise NoPosition(f"no position in {symbol} to set a take-profit on", code=PARAMS_ERROR)
+        if sum((tp.qty for tp in entry.partial_tps), qty) > entry.qty:
+            raise OrderRejected("the take-profits exceed the position", code=PARAMS_ERROR)
+        entry.partial_tps.append(TakeProfitLevel(price, qty))
+
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
         return []
 
@@ -293,17 +308,21 @@ class PaperExchange:
             raise NoPosition(f"{order.symbol} position already closed", code=PARAMS_ERROR)
         return self._exit(entry, ticker)
 
-    def _exit(self, entry: _BookEntry, ticker: Ticker) -> Fill:
-        del self._book[entry.symbol]
+    def _exit(self, entry: _BookEntry, ticker: Ticker, qty: Decimal | None = None) -> Fill:
+        """Close ``qty`` of the position (None: all of it) at the book."""
+        qty = entry.qty if qty is None else min(qty, entry.qty)
+        entry.qty -= qty
+        if entry.qty <= 0:
+            del self._book[entry.symbol]
         exit_side = entry.side.opposite
         price = ticker.fill_price(exit_side)
-        fee = taker_fee(entry.qty, price, self._fee_rate)
-        self._wallet += gross_pnl(entry.side, entry.qty, entry.entry_price, price) - fee
+        fee = taker_fee(qty, price, self._fee_rate)
+        self._wallet += gross_pnl(entry.side, qty, entry.entry_price, price) - fee
         return Fill(
             link_id=entry.link_id,
             symbol=entry.symbol,
             side=exit_side,
-            qty=entry.qty,
+            qty=qty,
             price=price,
             fee=fee,
             at=self._clock.now(),
@@ -316,13 +335,29 @@ class PaperExchange:
         if entry is not None:
             # Bybit triggers SL/TP on the last price by default; the exit then fills at the book.
             trailing = self._trail(entry, ticker.last)
-            reason = exit_trigger(
-                entry.side, ticker.last, entry.stop_loss, entry.take_profit, trailing
-            )
+            take = entry.take_profit
+            if take is None:  # several take-profits: no full one
+                take = Decimal("Infinity") * entry.side.sign
+            reason = exit_trigger(entry.side, ticker.last, entry.stop_loss, take, trailing)
             if reason is not None:
                 fill = self._exit(entry, ticker)
                 self._emit(PositionExited(symbol=ticker.symbol, fill=fill, reason=reason))
+            else:
+                self._take_profits(entry, ticker)
         self._emit(PriceUpdated(ticker))
+
+    def _take_profits(self, entry: _BookEntry, ticker: Ticker) -> None:
+        """The partial take-profits the last price reached, nearest first, each filling its
+        qty at the book (the stop-loss was checked first: it wins when both are crossed)."""
+        while entry.partial_tps and entry.qty > 0:
+            tp = entry.partial_tps[0]
+            if entry.side.sign * (ticker.last - tp.price) < 0:
+                return
+            entry.partial_tps.pop(0)
+            fill = self._exit(entry, ticker, tp.qty)
+            flat = entry.qty <= 0
+            reason = CloseReason.TAKE_PROFIT
+            self._emit(PositionExited(symbol=ticker.symbol, fill=fill, reason=reason, flat=flat))
 
     def _trail(self, entry: _BookEntry, last: Decimal) -> Decimal | None:
         """Follow ``last`` with the position's trailing stop: where it stands now, or None
@@ -346,8 +381,10 @@ class PaperExchange:
             log.exception("exchange listener failed on %s", type(event).__name__)
 
 
-def _check_protection(side: Side, price: Decimal, stop: Decimal, take: Decimal) -> None:
+def _check_protection(side: Side, price: Decimal, stop: Decimal, take: Decimal | None) -> None:
     """Bybit refuses SL/TP on the wrong side of the current price (10001); so do we."""
+    if take is None:  # several take-profits follow the fill
+        take = Decimal("Infinity") * side.sign
     ok = stop < price < take if side is Side.BUY else take < price < stop
     if not ok:
         raise OrderRejected(
