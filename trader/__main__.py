@@ -102,11 +102,13 @@ def format_report(
     stats = result.stats
     sl_move = strategy.sl_pct / strategy.leverage
     tp_move = strategy.tp_pct / strategy.leverage
+    # With take-profits the plan replaces parameters.tp: the exit rule line says what it is.
+    tp = "" if strategy.take_profits else f" / TP {strategy.tp_pct}%"
+    tp_price = "" if strategy.take_profits else f" / {tp_move:.2f}%"
     lines = [
         f"Replay of {source} — {result.signals} rows, {result.unique} distinct signals",
         f"Strategy: {strategy.leverage}x, margin {strategy.position_size_usdt} USDT, "
-        f"SL {strategy.sl_pct}% / TP {strategy.tp_pct}% of margin "
-        f"({sl_move:.2f}% / {tp_move:.2f}% price move), "
+        f"SL {strategy.sl_pct}%{tp} of margin ({sl_move:.2f}%{tp_price} price move), "
         f"taker fee {strategy.fee_rate * 100:.3f}% on notional at entry and exit",
         *(f"Exit rule: {rule}" for rule in result.rules),
         "",
