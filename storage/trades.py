@@ -45,6 +45,13 @@ class TradeTables(Tables):
         )
         return [trade_from_row(row) for row in rows]
 
+    async def signal_trades(self, signal_id: str) -> Sequence[ClosedTrade]:
+        rows = await self._fetch_all(
+            f"SELECT {TRADE_COLUMNS} FROM trades WHERE signal_id = ? ORDER BY closed_at, id",
+            (signal_id,),
+        )
+        return [trade_from_row(row) for row in rows]
+
     async def all_trades(self) -> Sequence[ClosedTrade]:
         rows = await self._fetch_all(f"SELECT {TRADE_COLUMNS} FROM trades ORDER BY closed_at, id")
         return [trade_from_row(row) for row in rows]

@@ -62,20 +62,23 @@ class BalanceMarks:
             return
         if not isinstance(event, PositionClosed | PositionReduced) or event.trade.id is None:
             return
-        if self._clock.now() - event.trade.closed_at > FRESH:
-            # Booked late (an exit found by reconciliation): today's balance is not what the
-            # account held then, so the curve goes without this point.
-            return
-        self._tasks.spawn(self._mark(event.trade.id), f"balance-mark-{event.trade.symbol}")
+        # Booked late (an exit found by reconciliation, or after a ban): today's balance is
+        # not what the account held then, so the curve goes without this point; the book
+        # still takes the balance, and the drawdown stop still looks.
+        fresh = self._clock.now() - event.trade.closed_at <= FRESH
+        mark = event.trade.id if fresh else None
+        self._tasks.spawn(self._read_after_close(mark), f"balance-{event.trade.symbol}")
 
-    async def _mark(self, trade_id: int) -> None:
+    async def _read_after_close(self, trade_id: int | None) -> None:
+        """The balance after a close, kept by the book; stored as the mark of ``trade_id``."""
         try:
             balance = await self._exchange.balance()
         except ExchangeError as exc:  # the curve goes without this point; the trade is booked
-            log.warning("no balance mark for trade %d: %s", trade_id, exc)
+            log.warning("no balance after the close of trade %s: %s", trade_id, exc)
             return
         self._book.balance = balance
-        await self._repo.add_balance_mark(trade_id, balance, self._clock.now())
+        if trade_id is not None:
+            await self._repo.add_balance_mark(trade_id, balance, self._clock.now())
         await self._after()
 
 

@@ -46,10 +46,18 @@ class Book:
         self.balance: Decimal | None = None  # as the venue last told it (trader.balance_marks)
 
     async def load_cooldowns(self) -> None:
-        """The losses of the last week (the longest cooldown): a restart keeps the waits."""
+        """The losing trades of the last week (the longest cooldown), each weighed whole (the
+        sum of its parts), of positions no longer open: a restart keeps the waits."""
         since = self._clock.now() - cooldowns.LONGEST
+        open_signals = {p.signal_id for p in self.positions.values()}
+        totals: dict[str, tuple[str, datetime, Decimal]] = {}
         for trade in await self._repo.trades_closed_since(since):
-            self.cooldowns.record(trade.symbol, trade.closed_at, trade.net_pnl)
+            if trade.signal_id in open_signals:
+                continue  # a part of a position still open: not a close yet
+            _, _, net = totals.get(trade.signal_id, (trade.symbol, trade.closed_at, Decimal(0)))
+            totals[trade.signal_id] = (trade.symbol, trade.closed_at, net + trade.net_pnl)
+        for symbol, closed_at, net in totals.values():
+            self.cooldowns.record(symbol, closed_at, net)
 
     def cooling(self) -> frozenset[str]:
         """The symbols in their cooldown now, as the limits in force have it."""

@@ -136,9 +136,10 @@ class Engine:
         # Trading is off on the very first start; afterwards the trader's choice is remembered.
         self.book.trading_enabled = await self.repo.get_setting(TRADING_ENABLED_KEY) == "1"
         await self.signal_watch.load(self.repo)
-        await self.book.load_cooldowns()
         positions = await self.repo.open_positions()
         self.book.positions = {p.symbol: p for p in positions}
+        await self.book.load_cooldowns()  # of the positions closed, not of these
+        await self.drawdown.load()
         await self.book.refresh_day()
         await self.exchange.start(self._on_exchange_event)
         await self.exchange.adopt(positions)
@@ -278,6 +279,8 @@ class Engine:
             reason = "limits_changed"  # approved at other figures than these
         if reason is None and signal.symbol in self.book.held_symbols():
             reason = "already_open"
+        if reason is None and signal.symbol in self.book.cooling():
+            reason = "cooldown"  # a loss on it since the question
         reason = reason or rules.risk_reason(margin, self.book.risk_state(), self.limits)
         if reason is None and self._tasks.stopping:
             reason = "shutting_down"
@@ -327,6 +330,7 @@ class Engine:
                 await self.expire_due()
                 await self.confirmations.expire_due()
                 await self.signal_watch.check(self.clock.now())
+                await self.drawdown.flatten()  # a drawdown stop's close-out, until flat
             except Exception:
                 log.exception("TTL sweep failed")
 
@@ -350,6 +354,7 @@ class Engine:
     # --- commands ----------------------------------------------------------------------------
 
     async def start_trading(self) -> None:
+        await self.drawdown.resumed()  # after a drawdown stop: its peak counts from now
         await self._set_trading(True)
 
     async def stop_trading(self) -> None:
@@ -386,7 +391,13 @@ class Engine:
             before = self.limits
             self.book.limits = await self.limit_settings.set(before, name, raw)
             await self._prepare_if_changed(before.leverage)
-            return before, self.limits
+            after = self.limits
+        # A guard set below where things stand acts now, not at the next close.
+        if name == "max_drawdown":
+            await self.drawdown.check()
+        elif name == "profit_target":
+            await self.exits.check_profit_target()
+        return before, after
 
     async def reset_limit(self, name: str) -> tuple[Limits, Limits]:
         async with self._limits_lock:

@@ -158,14 +158,13 @@ class Entries:
             leverage=leverage,
             tick=instrument.tick_size,
         )
-        sized_margin = sizing.trade_margin(
-            self._strategy,
-            self._book.limits,
-            balance=self._book.balance,
-            price=price,
-            stop=stop,
-            leverage=leverage,
-        )
+        sized_margin = self._margin(price, stop, leverage)
+        if sized_margin == "balance_unknown":
+            # Sizing from the balance, and none was read yet (the start-up read failed): ask
+            # now, once. This is the only call an entry's path may make for it.
+            with contextlib.suppress(ExchangeError):
+                self._book.balance = await self._exchange.balance()
+            sized_margin = self._margin(price, stop, leverage)
         if isinstance(sized_margin, str):
             return sized_margin
         order = sizing.size_order(sized_margin, leverage, price, instrument)
@@ -181,6 +180,16 @@ class Entries:
             leverage,
             asked,
             asked_margin=margin,
+        )
+
+    def _margin(self, price: Decimal, stop: Decimal, leverage: int) -> Decimal | str:
+        return sizing.trade_margin(
+            self._strategy,
+            self._book.limits,
+            balance=self._book.balance,
+            price=price,
+            stop=stop,
+            leverage=leverage,
         )
 
     async def _place(self, signal: Signal, margin: Decimal, seen_at: datetime | None) -> None:

@@ -192,7 +192,10 @@ class Exits:
         except FillAlreadyBooked:
             log.info("%s: exit fill %s was booked already", position.symbol, fill.exec_id)
             return None
-        book.cooldowns.record(trade.symbol, trade.closed_at, trade.net_pnl)
+        if rest is None:  # the position is flat: the cooldown weighs the trade, all its parts
+            parts = await self._repo.signal_trades(position.signal_id)
+            total = sum((part.net_pnl for part in parts), Decimal(0))
+            book.cooldowns.record(trade.symbol, trade.closed_at, total)
         if rest is None:
             book.positions.pop(position.symbol, None)
             book.retry_close_at.pop(position.symbol, None)
@@ -214,7 +217,7 @@ class Exits:
                 failed = OrderFailed(trade.signal_id, trade.symbol, unmoved, self._clock.now())
                 await self._bus.publish(failed)
         await self._check_daily_loss()
-        await self._check_profit_target()
+        await self.check_profit_target()
         return trade
 
     async def tick_size(self, symbol: str) -> Decimal | None:
@@ -225,7 +228,7 @@ class Exits:
             log.debug("no tick size for %s: %s", symbol, exc)
             return None
 
-    async def _check_profit_target(self) -> None:
+    async def check_profit_target(self) -> None:
         """Today's profit reached the target: said once a day (new entries are refused by
         ``rules.risk_reason``); open positions keep their SL/TP."""
         book = self._book

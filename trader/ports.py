@@ -225,6 +225,10 @@ class TradeRepository(Protocol):
         """Trades closed at or after ``since``, oldest first."""
         ...
 
+    async def signal_trades(self, signal_id: str) -> Sequence[ClosedTrade]:
+        """The trades (the parts of one position) booked for ``signal_id``, oldest first."""
+        ...
+
     async def all_trades(self) -> Sequence[ClosedTrade]:
         """Every closed trade, oldest first, decoded whole: for tools and tests. The reports
         use ``fold_trades`` and read only the trades booked since they last looked."""

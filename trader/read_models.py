@@ -171,6 +171,12 @@ class ReadModels:
         """The stats of every closed trade (``performance`` without the curve)."""
         return (await self._counted()).tally.stats()
 
+    async def realised_curve(self) -> tuple[Decimal, list[tuple[datetime, Decimal]]]:
+        """The paper starting balance and the balance after each closed trade from it: equity
+        as realised PnL alone moves it (no deposit or withdrawal), bounded as every curve."""
+        history = await self._counted()
+        return self._strategy.paper_balance_usdt, history.curve.points()
+
     async def performance(self) -> Performance:
         """Stats and the equity curve of every closed trade."""
         history = await self._counted()

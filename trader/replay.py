@@ -311,21 +311,22 @@ def _enter(
     assert side is not None
     price = signal.entry_price  # the only price replay knows: no spread is simulated
     instrument = instruments.get(signal.symbol) or fallback_instrument(signal.symbol, price)
+    leverage = sizing.capped_leverage(limits.leverage, instrument)  # as the engine caps it
     stop, take = sizing.protective_prices(
         side,
         price,
         sl_pct=strategy.sl_pct,
         tp_pct=strategy.tp_pct,
-        leverage=limits.leverage,
+        leverage=leverage,
         tick=instrument.tick_size,
     )
     # Sized as the engine sizes it: from the balance (the wallet) where the strategy says so.
     sized = sizing.trade_margin(
-        strategy, limits, balance=book.wallet, price=price, stop=stop, leverage=limits.leverage
+        strategy, limits, balance=book.wallet, price=price, stop=stop, leverage=leverage
     )
     if isinstance(sized, str):
         return f"rejected:{sized}"
-    order = sizing.size_order(sized, limits.leverage, price, instrument)
+    order = sizing.size_order(sized, leverage, price, instrument)
     if isinstance(order, str):
         return f"rejected:{order}"
     entry = Fill(
@@ -337,11 +338,11 @@ def _enter(
         fee=taker_fee(order.qty, price, strategy.fee_rate),
         at=now,
     )
-    margin_used = order.notional / limits.leverage
+    margin_used = order.notional / leverage
     reason = sizing.balance_reason(margin_used + entry.fee, book.wallet - book.used_margin())
     if reason is not None:
         return f"failed:{reason}"
-    plan = trailing.plan(strategy, side, price, leverage=limits.leverage, tick=instrument.tick_size)
+    plan = trailing.plan(strategy, side, price, leverage=leverage, tick=instrument.tick_size)
     if plan is not None and plan.active_price is None:
         plan = TrailingStop(plan.distance, price)  # it trails at once: active from the entry
     exit_reason, exit_price = rules.path_exit(
@@ -354,7 +355,6 @@ def _enter(
         trailing=plan,
     )
     expires_at = signal.timestamp + rules.signal_ttl(signal, strategy)
-    leverage = limits.leverage
     tps = take_profits.make_plan(
         strategy, side, price, order.qty, leverage=leverage, instrument=instrument, signal=signal
     )
@@ -367,7 +367,7 @@ def _enter(
     position = open_position(
         signal.id,
         entry,
-        leverage=limits.leverage,
+        leverage=leverage,
         stop_loss=stop,
         take_profit=take,
         expires_at=expires_at,

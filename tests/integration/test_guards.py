@@ -215,3 +215,45 @@ async def test_margin_as_a_percent_of_the_balance(
     [position] = app.engine.open_positions()
     assert Decimal("49.5") < position.margin <= Decimal(50)
     assert f"margin {position.margin.quantize(Decimal('0.01'))} USDT" in opened.plain
+
+
+async def test_an_approval_during_a_cooldown_is_refused_at_the_press(
+    apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
+) -> None:
+    """Two questions about SOL: the first is approved, opened and closed at a loss; the
+    second, pressed during the cooldown that loss started, trades nothing."""
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/limits cooldown 30", "cooldown changed")
+    await chat.ask("/confirm on", "Confirmation mode ON")
+    await chat.ask("/start_trading", "after your confirmation")
+    questions = []
+    for signal_id in ("first", "second"):
+        mark = chat.mark()
+        append_signal(workdir / LOG, clock.now(), "SOLUSDT", "BUY", signal_id=signal_id)
+        questions.append(await chat.expect("Trade this signal? SOLUSDT", after=mark))
+    chat.press(questions[0], "Open")
+    await chat.expect("Opened SOLUSDT")
+    await chat.ask("/close sol", "Closed SOLUSDT")
+    chat.press(questions[1], "Open")
+    await fake_telegram.wait_until(
+        lambda: "cooldown" in fake_telegram.message(CHAT, questions[1].message_id).plain
+    )
+    assert await wait_outcome(app, "second") == "rejected:cooldown"
+    assert app.engine.open_positions() == []
+
+
+async def test_a_profit_target_set_below_todays_profit_is_said_at_once(
+    apps: AppFactory,
+    fake_telegram: FakeTelegram,
+    fake_bybit: FakeBybit,
+    workdir: Path,
+    clock: ManualClock,
+) -> None:
+    await apps()
+    chat = Chat(fake_telegram)
+    await open_from_chat(chat, workdir, clock)
+    await fake_bybit.set_ticker("SOLUSDT", last="151.50", bid="151.49", ask="151.51")
+    await chat.ask("/close sol", "Closed SOLUSDT")  # about +40 USDT today
+    await chat.ask("/limits profit_target 5", "profit_target changed: off → 5 USDT")
+    await chat.expect("Daily profit target reached")

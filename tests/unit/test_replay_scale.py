@@ -82,7 +82,8 @@ def reference_replay(
             return "skipped:no_outcome"
         price = signal.entry_price
         instrument = instruments.get(signal.symbol) or fallback_instrument(signal.symbol, price)
-        order = sizing.size_order(margin, limits.leverage, price, instrument)
+        leverage = sizing.capped_leverage(limits.leverage, instrument)
+        order = sizing.size_order(margin, leverage, price, instrument)
         if isinstance(order, str):
             return f"rejected:{order}"
         stop, take = sizing.protective_prices(
@@ -90,13 +91,13 @@ def reference_replay(
             price,
             sl_pct=strategy.sl_pct,
             tp_pct=strategy.tp_pct,
-            leverage=limits.leverage,
+            leverage=leverage,
             tick=instrument.tick_size,
         )
         fee = taker_fee(order.qty, price, strategy.fee_rate)
         entry = Fill("", signal.symbol, signal.side, order.qty, price, fee, now)
         used = sum((h[0].margin for h in held.values()), Decimal(0))
-        required = order.notional / limits.leverage + entry.fee
+        required = order.notional / leverage + entry.fee
         reason = sizing.balance_reason(required, wallet - used)
         if reason is not None:
             return f"failed:{reason}"
@@ -107,7 +108,7 @@ def reference_replay(
         position = open_position(
             signal.id,
             entry,
-            leverage=limits.leverage,
+            leverage=leverage,
             stop_loss=stop,
             take_profit=take,
             expires_at=expires_at,
