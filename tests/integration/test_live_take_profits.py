@@ -165,3 +165,38 @@ async def test_a_take_profit_bybit_refuses_is_said_and_the_position_keeps_its_st
     assert on_bybit is not None
     assert on_bybit.stop_loss == opened.position.stop_loss
     assert live_bybit.partial_orders("SOLUSDT") == []
+
+
+async def test_tp1_filling_while_the_bot_is_down_is_booked_and_the_stop_moved_at_restart(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """Bybit holds the plan while the bot is down: TP1 fills then, and the restart books it
+    as its part (Bybit's figures), moves the stop-loss to breakeven once, and the rest exits
+    there."""
+    with_plan(workdir)
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    await runtime.stop()  # down: nothing of ours runs from here
+    await live_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")
+    on_bybit = live_bybit.position("SOLUSDT")
+    assert on_bybit is not None
+    assert on_bybit.size == Decimal("13.2")  # TP1 filled on Bybit meanwhile
+    assert len(live_bybit.requests_to(TRADING_STOP)) == 2
+
+    runtime, events = await start_live()
+    await runtime.engine.wait_idle()
+    [position] = runtime.engine.open_positions()
+    assert position.qty == Decimal("13.2")
+    [part] = await runtime.engine.recent_trades(1)
+    assert (part.reason, part.qty) == (CloseReason.TAKE_PROFIT, Decimal("13.1"))
+    assert part.net_pnl == live_bybit.closed_pnl[-1].closed_pnl
+    assert position.stop_loss == BREAKEVEN
+    moved = bodies(live_bybit, TRADING_STOP)[2:]
+    assert [(b["tpslMode"], b["stopLoss"]) for b in moved] == [("Full", "190.22")]
+
+    await live_bybit.set_ticker("SOLUSDT", "190.21", bid="190.20", ask="190.22")
+    closed = await events.next(PositionClosed)
+    assert isinstance(closed, PositionClosed)
+    assert closed.trade.reason is CloseReason.STOP_LOSS
+    assert abs(closed.trade.net_pnl) < Decimal("13.2") * Decimal("0.02")  # about flat
+    assert len(live_bybit.requests_to(TRADING_STOP)) == 3  # the move, once
