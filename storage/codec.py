@@ -160,6 +160,7 @@ def plan_to_db(plan: TakeProfitPlan | None) -> str | None:
             "breakeven_after": plan.breakeven_after,
             "breakeven_price": opt_decimal(plan.breakeven_price),
             "breakeven_moved": plan.breakeven_moved,
+            "tp_filled_qty": to_db_decimal(plan.tp_filled_qty),
         }
     )
 
@@ -175,6 +176,8 @@ def plan_from_db(text: str | None) -> TakeProfitPlan | None:
         breakeven_after=data["breakeven_after"],
         breakeven_price=None if price is None else Decimal(price),
         breakeven_moved=bool(data["breakeven_moved"]),
+        # Plans stored before the count was kept: none is taken as filled.
+        tp_filled_qty=Decimal(data.get("tp_filled_qty", "0")),
     )
 
 

@@ -209,6 +209,17 @@ class PositionTables(Tables):
             await insert_notes(conn, notes, self._now(), self._redact)
         return replace(trade, id=trade_id)
 
+    async def set_stop_and_plan(self, position: Position) -> bool:
+        """Store a position's stop-loss and take-profit plan (the breakeven move); False if it
+        is no longer open."""
+        if position.id is None:
+            raise ValueError("only a stored position can be changed")
+        changed = await self._write(
+            "UPDATE positions SET stop_loss = ?, take_profit_plan = ? WHERE id = ?",
+            (to_db_decimal(position.stop_loss), plan_to_db(position.take_profits), position.id),
+        )
+        return changed == 1
+
     async def reduce_position(
         self,
         position: Position,

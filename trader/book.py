@@ -36,6 +36,9 @@ class Book:
         self.closing: set[str] = set()  # symbols with a close of ours in flight
         # After a failed automatic close, wait before the next try rather than every ticker.
         self.retry_close_at: dict[str, datetime] = {}
+        self.breakeven_retry_at: dict[str, datetime] = {}  # a breakeven move that failed
+        self.breakeven_told: set[str] = set()  # ... and chat was told
+        self.moving: set[str] = set()  # symbols whose stop-loss is being moved to breakeven
         self.prices: dict[str, Ticker] = {}  # the last ticker of each symbol we watch
         self.recheck_orders = False  # an order's outcome is unknown: reconcile once free
         self.day = utc_day_start(clock.now())

@@ -146,6 +146,8 @@ class Engine:
         await self.balances.refresh()
         await self.exchange.prepare(sorted(self.coins.lists.whitelist), self.limits.leverage)
         await self.reconcile("start-up", startup=True)
+        for symbol in list(self.book.positions):  # a breakeven move a crash left undone
+            self._tasks.spawn(self.exits.move_to_breakeven(symbol), "breakeven")
         await self._fail_undecided()
         self._sweeper = asyncio.create_task(self._sweep_ttl(), name="ttl-sweeper")
         if self.exchange.mode == "live":
@@ -331,6 +333,7 @@ class Engine:
                 await self.confirmations.expire_due()
                 await self.signal_watch.check(self.clock.now())
                 await self.drawdown.flatten()  # a drawdown stop's close-out, until flat
+                await self.exits.due_breakeven_moves()
             except Exception:
                 log.exception("TTL sweep failed")
 

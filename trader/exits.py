@@ -9,7 +9,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from trader import orders, rules, take_profits
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LOSS_ANNOUNCED_KEY = "daily_loss_announced"
 PROFIT_ANNOUNCED_KEY = "daily_profit_announced"
+BREAKEVEN_RETRY = timedelta(minutes=1)  # after a failed breakeven move
 CLOSE_RETRY_DELAY = timedelta(seconds=30)
 
 
@@ -176,9 +177,9 @@ class Exits:
         assert position.id is not None
         book = self._book
         trade, rest = close_part(position, fill, reason, closes_all=closes_all)
-        unmoved = None
-        if rest is not None:  # TP N filled: the stop-loss to breakeven, stored with the part
-            rest, unmoved = await take_profits.move_to_breakeven(self._exchange, rest)
+        if rest is not None and reason is CloseReason.TAKE_PROFIT and rest.take_profits:
+            # Counted from take-profit fills alone: any other shrink is no TP.
+            rest = replace(rest, take_profits=rest.take_profits.took(trade.qty))
         tick = await self.tick_size(position.symbol)
         # Its chat notes are booked with the exit: a crash keeps both or neither.
         notes = self._bus.notes_for(
@@ -213,12 +214,64 @@ class Exits:
                 rest.qty,
             )
             await self._bus.publish(PositionReduced(trade, rest, tick, noted=bool(notes)))
-            if unmoved is not None:
-                failed = OrderFailed(trade.signal_id, trade.symbol, unmoved, self._clock.now())
-                await self._bus.publish(failed)
+            if take_profits.breakeven_due(rest) is not None:
+                # After the part is stored (a fill booked twice moves nothing), and off this
+                # path: the next part may follow at once (Bybit flat: nothing to move).
+                self._tasks.spawn(self.move_to_breakeven(rest.symbol), "breakeven")
         await self._check_daily_loss()
         await self.check_profit_target()
         return trade
+
+    async def move_to_breakeven(self, symbol: str) -> None:
+        """Move the stop-loss of ``symbol``'s position to its breakeven price when due: the
+        venue first, then stored. A failure is tried again each minute
+        (``due_breakeven_moves``) and said once the retry fails too; a position gone
+        meanwhile (its next part closed it) needs no move and no word."""
+        book = self._book
+        position = book.positions.get(symbol)
+        retry_at = book.breakeven_retry_at.get(symbol)
+        if position is None or take_profits.breakeven_due(position) is None:
+            book.breakeven_retry_at.pop(symbol, None)
+            book.breakeven_told.discard(symbol)
+            return
+        if (retry_at is not None and self._clock.now() < retry_at) or symbol in book.moving:
+            return
+        book.moving.add(symbol)  # one move at a time: the venue is asked once
+        try:
+            tell = await self._breakeven(position, retry_at)
+        finally:
+            book.moving.discard(symbol)
+        if tell is not None:
+            failed = OrderFailed(position.signal_id, symbol, tell, self._clock.now())
+            await self._bus.publish(failed)
+
+    async def _breakeven(self, position: Position, retry_at: datetime | None) -> str | None:
+        """The move itself, and what chat must be told of it (None: nothing)."""
+        book, symbol = self._book, position.symbol
+        moved, problem = await take_profits.move_to_breakeven(self._exchange, position)
+        async with book.lock(symbol):
+            current = book.positions.get(symbol)
+            if current is None or current.qty != position.qty:
+                return None  # closed or changed meanwhile: the move is moot, or due anew
+            if problem is None:
+                if await self._repo.set_stop_and_plan(moved):
+                    book.positions[symbol] = moved
+                book.breakeven_retry_at.pop(symbol, None)
+                return None
+            # A first refusal is often moot (the next TP closed the rest at that moment):
+            # said only when the retry a minute later fails too, and then once.
+            book.breakeven_retry_at[symbol] = self._clock.now() + BREAKEVEN_RETRY
+            if retry_at is None or symbol in book.breakeven_told:
+                return None
+            book.breakeven_told.add(symbol)
+            return problem
+
+    async def due_breakeven_moves(self) -> None:
+        """The engine's sweep: moves that failed, tried again when their time has come."""
+        now = self._clock.now()
+        for symbol, at in list(self._book.breakeven_retry_at.items()):
+            if now >= at and symbol not in self._book.moving:
+                self._tasks.spawn(self.move_to_breakeven(symbol), "breakeven")
 
     async def tick_size(self, symbol: str) -> Decimal | None:
         """The symbol's tick size, for display; the adapter caches instruments."""

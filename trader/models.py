@@ -5,7 +5,7 @@ All money is ``Decimal``; all times are timezone-aware UTC ``datetime``s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -202,16 +202,23 @@ class TakeProfitPlan:
     breakeven_after: int | None = None
     breakeven_price: Decimal | None = None
     breakeven_moved: bool = False
+    # What take-profit fills took so far: counted from them alone, so that a position shrunk
+    # otherwise (a close that filled in part, auto-deleveraging, a hand on Bybit) is no TP.
+    tp_filled_qty: Decimal = Decimal(0)
 
-    def filled(self, held: Decimal) -> int:
-        """How many TPs have filled, for a position that holds ``held`` of it now."""
-        gone, done, count = self.qty - held, Decimal(0), 0
+    def filled(self) -> int:
+        """How many TPs have filled."""
+        done, count = Decimal(0), 0
         for level in self.levels:
             done += level.qty
-            if done > gone:
+            if done > self.tp_filled_qty:
                 break
             count += 1
         return count
+
+    def took(self, qty: Decimal) -> TakeProfitPlan:
+        """The plan after a take-profit fill of ``qty``."""
+        return replace(self, tp_filled_qty=self.tp_filled_qty + qty)
 
 
 @dataclass(frozen=True, slots=True)

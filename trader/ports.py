@@ -167,6 +167,10 @@ class PositionRepository(Protocol):
 
     async def open_positions(self) -> Sequence[Position]: ...
 
+    async def set_stop_and_plan(self, position: Position) -> bool:
+        """Store a position's stop-loss and take-profit plan; False if it is not open."""
+        ...
+
     async def reduce_position(
         self,
         position: Position,

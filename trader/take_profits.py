@@ -247,6 +247,14 @@ def make_plan(
     if after is None or after >= len(levels):
         return TakeProfitPlan(levels, qty=qty)
     price = breakeven_price(side, entry, fee_rate=strategy.fee_rate, tick=tick)
+    trigger = levels[after - 1].price
+    if (trigger <= price) if side is Side.BUY else (trigger >= price):
+        # TP N is no further out than the fees: the stop could not move there once it has
+        # filled (the venue refuses a stop beyond the price). No breakeven rule.
+        log.warning(
+            "TP%d at %s is not beyond breakeven %s: no breakeven move", after, trigger, price
+        )
+        return TakeProfitPlan(levels, qty=qty)
     return TakeProfitPlan(levels, qty=qty, breakeven_after=after, breakeven_price=price)
 
 
@@ -287,7 +295,7 @@ def breakeven_due(position: Position) -> Decimal | None:
     plan = position.take_profits
     if plan is None or plan.breakeven_after is None or plan.breakeven_price is None:
         return None
-    if plan.breakeven_moved or plan.filled(position.qty) < plan.breakeven_after:
+    if plan.breakeven_moved or plan.filled() < plan.breakeven_after:
         return None
     return plan.breakeven_price
 

@@ -118,7 +118,7 @@ def plan_lines(position: Position, tick: Decimal | None = None) -> list[str]:
     if plan is None:
         return [protection(position, tick)]
     stop = price(position.stop_loss, tick) if position.stop_loss > 0 else "⚠️ none"
-    filled = plan.filled(position.qty)
+    filled = plan.filled()
     tps = " · ".join(
         f"TP{number} {price(level.price, tick)} × {qty(level.qty)}"
         + (" ✓" if number <= filled else "")
@@ -127,11 +127,12 @@ def plan_lines(position: Position, tick: Decimal | None = None) -> list[str]:
     lines = [f"SL {stop}", tps]
     after, even = plan.breakeven_after, plan.breakeven_price
     if after is not None and even is not None:
-        lines[0] += (
-            " (moved to breakeven)"
-            if plan.breakeven_moved
-            else f" · to breakeven {price(even, tick)} after TP{after}"
-        )
+        if plan.breakeven_moved:
+            lines[0] += " (moved to breakeven)"
+        elif filled >= after:  # TP N filled: the move is on its way to the venue
+            lines[0] += f" · moving to breakeven {price(even, tick)}"
+        else:
+            lines[0] += f" · to breakeven {price(even, tick)} after TP{after}"
     return lines
 
 

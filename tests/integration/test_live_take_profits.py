@@ -12,6 +12,7 @@ TP2 192.86 for 13.2; SL 188.49; breakeven after TP1 at 190.22 (fees of 0.055% ea
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,10 +81,14 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     part = reduced.trade
     assert (part.reason, part.qty) == (CloseReason.TAKE_PROFIT, Decimal("13.1"))
     assert part.net_pnl == live_bybit.closed_pnl[-1].closed_pnl  # Bybit's figure
-    rest = reduced.remaining
+    assert reduced.remaining.qty == Decimal("13.2")
+    await runtime.engine.wait_idle()  # the move follows the stored part, off its path
+    [rest] = runtime.engine.open_positions()
     assert (rest.qty, rest.stop_loss) == (Decimal("13.2"), BREAKEVEN)
     assert rest.take_profits is not None
     assert rest.take_profits.breakeven_moved
+    [stored] = await runtime.repo.open_positions()
+    assert stored.stop_loss == BREAKEVEN  # stored, for a restart to find
     moved = bodies(live_bybit, TRADING_STOP)[2:]
     assert [(b["tpslMode"], b["stopLoss"]) for b in moved] == [("Full", "190.22")]
     on_bybit = live_bybit.position("SOLUSDT")
@@ -200,3 +205,49 @@ async def test_tp1_filling_while_the_bot_is_down_is_booked_and_the_stop_moved_at
     assert closed.trade.reason is CloseReason.STOP_LOSS
     assert abs(closed.trade.net_pnl) < Decimal("13.2") * Decimal("0.02")  # about flat
     assert len(live_bybit.requests_to(TRADING_STOP)) == 3  # the move, once
+
+
+async def test_both_take_profits_in_one_jump_raise_no_false_alarm(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """TP1 and TP2 fill together: Bybit is flat before the breakeven move could be made, so
+    the move is moot, and chat hears of the closes only."""
+    with_plan(workdir)
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    mark = len(events.seen)
+    await live_bybit.set_ticker("SOLUSDT", "193.00", bid="192.99", ask="193.01")
+    await events.next(PositionClosed, after=mark)
+    await runtime.engine.wait_idle()
+    assert runtime.engine.open_positions() == []
+    assert not [e for e in events.seen[mark:] if isinstance(e, OrderFailed)]
+
+
+async def test_a_refused_breakeven_move_is_tried_again_and_said_when_the_retry_fails(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    with_plan(workdir)
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    live_bybit.fail_next(TRADING_STOP, ret_code=10001, ret_msg="fake: refused", times=2)
+    mark = len(events.seen)
+    await live_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")
+    await events.next(PositionReduced, after=mark)
+    await runtime.engine.wait_idle()
+    assert not [e for e in events.seen[mark:] if isinstance(e, OrderFailed)]  # not yet said
+    clock.advance(timedelta(seconds=61))
+    failed = await events.next(OrderFailed, after=mark)
+    assert isinstance(failed, OrderFailed)
+    assert "not moved to breakeven" in failed.reason
+    clock.advance(timedelta(seconds=61))  # the third try: Bybit takes it
+
+    def moved_on_bybit() -> bool:
+        on_bybit = live_bybit.position("SOLUSDT")
+        return on_bybit is not None and on_bybit.stop_loss == BREAKEVEN
+
+    await live_bybit.wait_until(moved_on_bybit, timeout=5)
+    await runtime.engine.wait_idle()
+    [position] = runtime.engine.open_positions()
+    assert position.stop_loss == BREAKEVEN
+    said = [e for e in events.seen[mark:] if isinstance(e, OrderFailed)]
+    assert len(said) == 1  # once

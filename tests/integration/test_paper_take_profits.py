@@ -66,7 +66,8 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     await fake_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")
     part = await chat.expect("Partly closed SOLUSDT", after=mark)
     assert "closed 13.1 @ 191.59" in part.plain
-    assert "still open: 13.2, SL 190.22 (moved to breakeven)" in part.plain
+    assert "still open: 13.2, SL 188.49 · moving to breakeven 190.22" in part.plain
+    await app.engine.wait_idle()  # the move follows the part, off the booking's path
     [position] = app.engine.open_positions()
     assert (position.qty, position.stop_loss) == (Decimal("13.2"), BREAKEVEN)
     status = await chat.ask("/status", "Open positions")

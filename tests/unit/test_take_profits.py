@@ -3,6 +3,7 @@ prices and qtys, the breakeven price, how many TPs have filled, and the chat lin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -269,7 +270,7 @@ def test_targets_from_signal_the_nearer_first_and_only_on_the_right_side() -> No
     assert [(x.price, x.qty) for x in plan.levels] == [(Decimal("96.00"), Decimal(2))]
 
 
-def test_how_many_have_filled_follows_from_the_qty_held() -> None:
+def test_how_many_have_filled_counts_take_profit_fills_only() -> None:
     plan = TakeProfitPlan(
         (
             TakeProfitLevel(Decimal(102), Decimal("0.7")),
@@ -279,8 +280,10 @@ def test_how_many_have_filled_follows_from_the_qty_held() -> None:
         breakeven_after=1,
         breakeven_price=Decimal("100.12"),
     )
-    assert [plan.filled(Decimal(held)) for held in ("1.5", "1.0", "0.8", "0")] == [0, 0, 1, 2]
-    position = Position(
+    took = [plan.took(Decimal(qty)).filled() for qty in ("0", "0.5", "0.7", "1.5")]
+    assert took == [0, 0, 1, 2]
+    assert plan.took(Decimal("0.7")).took(Decimal("0.8")).filled() == 2
+    shrunk = Position(
         "s",
         "SOLUSDT",
         Side.BUY,
@@ -295,10 +298,13 @@ def test_how_many_have_filled_follows_from_the_qty_held() -> None:
         WHEN,
         take_profits=plan,
     )
+    # Shrunk to 0.8 by something else than its TP1 (a partial close, ADL): no breakeven move.
+    assert breakeven_due(shrunk) is None
+    position = replace(shrunk, take_profits=plan.took(Decimal("0.7")))  # TP1 filled
     assert breakeven_due(position) == Decimal("100.12")
-    assert plan_from_db(plan_to_db(plan)) == plan
+    assert plan_from_db(plan_to_db(position.take_profits)) == position.take_profits
     lines = plan_lines(position, Decimal("0.01"))
     assert lines == [
-        "SL 98.00 · to breakeven 100.12 after TP1",
+        "SL 98.00 · moving to breakeven 100.12",
         "TP1 102.00 × 0.7 ✓ · TP2 104.00 × 0.8",
     ]

@@ -131,7 +131,7 @@ class PaperExchange:
                 # Several take-profits, or none at all (0: their placing failed).
                 take_profit=None if plan or position.take_profit <= 0 else position.take_profit,
                 trailing=position.trailing,
-                partial_tps=[] if plan is None else list(plan.levels[plan.filled(position.qty) :]),
+                partial_tps=[] if plan is None else list(plan.levels[plan.filled() :]),
                 # Where it was when stored: not active yet (None) resumes as if just set.
                 best=bests.get(position.link_id) if position.trailing is not None else None,
             )
