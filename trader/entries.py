@@ -298,7 +298,9 @@ class Entries:
             instrument = await self._exchange.instrument(position.symbol)
         except Exception as exc:
             why = short(str(exc) or type(exc).__name__)
-            return position, f"take-profits not set ({why}); the position keeps its stop-loss"
+            # None is on the venue: none is shown, nor adopted by paper after a restart.
+            bare = replace(position, take_profit=Decimal(0))
+            return bare, f"take-profits not set ({why}); the position keeps its stop-loss"
         plan = take_profits.make_plan(
             self._strategy,
             position.side,

@@ -284,7 +284,9 @@ async def place(
         return replace(position, take_profit=Decimal(0)), problem
     after = plan.breakeven_after
     kept = replace(plan, levels=tuple(placed))
-    if after is not None and after >= len(placed):
+    if after is not None and after > len(placed):
+        # TP N itself was not set: it cannot fill. Kept when TP N stands and only later
+        # ones were refused: their share is open with no TP, which is when it matters.
         kept = replace(kept, breakeven_after=None, breakeven_price=None)
     return replace(position, take_profits=kept, take_profit=placed[-1].price), problem
 

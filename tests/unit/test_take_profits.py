@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.render.notes import plan_lines
 from storage.codec import plan_from_db, plan_to_db
-from trader.errors import ConfigError
+from trader.errors import ConfigError, OrderRejected
 from trader.models import Instrument, Position, Side, Signal, TakeProfitLevel, TakeProfitPlan
 from trader.settings import Strategy, parse_strategy
 from trader.take_profits import (
@@ -23,6 +23,7 @@ from trader.take_profits import (
     breakeven_price,
     level_prices,
     make_plan,
+    place,
     split_qty,
 )
 
@@ -308,3 +309,40 @@ def test_how_many_have_filled_counts_take_profit_fills_only() -> None:
         "SL 98.00 · moving to breakeven 100.12",
         "TP1 102.00 × 0.7 ✓ · TP2 104.00 × 0.8",
     ]
+
+
+class RefusesTheSecond:
+    """A venue that takes the first partial take-profit and refuses the next."""
+
+    def __init__(self) -> None:
+        self.placed: list[Decimal] = []
+
+    async def set_take_profit(self, symbol: str, price: Decimal, qty: Decimal) -> None:
+        if self.placed:
+            raise OrderRejected("fake: refused", code=10001)
+        self.placed.append(price)
+
+
+async def test_breakeven_is_kept_when_only_a_later_tp_is_refused() -> None:
+    """TP2 refused: its share is open with no TP, and breakeven after TP1 still applies."""
+    plan = TakeProfitPlan(
+        (
+            TakeProfitLevel(Decimal(102), Decimal("0.7")),
+            TakeProfitLevel(Decimal(104), Decimal("0.8")),
+        ),
+        qty=Decimal("1.5"),
+        breakeven_after=1,
+        breakeven_price=Decimal("100.12"),
+    )
+    position = Position(
+        "s", "SOLUSDT", Side.BUY, Decimal("1.5"), Decimal(100), 10, Decimal(15), Decimal(98),
+        Decimal(0), Decimal("0.08"), WHEN, WHEN,
+    )  # fmt: skip
+    venue: Any = RefusesTheSecond()
+    kept, problem = await place(venue, plan, position)
+    assert problem is not None
+    assert "take-profit 2 not set" in problem
+    assert kept.take_profits is not None
+    assert [level.price for level in kept.take_profits.levels] == [Decimal(102)]
+    assert kept.take_profits.breakeven_after == 1  # still moves after TP1
+    assert kept.take_profit == Decimal(102)
