@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from trader import reconcile
+from trader import reconcile, take_profits
 from trader.errors import ExchangeError
 from trader.events import PositionOpened, Reconciled
 from trader.exchange.base import VenuePosition
@@ -181,7 +181,14 @@ class Reconciler:
         await self._bus.publish(
             PositionOpened(stored, opened.at, opened.tick_size, noted=bool(notes))
         )
-        return reconcile.said_recovered(stored)
+        said = reconcile.said_recovered(stored)
+        if take_profits.uses_plan(self._strategy) or self._strategy.trailing_stop_pct:
+            # Placed after a fill this entry's record never saw: not known here.
+            said += (
+                "; its take-profits or trailing stop from the strategy are not tracked for it: "
+                "check them on Bybit"
+            )
+        return said
 
     # --- positions that differ ---------------------------------------------------------------
 

@@ -6,6 +6,7 @@ position on Bybit the bot never opened. Nothing is sent twice.
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -84,6 +85,7 @@ async def test_an_entry_filled_while_the_bot_was_down_is_recovered_by_its_link_i
     findings = reconciled(events)
     assert len(findings) == 1
     assert "its entry was filled while the bot was not watching" in findings[0]
+    assert "not tracked" not in findings[0]  # no plan in this strategy
     assert len(live_bybit.requests_to(CREATE)) == 0  # the bot itself sent nothing
     stored = await runtime.repo.get_order(link)
     assert stored is not None
@@ -178,3 +180,23 @@ def _place_directly(fake: FakeBybit, link: str) -> None:
         tpslMode="Full",
     )
     fake.requests.clear()  # the bot's requests are what the test counts
+
+
+async def test_a_recovered_entry_says_its_plan_is_not_tracked(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """With a trailing stop or take-profits in the strategy, a recovered entry's plan (set
+    after a fill the bot never saw) is not known to it: chat is told to check Bybit."""
+    runtime, _ = await start_live()
+    await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
+    await runtime.stop()
+    strategy = json.loads((workdir / "strategy.json").read_text())
+    strategy["trailing_stop_pct"] = 20
+    (workdir / "strategy.json").write_text(json.dumps(strategy))
+    await _record_pending_entry(workdir, live_bybit, clock, "crash-2")
+    await asyncio.to_thread(_place_directly, live_bybit, entry_link_id("crash-2"))
+
+    runtime, events = await start_live()
+    await events.next(PositionOpened)
+    [finding] = reconciled(events)
+    assert "not tracked for it: check them on Bybit" in finding
