@@ -361,7 +361,7 @@ def _enter(
     parts: tuple[take_profits.Part, ...] = ()
     if tps is not None:
         path = {"high": price_path.high, "low": price_path.low, "final": price_path.final}
-        parts = tuple(take_profits.path_parts(side, tps, stop=stop, **path))
+        parts = tuple(take_profits.path_parts(side, tps, stop=stop, trailing=plan, **path))
         exit_reason, exit_price = parts[-1][2], parts[-1][1]
         take = tps.levels[-1].price
     position = open_position(

@@ -29,6 +29,7 @@ from trader.models import (
     Signal,
     TakeProfitLevel,
     TakeProfitPlan,
+    TrailingStop,
 )
 from trader.orders import short
 from trader.pnl import close_part, taker_fee
@@ -335,6 +336,12 @@ def replay_rule(strategy: Strategy) -> str:
     if strategy.breakeven_after_tp is not None:
         n = strategy.breakeven_after_tp
         rest += f", or the breakeven price once TP{n} was reached"
+    if strategy.trailing_stop_pct is not None:
+        rest += (
+            ", or the trailing stop's activation level less its distance once it was reached"
+            " (of a breakeven and a trailing level, the one the price meets first on its way"
+            " back)"
+        )
     return (
         f"take-profits {levels}; worst case: SL reached: all at the SL; else each TP reached "
         f"fills its share and the rest exits at {rest}"
@@ -354,11 +361,14 @@ def path_parts(
     low: Decimal,
     final: Decimal,
     stop: Decimal,
+    trailing: TrailingStop | None = None,
 ) -> list[Part]:
     """The exits of a position with ``plan`` over a price path known only by its extremes,
     in the trader's worst case (SPEC "Trade plans in replay"): the stop-loss reached, all of
     it at the stop-loss; else each TP reached fills its qty, and the rest exits at the
-    breakeven price once TP N was reached, or else at ``final``."""
+    breakeven price once TP N was reached, at the activation level less the distance once a
+    trailing stop's activation was reached (of the two, the one the price meets first on its
+    way back), or else at ``final``."""
     adverse, favourable = (low, high) if side is Side.BUY else (high, low)
     if side.sign * (adverse - stop) <= 0:
         return [(plan.qty, stop, CloseReason.STOP_LOSS)]
@@ -366,9 +376,16 @@ def path_parts(
     parts: list[Part] = [(lvl.qty, lvl.price, CloseReason.TAKE_PROFIT) for lvl in reached]
     rest = plan.qty - sum((lvl.qty for lvl in reached), Decimal(0))
     if rest > 0:
+        stops: list[tuple[Decimal, CloseReason]] = []
         after, price = plan.breakeven_after, plan.breakeven_price
         if after is not None and price is not None and len(reached) >= after:
-            parts.append((rest, price, CloseReason.STOP_LOSS))
+            stops.append((price, CloseReason.STOP_LOSS))
+        active = None if trailing is None else trailing.active_price
+        if trailing is not None and active is not None and side.sign * (favourable - active) >= 0:
+            stops.append((active - side.sign * trailing.distance, CloseReason.TRAILING_STOP))
+        if stops:  # the price coming back meets the nearer one first: a long's highest
+            level, why = max(stops, key=lambda stop_at: side.sign * stop_at[0])
+            parts.append((rest, level, why))
         else:
             parts.append((rest, final, CloseReason.TTL))
     return parts

@@ -13,11 +13,19 @@ from pathlib import Path
 import pytest
 
 from trader.__main__ import format_report
-from trader.models import ClosedTrade, CloseReason, Signal
+from trader.models import (
+    ClosedTrade,
+    CloseReason,
+    Side,
+    Signal,
+    TakeProfitLevel,
+    TakeProfitPlan,
+    TrailingStop,
+)
 from trader.pnl import gross_pnl, taker_fee
 from trader.replay import PricePath, load_instruments, load_outcomes, load_signals, replay
 from trader.settings import Strategy, load_strategy
-from trader.take_profits import Share
+from trader.take_profits import Share, path_parts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WHEN = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)
@@ -149,3 +157,26 @@ def test_the_report_says_the_rule_and_counts_one_trade_per_position() -> None:
         "reached: all at the SL; else each TP reached fills its share and the rest exits at "
         "the final price, or the breakeven price once TP1 was reached"
     ) in report
+
+
+def test_with_a_trailing_stop_the_rest_exits_at_the_level_the_price_meets_first() -> None:
+    """Long from 100, TP1 at 102 for half, breakeven 100.12 after TP1, a trailing stop of 0.5
+    active from 101: the high of 103 reached both; on the way back the price meets the
+    trailing level (100.5) before breakeven (100.12): the rest exits there."""
+    plan = TakeProfitPlan(
+        (TakeProfitLevel(Decimal(102), Decimal(1)), TakeProfitLevel(Decimal(104), Decimal(1))),
+        qty=Decimal(2),
+        breakeven_after=1,
+        breakeven_price=Decimal("100.12"),
+    )
+    trail = TrailingStop(Decimal("0.5"), Decimal(101))
+    path = {"high": Decimal(103), "low": Decimal("99.5"), "final": Decimal("99.8")}
+    parts = path_parts(Side.BUY, plan, stop=Decimal(98), trailing=trail, **path)
+    assert parts == [
+        (Decimal(1), Decimal(102), CloseReason.TAKE_PROFIT),
+        (Decimal(1), Decimal("100.5"), CloseReason.TRAILING_STOP),
+    ]
+    # The trailing stop not activated: breakeven for the rest, as without it.
+    far = TrailingStop(Decimal("0.5"), Decimal("103.5"))
+    parts = path_parts(Side.BUY, plan, stop=Decimal(98), trailing=far, **path)
+    assert parts[-1] == (Decimal(1), Decimal("100.12"), CloseReason.STOP_LOSS)
