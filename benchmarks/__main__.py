@@ -41,7 +41,7 @@ from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from trader.models import ClosedTrade, CloseReason, Side
 from trader.replay import load_instruments, load_outcomes, load_signals, replay
-from trader.settings import load_strategy
+from trader.strategy import load_strategy
 
 
 async def entry_latency(

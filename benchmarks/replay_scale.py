@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.common import EXAMPLES
 from trader.replay import load_instruments, load_outcomes, load_signals, replay
-from trader.settings import load_strategy
+from trader.strategy import load_strategy
 
 ROWS = 300_000
 TARGET_SECONDS = 5.0

@@ -16,7 +16,7 @@ from trader.charts import equity_png, write_equity_png
 from trader.errors import ConfigError
 from trader.pnl import equity_curve
 from trader.replay import ReplayResult, load_instruments, load_outcomes, load_signals, replay
-from trader.settings import Strategy, load_strategy
+from trader.strategy import Strategy, load_strategy
 
 DEFAULT_INSTRUMENTS = Path(__file__).resolve().parent.parent / "examples" / "instruments.json"
 

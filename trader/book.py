@@ -17,7 +17,7 @@ from trader.cooldowns import Cooldowns
 from trader.models import Position, Ticker
 from trader.ports import TradeRepository
 from trader.rules import Limits, RiskState
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 
 class Book:

@@ -16,7 +16,7 @@ from trader.errors import ExchangeError, Retryable
 from trader.exchange.base import Exchange
 from trader.ports import SettingsRepository
 from trader.rules import CoinLists
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from trader.clock import Clock
 from trader.events import ConfirmationRequested, ConfirmationResolved, EventBus, SignalSkipped
 from trader.models import Quote, Signal
 from trader.ports import Confirmation, Repositories
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 log = logging.getLogger(__name__)
 

@@ -52,8 +52,8 @@ from trader.ports import Repositories
 from trader.read_models import Performance, ReadModels, Status
 from trader.reconciler import Reconciler
 from trader.rules import Limits
-from trader.settings import Strategy
 from trader.signal_watch import SignalWatch
+from trader.strategy import Strategy
 from trader.tasks import Tasks, cancel_loop
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from trader.models import ClosedTrade, Position, Quote, Signal
 from trader.ports import NewMessage
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 log = logging.getLogger(__name__)
 

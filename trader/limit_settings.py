@@ -7,7 +7,7 @@ from __future__ import annotations
 from trader import rules
 from trader.ports import Repositories
 from trader.rules import Limits
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 LIMIT_PREFIX = "limit."
 

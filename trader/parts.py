@@ -10,7 +10,7 @@ from trader.clock import Clock
 from trader.events import EventBus
 from trader.exchange.base import Exchange
 from trader.ports import Repositories
-from trader.settings import Strategy
+from trader.strategy import Strategy
 from trader.tasks import Tasks
 
 

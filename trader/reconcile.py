@@ -17,7 +17,7 @@ from trader.exchange.base import VenuePosition
 from trader.models import ClosedTrade, Fill, Position, Signal
 from trader.pnl import notional, open_position
 from trader.rules import Limits
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 ADOPTED_PREFIX = "adopted-"
 STOP_ALARM = "🚨"  # the lines said again at every check until what they name is fixed

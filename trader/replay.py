@@ -33,8 +33,8 @@ from trader.models import (
 )
 from trader.pnl import Stats, close_trade, open_position, taker_fee, trade_stats
 from trader.rules import Limits, RiskState
-from trader.settings import Strategy
 from trader.signal_row import parse_record, parse_timestamp
+from trader.strategy import Strategy
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from trader.models import CloseReason, InvalidSignal, Side, Signal, TrailingStop
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 QUOTE_COIN = "USDT"  # what a symbol typed without its quote coin is quoted in
 PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")

@@ -24,8 +24,9 @@ from trader.exchange.market import BybitMarketData
 from trader.exchange.paper import PaperExchange
 from trader.exchange.venue_gate import VenueGate
 from trader.redaction import secrets_of
-from trader.settings import Settings, Strategy, load_strategy
+from trader.settings import Settings
 from trader.signal_feed import SignalFeed
+from trader.strategy import Strategy, load_strategy
 
 # VenueGate is re-exported: the composition root above this one (the chat) passes a shared
 # gate through without importing the venue's package.

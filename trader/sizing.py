@@ -11,7 +11,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from trader.models import Instrument, Side
 from trader.rules import Limits
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 
 def entry_margin(strategy: Strategy, limits: Limits) -> Decimal:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from trader.exchange.base import Exchange
-    from trader.settings import Strategy
+    from trader.strategy import Strategy
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from trader import sizing
 from trader.exchange.base import Exchange
 from trader.models import Position, Side, TrailingStop
 from trader.orders import short
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 log = logging.getLogger(__name__)
 

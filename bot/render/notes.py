@@ -42,7 +42,7 @@ from trader.events import (
     VenueUnreachable,
 )
 from trader.models import CloseReason, Position, Signal
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 REASON_TEXT = {
     CloseReason.STOP_LOSS: "stop-loss",

@@ -29,7 +29,8 @@ from trader.exchange.venue_gate import VenueGate
 from trader.models import EntryOrder, Side
 from trader.orders import entry_link_id
 from trader.runtime import Runtime, build_runtime
-from trader.settings import Settings, load_strategy
+from trader.settings import Settings
+from trader.strategy import load_strategy
 
 CREATE = "/v5/order/create"
 

@@ -23,7 +23,7 @@ from trader.exchange.market import BybitMarketData
 from trader.exchange.paper import PaperExchange
 from trader.models import CloseReason, ExitOrder, Fill, Signal
 from trader.orders import entry_link_id
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 
 class GatedExchange(PaperExchange):

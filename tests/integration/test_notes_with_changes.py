@@ -36,7 +36,7 @@ from trader.events import (
 from trader.exchange.market import BybitMarketData
 from trader.exchange.paper import PaperExchange
 from trader.models import Signal
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 TOKEN = "123456789:AAEnotesWithChangesTestToken0000000"
 CHATS = [11, 22]

@@ -30,7 +30,7 @@ from trader.models import ClosedTrade, CloseReason, Side
 from trader.parts import Parts
 from trader.ports import TradePoint
 from trader.read_models import ReadModels
-from trader.settings import Strategy
+from trader.strategy import Strategy
 from trader.tasks import Tasks
 from trader.trade_views import TradeViews
 

@@ -19,7 +19,7 @@ from trader.exchange.base import Exchange
 from trader.models import CloseReason
 from trader.parts import Parts
 from trader.read_models import ReadModels
-from trader.settings import Strategy
+from trader.strategy import Strategy
 from trader.tasks import Tasks
 
 __all__ = ["repo"]  # fixtures

@@ -21,8 +21,8 @@ from tests.unit.storage_support import T0, make_signal, repo, scalar
 from trader.models import InvalidSignal, Side, Signal
 from trader.ports import OrderRecord, OrderStatus
 from trader.rules import outcome_on_sight
-from trader.settings import Strategy
 from trader.signal_file import Backlog, Batch, FileOffset, read_backlog, split_log
+from trader.strategy import Strategy
 
 __all__ = ["repo"]  # fixtures
 

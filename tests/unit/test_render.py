@@ -23,7 +23,7 @@ from trader.events import (
 from trader.models import ClosedTrade, CloseReason, Position, Side
 from trader.read_models import PositionView, Status
 from trader.rules import Limits
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 T0 = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)
 LIMITS = Limits(15, Decimal(500), Decimal(100), Decimal("0.5"), 50)

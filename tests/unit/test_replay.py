@@ -20,7 +20,7 @@ from trader.replay import (
     load_signals,
     replay,
 )
-from trader.settings import Strategy, load_strategy
+from trader.strategy import Strategy, load_strategy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

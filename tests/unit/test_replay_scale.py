@@ -27,7 +27,7 @@ from trader.models import (
 from trader.pnl import close_trade, open_position, taker_fee, trade_stats
 from trader.replay import PricePath, ReplayResult, fallback_instrument, replay
 from trader.rules import Limits, RiskState
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 T0 = datetime(2025, 10, 19, 22, 30, tzinfo=UTC)  # near midnight: runs cross UTC days
 SYMBOLS = ("AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT")

@@ -24,7 +24,7 @@ from trader.models import (
 )
 from trader.pnl import gross_pnl, taker_fee
 from trader.replay import PricePath, load_instruments, load_outcomes, load_signals, replay
-from trader.settings import Strategy, load_strategy
+from trader.strategy import Strategy, load_strategy
 from trader.take_profits import Share, path_parts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

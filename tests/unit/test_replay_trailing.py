@@ -17,7 +17,7 @@ from trader.__main__ import format_report, main
 from trader.models import CloseReason, Side, Signal, TrailingStop
 from trader.replay import PricePath, load_instruments, load_outcomes, load_signals, replay
 from trader.rules import path_exit
-from trader.settings import Strategy, load_strategy
+from trader.strategy import Strategy, load_strategy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WHEN = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from trader import rules, sizing
 from trader.models import CloseReason, Instrument, Side, Signal
 from trader.rules import Limits, RiskState
-from trader.settings import Strategy
+from trader.strategy import Strategy
 
 NOW = datetime(2025, 10, 19, 12, 0, tzinfo=UTC)
 STRATEGY = Strategy(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from trader.errors import ConfigError
-from trader.settings import Strategy, load_settings, load_strategy, parse_strategy
+from trader.settings import load_settings
+from trader.strategy import Strategy, load_strategy, parse_strategy
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "BYBIT_OPTIMAL_CONFIG.json"
 

@@ -16,7 +16,7 @@ from bot.render.notes import plan_lines
 from storage.codec import plan_from_db, plan_to_db
 from trader.errors import ConfigError, OrderRejected
 from trader.models import Instrument, Position, Side, Signal, TakeProfitLevel, TakeProfitPlan
-from trader.settings import Strategy, parse_strategy
+from trader.strategy import Strategy, parse_strategy
 from trader.take_profits import (
     Share,
     breakeven_due,

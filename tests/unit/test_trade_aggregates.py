@@ -29,7 +29,7 @@ from trader.models import ClosedTrade, CloseReason, Side
 from trader.parts import Parts
 from trader.ports import TradePoint
 from trader.read_models import ReadModels, TradeHistory
-from trader.settings import Strategy
+from trader.strategy import Strategy
 from trader.tasks import Tasks
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)

@@ -18,8 +18,8 @@ from trader.events import EngineStarted, PositionOpened
 from trader.models import CloseReason, Position, Side, TrailingStop
 from trader.read_models import PositionView, Status
 from trader.rules import Limits, exit_trigger
-from trader.settings import Strategy
 from trader.sizing import trailing_prices
+from trader.strategy import Strategy
 
 TICKS = [Decimal("0.1"), Decimal("0.01"), Decimal("0.0001"), Decimal("0.00001"), Decimal(1)]
 
