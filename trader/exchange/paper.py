@@ -221,9 +221,18 @@ class PaperExchange:
         return None
 
     async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
+        """As Bybit: refused (10001) where the last price has passed it already (below it
+        for a long's stop, above for a short's)."""
         entry = self._book.get(symbol)
-        if entry is not None:
-            entry.stop_loss = price
+        if entry is None:
+            return
+        last = (await self._market.ticker(symbol)).last
+        if entry.side.sign * (last - price) <= 0:
+            raise OrderRejected(
+                f"stop-loss {price} is not on the losing side of the last price {last}",
+                code=PARAMS_ERROR,
+            )
+        entry.stop_loss = price
 
     async def set_trailing_stop(self, symbol: str, trailing: TrailingStop) -> None:
         """As Bybit does: it follows the last price from now on, active at once when that is
@@ -246,6 +255,12 @@ class PaperExchange:
             raise NoPosition(f"no position in {symbol} to set a take-profit on", code=PARAMS_ERROR)
         if sum((tp.qty for tp in entry.partial_tps), qty) > entry.qty:
             raise OrderRejected("the take-profits exceed the position", code=PARAMS_ERROR)
+        last = (await self._market.ticker(symbol)).last
+        if entry.side.sign * (price - last) <= 0:  # as Bybit: refused once passed
+            raise OrderRejected(
+                f"take-profit {price} is not on the winning side of the last price {last}",
+                code=PARAMS_ERROR,
+            )
         entry.partial_tps.append(TakeProfitLevel(price, qty))
 
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
