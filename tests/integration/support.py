@@ -88,6 +88,24 @@ def make_workdir(path: Path) -> Path:
     return path
 
 
+def edit_strategy(workdir: Path, **keys: object) -> None:
+    """Set ``keys`` in the strategy file of ``workdir`` (read at the next start)."""
+    path = workdir / "strategy.json"
+    strategy = json.loads(path.read_text())
+    strategy.update(keys)
+    path.write_text(json.dumps(strategy))
+
+
+async def wait_outcome(app: App, signal_id: str, timeout: float = 5.0) -> str:  # noqa: ASYNC109
+    """The stored outcome of ``signal_id`` once it has one (a deadline bounds the wait)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            stored = await app.engine.repo.get_signal(signal_id)
+            if stored is not None and stored.outcome:
+                return stored.outcome
+            await asyncio.sleep(0.01)
+
+
 def settings_for(workdir: Path, fake: FakeBybit, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "telegram_bot_token": "1:test",

@@ -4,8 +4,6 @@ set from chat with /limits and switched off again."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -13,21 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
-from tests.integration.support import CHAT, AppFactory, Chat, append_signal, open_from_chat
+from tests.integration.support import (
+    CHAT,
+    AppFactory,
+    Chat,
+    append_signal,
+    edit_strategy,
+    open_from_chat,
+    wait_outcome,
+)
 from trader.clock import ManualClock
 from trader.models import CloseReason
 
 LOG = "signals_log.csv"
 TICK = Decimal("0.01")  # SOLUSDT's on the fake
-
-
-async def outcome(app: App, signal_id: str) -> str | None:
-    await app.engine.wait_idle()
-    stored = await app.runtime.repo.get_signal(signal_id)
-    return stored.outcome if stored else None
 
 
 async def test_a_losing_close_cools_its_symbol_down_for_the_set_minutes(
@@ -53,13 +52,13 @@ async def test_a_losing_close_cools_its_symbol_down_for_the_set_minutes(
     append_signal(workdir / LOG, clock.now(), "SOLUSDT", "BUY", signal_id="cooling")
     append_signal(workdir / LOG, clock.now(), "BTCUSDT", "BUY", signal_id="other")
     await chat.expect("Opened BTCUSDT")  # another symbol is not held back
-    assert await outcome(app, "cooling") == "filtered:cooldown"
+    assert await wait_outcome(app, "cooling") == "filtered:cooldown"
 
     clock.advance(timedelta(minutes=2))  # 31 minutes after the loss
     mark = chat.mark()
     append_signal(workdir / LOG, clock.now(), "SOLUSDT", "BUY", signal_id="again")
     await chat.expect("Opened SOLUSDT", after=mark)
-    assert await outcome(app, "again") == "opened"
+    assert await wait_outcome(app, "again") == "opened"
 
     await chat.ask("/limits cooldown off", "cooldown changed: 30 min → off")
 
@@ -77,16 +76,6 @@ async def test_the_cooldown_survives_a_restart(
     clock.advance(timedelta(minutes=10))
     append_signal(workdir / LOG, clock.now(), "SOLUSDT", "BUY", signal_id="after-restart")
     assert await wait_outcome(second, "after-restart") == "filtered:cooldown"
-
-
-async def wait_outcome(app: App, signal_id: str) -> str:
-    """The signal's outcome once it has one (a deadline, not a sleep, bounds the wait)."""
-    async with asyncio.timeout(5):
-        while True:
-            stored = await app.runtime.repo.get_signal(signal_id)
-            if stored is not None and stored.outcome:
-                return stored.outcome
-            await asyncio.sleep(0.01)
 
 
 async def test_the_daily_profit_target_stops_new_entries_and_says_so_once(
@@ -171,13 +160,6 @@ async def test_the_leverage_is_capped_at_the_instruments_maximum_and_the_note_sa
     assert position.qty * position.entry_price / 25 > 99
 
 
-def use_strategy(workdir: Path, **keys: object) -> None:
-    path = workdir / "strategy.json"
-    strategy = json.loads(path.read_text())
-    strategy.update(keys)
-    path.write_text(json.dumps(strategy))
-
-
 async def test_risk_based_sizing_loses_the_set_percent_of_the_balance_at_the_stop(
     apps: AppFactory,
     fake_telegram: FakeTelegram,
@@ -186,7 +168,7 @@ async def test_risk_based_sizing_loses_the_set_percent_of_the_balance_at_the_sto
     clock: ManualClock,
 ) -> None:
     # 1% of the 1,000 USDT paper balance; the cap is raised so that it does not bind.
-    use_strategy(workdir, risk_per_trade_pct=1, max_position_size_usdt=1000)
+    edit_strategy(workdir, risk_per_trade_pct=1, max_position_size_usdt=1000)
     app = await apps()
     chat = Chat(fake_telegram)
     await open_from_chat(chat, workdir, clock)
@@ -208,7 +190,7 @@ async def test_risk_based_sizing_loses_the_set_percent_of_the_balance_at_the_sto
 async def test_margin_as_a_percent_of_the_balance(
     apps: AppFactory, fake_telegram: FakeTelegram, workdir: Path, clock: ManualClock
 ) -> None:
-    use_strategy(workdir, position_size_pct=5)  # 5% of 1,000: 50 USDT, under the 100 cap
+    edit_strategy(workdir, position_size_pct=5)  # 5% of 1,000: 50 USDT, under the 100 cap
     app = await apps()
     chat = Chat(fake_telegram)
     opened = await open_from_chat(chat, workdir, clock)

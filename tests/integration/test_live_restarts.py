@@ -6,7 +6,6 @@ position on Bybit the bot never opened. Nothing is sent twice.
 from __future__ import annotations
 
 import asyncio
-import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tests.integration.live_support import (
     reconciled,
     start_live,
 )
-from tests.integration.support import LIVE_KEY, LIVE_SECRET, append_signal
+from tests.integration.support import LIVE_KEY, LIVE_SECRET, append_signal, edit_strategy
 from trader.clock import ManualClock
 from trader.events import PositionClosed, PositionOpened
 from trader.models import CloseReason, Side, Signal
@@ -190,9 +189,7 @@ async def test_a_recovered_entry_says_its_plan_is_not_tracked(
     runtime, _ = await start_live()
     await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
     await runtime.stop()
-    strategy = json.loads((workdir / "strategy.json").read_text())
-    strategy["trailing_stop_pct"] = 20
-    (workdir / "strategy.json").write_text(json.dumps(strategy))
+    edit_strategy(workdir, trailing_stop_pct=20)
     await _record_pending_entry(workdir, live_bybit, clock, "crash-2")
     await asyncio.to_thread(_place_directly, live_bybit, entry_link_id("crash-2"))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tests.fakes.bybit import FakeBybit
 from tests.integration.live_support import CREATE, StartLive, open_sol, start_live
+from tests.integration.support import edit_strategy
 from trader.clock import ManualClock
 from trader.events import OrderFailed, PositionClosed, PositionReduced
 from trader.models import CloseReason, TakeProfitLevel
@@ -33,12 +34,11 @@ BREAKEVEN = Decimal("190.22")
 
 
 def with_plan(workdir: Path) -> None:
-    path = workdir / "strategy.json"
-    strategy = json.loads(path.read_text())
-    strategy.update(
-        take_profits=[{"pct": 40, "size": 50}, {"pct": 75, "size": 50}], breakeven_after_tp=1
+    edit_strategy(
+        workdir,
+        take_profits=[{"pct": 40, "size": 50}, {"pct": 75, "size": 50}],
+        breakeven_after_tp=1,
     )
-    path.write_text(json.dumps(strategy))
 
 
 def bodies(fake: FakeBybit, path: str) -> list[dict[str, object]]:

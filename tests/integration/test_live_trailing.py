@@ -16,7 +16,14 @@ from pathlib import Path
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.live_support import CREATE, StartLive, open_sol, start_live
-from tests.integration.support import LIVE_KEY, LIVE_SECRET, AppFactory, Chat, append_signal
+from tests.integration.support import (
+    LIVE_KEY,
+    LIVE_SECRET,
+    AppFactory,
+    Chat,
+    append_signal,
+    edit_strategy,
+)
 from trader.clock import ManualClock
 from trader.events import OrderFailed, PositionClosed
 from trader.models import CloseReason, TrailingStop
@@ -28,10 +35,7 @@ PLAN = TrailingStop(Decimal("0.76"), Decimal("191.15"))
 
 
 def with_trailing(workdir: Path) -> None:
-    path = workdir / "strategy.json"
-    strategy = json.loads(path.read_text())
-    strategy.update(trailing_stop_pct=20, trailing_activation_pct=30)
-    path.write_text(json.dumps(strategy))
+    edit_strategy(workdir, trailing_stop_pct=20, trailing_activation_pct=30)
 
 
 async def test_the_trailing_stop_is_set_after_the_fill_and_its_exit_booked_and_named(

@@ -11,13 +11,12 @@ SL 188.49; breakeven after TP1 at 190.01 × 1.00055 ÷ 0.99945 = 190.2191… →
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram, SentMessage
-from tests.integration.support import AppFactory, Chat, open_from_chat
+from tests.integration.support import AppFactory, Chat, edit_strategy, open_from_chat
 from trader.clock import ManualClock
 from trader.models import CloseReason, TakeProfitLevel
 
@@ -31,12 +30,11 @@ BREAKEVEN = Decimal("190.22")
 async def with_plan(workdir: Path, fake: FakeBybit) -> None:
     """The strategy with two take-profits and breakeven after TP1, SOLUSDT at 190.00."""
     await fake.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
-    path = workdir / "strategy.json"
-    strategy = json.loads(path.read_text())
-    strategy.update(
-        take_profits=[{"pct": 40, "size": 50}, {"pct": 75, "size": 50}], breakeven_after_tp=1
+    edit_strategy(
+        workdir,
+        take_profits=[{"pct": 40, "size": 50}, {"pct": 75, "size": 50}],
+        breakeven_after_tp=1,
     )
-    path.write_text(json.dumps(strategy))
 
 
 async def open_sol(chat: Chat, fake: FakeBybit, workdir: Path, clock: ManualClock) -> SentMessage:

@@ -10,14 +10,13 @@ margin is 0.76 away (0.4%) and activates 30% in profit (0.6%: 191.15); SL 188.49
 from __future__ import annotations
 
 import asyncio
-import json
 from decimal import Decimal
 from pathlib import Path
 
 from bot.app import App
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram, SentMessage
-from tests.integration.support import AppFactory, Chat, open_from_chat
+from tests.integration.support import AppFactory, Chat, edit_strategy, open_from_chat
 from trader.clock import ManualClock
 from trader.models import CloseReason, TrailingStop
 
@@ -27,10 +26,7 @@ PLAN = TrailingStop(Decimal("0.76"), Decimal("191.15"))
 async def with_trailing(workdir: Path, fake: FakeBybit) -> None:
     """The strategy with the trailing stop, SOLUSDT at 190.00 (190.01 to buy)."""
     await fake.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
-    path = workdir / "strategy.json"
-    strategy = json.loads(path.read_text())
-    strategy.update(trailing_stop_pct=20, trailing_activation_pct=30)
-    path.write_text(json.dumps(strategy))
+    edit_strategy(workdir, trailing_stop_pct=20, trailing_activation_pct=30)
 
 
 async def open_sol(chat: Chat, fake: FakeBybit, workdir: Path, clock: ManualClock) -> SentMessage:
