@@ -193,13 +193,13 @@ class Exits:
         except FillAlreadyBooked:
             log.info("%s: exit fill %s was booked already", position.symbol, fill.exec_id)
             return None
-        if rest is None:  # the position is flat: the cooldown weighs the trade, all its parts
-            parts = await self._repo.signal_trades(position.signal_id)
-            total = sum((part.net_pnl for part in parts), Decimal(0))
-            book.cooldowns.record(trade.symbol, trade.closed_at, total)
         if rest is None:
             book.positions.pop(position.symbol, None)
             book.retry_close_at.pop(position.symbol, None)
+            # Flat: the cooldown weighs the trade, all its parts.
+            parts = await self._repo.signal_trades(position.signal_id)
+            total = sum((part.net_pnl for part in parts), Decimal(0))
+            book.cooldowns.record(trade.symbol, trade.closed_at, total)
         else:
             book.positions[position.symbol] = rest
         await book.refresh_day(force=True)

@@ -41,10 +41,10 @@ def trade_margin(
     - else ``position_size_usdt`` (``/limits margin``).
 
     ``balance_unknown`` instead when the balance it needs is not known."""
-    cap = limits.max_position_size_usdt
     pct = strategy.position_size_pct or strategy.risk_per_trade_pct
     if pct is None:
-        return min(limits.margin_usdt, cap)
+        return entry_margin(strategy, limits)  # known before the price already
+    cap = limits.max_position_size_usdt
     if balance is None or balance <= 0:
         return "balance_unknown"
     share = balance * pct / 100
