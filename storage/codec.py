@@ -75,7 +75,9 @@ POSITION_COLUMNS = (
 )
 TRADE_COLUMNS = (
     "id, signal_id, symbol, side, qty, entry_price, exit_price, leverage, margin, entry_fee,"
-    " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at"
+    " exit_fee, gross_pnl, net_pnl, reason, opened_at, closed_at,"
+    # A part has no position_id: the position's last part, or its one exit, has it.
+    " position_id IS NULL AS part"
 )
 OUTBOX_COLUMNS = "id, chat_id, kind, payload, attempts, created_at, next_attempt_at, silent"
 CONFIRMATION_COLUMNS = "signal_id, ref, status, created_at, expires_at"
@@ -213,6 +215,7 @@ def trade_from_row(row: sqlite3.Row) -> ClosedTrade:
         reason=CloseReason(row["reason"]),
         opened_at=from_db_time(row["opened_at"]),
         closed_at=from_db_time(row["closed_at"]),
+        part=bool(row["part"]),
     )
 
 

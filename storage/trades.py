@@ -23,7 +23,13 @@ from trader.ports import TradePoint
 
 T = TypeVar("T")
 
-POINT_COLUMNS = "id, closed_at, net_pnl, entry_fee, exit_fee, symbol, opened_at"
+POINT_COLUMNS = (
+    "id, closed_at, net_pnl, entry_fee, exit_fee, symbol, opened_at, position_id IS NOT NULL,"
+    # The last part of a position closed in parts: its parts before, net, as exact text
+    # (migration 008 indexes the parts by signal).
+    " CASE WHEN position_id IS NOT NULL THEN (SELECT group_concat(p.net_pnl, ' ')"
+    " FROM trades AS p WHERE p.signal_id = trades.signal_id AND p.position_id IS NULL) END"
+)
 
 
 class TradeTables(Tables):
@@ -96,7 +102,10 @@ def _trade_points(conn: sqlite3.Connection, after_id: int) -> Iterator[TradePoin
     rows = conn.execute(
         f"SELECT {POINT_COLUMNS} FROM trades WHERE id > ? ORDER BY +closed_at, id", (after_id,)
     )
-    for ident, closed_at, net, entry_fee, exit_fee, symbol, opened_at in rows:
+    for ident, closed_at, net, entry_fee, exit_fee, symbol, opened_at, ends, parts in rows:
+        earlier = (
+            sum((Decimal(part) for part in parts.split()), Decimal(0)) if parts else Decimal(0)
+        )
         yield TradePoint(
             id=ident,
             closed_at=from_db_time(closed_at),
@@ -105,4 +114,6 @@ def _trade_points(conn: sqlite3.Connection, after_id: int) -> Iterator[TradePoin
             fees=Decimal(entry_fee) + Decimal(exit_fee),
             symbol=symbol,
             opened_at=from_db_time(opened_at),
+            ends=bool(ends),
+            earlier=earlier,
         )

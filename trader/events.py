@@ -122,6 +122,13 @@ class PositionClosed:
     trade: ClosedTrade
     tick_size: Decimal | None = None
     noted: bool = False  # its chat notes were stored with the close
+    # A position closed in parts: the net PnL of each part booked before ``trade``, its last.
+    earlier: tuple[Decimal, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        """The trade's net PnL: the sum of its parts."""
+        return sum(self.earlier, self.trade.net_pnl)
 
 
 @dataclass(frozen=True, slots=True)

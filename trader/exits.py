@@ -181,10 +181,13 @@ class Exits:
             # Counted from take-profit fills alone: any other shrink is no TP.
             rest = replace(rest, take_profits=rest.take_profits.took(trade.qty))
         tick = await self.tick_size(position.symbol)
+        earlier: tuple[Decimal, ...] = ()
+        if rest is None:  # the last part: the trade is the sum of its parts
+            parts = await self._repo.signal_trades(position.signal_id)
+            earlier = tuple(part.net_pnl for part in parts)
+        closed = PositionClosed(trade, tick, earlier=earlier)
         # Its chat notes are booked with the exit: a crash keeps both or neither.
-        notes = self._bus.notes_for(
-            PositionClosed(trade, tick) if rest is None else PositionReduced(trade, rest, tick)
-        )
+        notes = self._bus.notes_for(closed if rest is None else PositionReduced(trade, rest, tick))
         try:
             if rest is None:
                 trade = await self._repo.close_position(position.id, trade, fill, notes=notes)
@@ -197,20 +200,21 @@ class Exits:
             book.positions.pop(position.symbol, None)
             book.retry_close_at.pop(position.symbol, None)
             # Flat: the cooldown weighs the trade, all its parts.
-            parts = await self._repo.signal_trades(position.signal_id)
-            total = sum((part.net_pnl for part in parts), Decimal(0))
-            book.cooldowns.record(trade.symbol, trade.closed_at, total)
+            book.cooldowns.record(trade.symbol, trade.closed_at, closed.total)
         else:
             book.positions[position.symbol] = rest
         await book.refresh_day(force=True)
         if rest is None:
-            await self._bus.publish(PositionClosed(trade, tick, noted=bool(notes)))
+            await self._bus.publish(replace(closed, trade=trade, noted=bool(notes)))
         else:
-            log.warning(
-                "%s: %s of %s closed, %s stays open",
+            # A take-profit of the plan is the plan working; any other part is worth a look.
+            log.log(
+                logging.INFO if reason is CloseReason.TAKE_PROFIT else logging.WARNING,
+                "%s: %s of %s closed (%s), %s stays open",
                 position.symbol,
                 fill.qty,
                 position.qty,
+                reason.value,
                 rest.qty,
             )
             await self._bus.publish(PositionReduced(trade, rest, tick, noted=bool(notes)))

@@ -267,6 +267,10 @@ class ClosedTrade:
     opened_at: datetime
     closed_at: datetime
     id: int | None = None
+    # A part of a position that stayed open (a take-profit, a partial exit): its PnL is
+    # booked, but it is not a trade of its own in the stats; the position's last part ends
+    # the trade, whose result is the sum of its parts.
+    part: bool = False
 
     @property
     def fees(self) -> Decimal:

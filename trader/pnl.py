@@ -123,7 +123,7 @@ def close_part(
     if closes_all or exit_fill.qty >= position.qty:
         return close_trade(position, exit_fill, reason), None
     part, rest = split_position(position, exit_fill.qty)
-    return close_trade(part, exit_fill, reason), rest
+    return replace(close_trade(part, exit_fill, reason), part=True), rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +164,17 @@ class Stats:
 
 
 def trade_stats(trades: Sequence[ClosedTrade], starting_balance: Decimal) -> Stats:
-    """Statistics of closed trades, taken in the order they closed."""
+    """Statistics of closed trades, taken in the order they closed. A position closed in
+    parts is one trade, ended by its last part (the one not marked ``part``), whose result
+    is the sum of its parts."""
     tally = StatsTally(starting_balance)
+    earlier: dict[str, Decimal] = {}  # the parts so far of positions not ended yet
     for trade in sorted(trades, key=lambda t: t.closed_at):
-        tally.add(trade.net_pnl, trade.fees, trade.closed_at - trade.opened_at)
+        before = earlier.pop(trade.signal_id, Decimal(0))
+        if trade.part:
+            earlier[trade.signal_id] = before + trade.net_pnl
+        held = trade.closed_at - trade.opened_at
+        tally.add(trade.net_pnl, trade.fees, held, ends=not trade.part, earlier=before)
     return tally.stats()
 
 
@@ -188,6 +195,10 @@ class StatsTally:
     keeps them up to date without re-reading history. ``trade_stats`` is this fold too: one
     implementation. Exact: every sum is a ``Decimal`` sum, in close order.
 
+    A position closed in parts (take-profits, partial exits) is one trade: each part moves
+    the money (net PnL, fees, the balance and its drawdown) when it closes; the trade is
+    counted (win or loss, best, worst, time held) once, at its last part, on its result.
+
     Tallies of consecutive stretches of trades combine (``merge``) into the tally of them
     all, drawdown included: the read side keeps one per day and adds up any run of days."""
 
@@ -200,6 +211,7 @@ class StatsTally:
         "held",
         "losses",
         "max_drawdown",
+        "moves",
         "net_pnl",
         "peak",
         "starting_balance",
@@ -213,6 +225,7 @@ class StatsTally:
     def __init__(self, starting_balance: Decimal) -> None:
         self.starting_balance = starting_balance
         self.trades = self.wins = self.losses = self.timed = 0
+        self.moves = 0  # the trades and parts counted: each moved the balance
         self.net_pnl = self.gross_profit = self.gross_loss = self.fees = Decimal(0)
         self.equity = self.peak = starting_balance  # the balance, and its highest so far
         self.trough = starting_balance  # the lowest balance after a trade (once there is one)
@@ -221,29 +234,28 @@ class StatsTally:
         self.worst: Decimal | None = None
         self.held = timedelta(0)
 
-    def add(self, net_pnl: Decimal, fees: Decimal, held: timedelta | None = None) -> Decimal:
-        """Count the next trade to close (``held``: how long it was open, where known);
-        returns the balance after it."""
-        self.trades += 1
-        if net_pnl > 0:
-            self.wins += 1
-            self.gross_profit += net_pnl
-        else:
-            self.losses += 1
-            self.gross_loss += net_pnl
+    def add(
+        self,
+        net_pnl: Decimal,
+        fees: Decimal,
+        held: timedelta | None = None,
+        *,
+        ends: bool = True,
+        earlier: Decimal = Decimal(0),
+    ) -> Decimal:
+        """Count the next trade, or part of one, to close (``held``: how long it was open,
+        where known); returns the balance after it. ``ends``: the trade ends here (False: a
+        part, its position stays open); ``earlier``: the net PnL of its parts before this
+        one, which its result adds up."""
+        self.moves += 1
         self.net_pnl += net_pnl
         self.fees += fees
-        if self.best is None or net_pnl > self.best:
-            self.best = net_pnl
-        if self.worst is None or net_pnl < self.worst:
-            self.worst = net_pnl
-        if held is not None:
-            self.held += held
-            self.timed += 1
+        if ends:
+            self._count(earlier + net_pnl, held)
         # Comparisons, not max()/min(): the same figures (a tie keeps the one there), and
         # this runs once a trade over the whole history.
         equity = self.equity = self.equity + net_pnl
-        if self.trades == 1 or equity < self.trough:
+        if self.moves == 1 or equity < self.trough:
             self.trough = equity
         if equity > self.peak:
             self.peak = equity
@@ -252,11 +264,27 @@ class StatsTally:
             self.max_drawdown = drawdown
         return equity
 
+    def _count(self, result: Decimal, held: timedelta | None) -> None:
+        self.trades += 1
+        if result > 0:
+            self.wins += 1
+            self.gross_profit += result
+        else:
+            self.losses += 1
+            self.gross_loss += result
+        if self.best is None or result > self.best:
+            self.best = result
+        if self.worst is None or result < self.worst:
+            self.worst = result
+        if held is not None:
+            self.held += held
+            self.timed += 1
+
     def merge(self, later: StatsTally) -> None:
         """Count the trades of ``later`` as closing after these, in its order: the same
         figures as adding them one by one (its starting balance is only where its path
         starts, moved to this balance)."""
-        if later.trades == 0:
+        if later.moves == 0:
             return
         shift = self.equity - later.starting_balance
         # A fall inside ``later``, or from this side's peak down to its lowest point.
@@ -265,9 +293,10 @@ class StatsTally:
         )
         self.peak = max(self.peak, later.peak + shift)
         self.trough = (
-            later.trough + shift if self.trades == 0 else min(self.trough, later.trough + shift)
+            later.trough + shift if self.moves == 0 else min(self.trough, later.trough + shift)
         )
         self.equity = later.equity + shift
+        self.moves += later.moves
         self.trades += later.trades
         self.wins += later.wins
         self.losses += later.losses

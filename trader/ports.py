@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from trader.models import ClosedTrade, Fill, InvalidSignal, Position, Side, Signal
+from trader.pnl import StatsTally
 
 
 class FillAlreadyBooked(ValueError):
@@ -214,10 +215,18 @@ class TradePoint:
     fees: Decimal
     symbol: str = ""
     opened_at: datetime | None = None  # None: not known (not counted in the holding time)
+    # False: a part of a position that stayed open; the trade ends at its last part, whose
+    # result adds ``earlier`` (its parts before, net) to its own net PnL (``StatsTally.add``).
+    ends: bool = True
+    earlier: Decimal = Decimal(0)
 
     @property
     def held(self) -> timedelta | None:
         return None if self.opened_at is None else self.closed_at - self.opened_at
+
+    def counted(self, tally: StatsTally) -> Decimal:
+        """Count this trade, or part, in ``tally``; the balance after it."""
+        return tally.add(self.net_pnl, self.fees, self.held, ends=self.ends, earlier=self.earlier)
 
 
 class TradeRepository(Protocol):

@@ -96,7 +96,7 @@ class TradeHistory:
         tally, curve = self.tally.copy(), self.curve.copy()
         last_id, last_closed = self.last_id, self.last_closed
         for point in points:
-            curve.add(point.closed_at, tally.add(point.net_pnl, point.fees, point.held))
+            curve.add(point.closed_at, point.counted(tally))
             last_id, last_closed = max(last_id, point.id), point.closed_at
         return TradeHistory(tally, curve, last_id, last_closed)
 

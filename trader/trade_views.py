@@ -93,9 +93,8 @@ class TradeViews:
         last_id, last_closed = self.last_id, self.last_closed
         for point in points:
             day = point.closed_at.astimezone(zone).date()
-            held = point.held
-            _own(days, day, own_days).add(point.net_pnl, point.fees, held)
-            _own(symbols, point.symbol, own_symbols).add(point.net_pnl, point.fees, held)
+            point.counted(_own(days, day, own_days))
+            point.counted(_own(symbols, point.symbol, own_symbols))
             last_id, last_closed = max(last_id, point.id), point.closed_at
         return TradeViews(zone, days, symbols, last_id, last_closed)
 

@@ -155,7 +155,7 @@ def trades_text(trades: Sequence[ClosedTrade], zone: ZoneInfo) -> str:
         when = t.closed_at.astimezone(zone).strftime("%m-%d %H:%M")
         lines.append(
             f"{when} <b>{esc(t.symbol)}</b> {side_word(t.side)} "
-            f"{esc(t.reason.value)} {pnl(t.net_pnl)} "
+            f"{esc(t.reason.value)}{' (a part)' if t.part else ''} {pnl(t.net_pnl)} "
             f"({price(t.entry_price)} → {price(t.exit_price)})"
         )
     return "\n".join(lines)

@@ -84,15 +84,26 @@ def opened_text(event: PositionOpened) -> str:
 
 def closed_text(event: PositionClosed) -> str:
     t, tick = event.trade, event.tick_size
-    icon = "✅" if t.net_pnl > 0 else "🔴"
+    icon = "✅" if event.total > 0 else "🔴"
     return "\n".join(
         [
             f"{icon} Closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
             f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
             f"exit {price(t.exit_price, tick)} · entry {price(t.entry_price, tick)}",
-            f"net PnL <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",
+            *_net_lines(event),
         ]
     )
+
+
+def _net_lines(event: PositionClosed) -> list[str]:
+    t = event.trade
+    if not event.earlier:
+        return [f"net PnL <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})"]
+    parts = len(event.earlier) + 1
+    return [
+        f"net PnL of the last part {pnl(t.net_pnl)} (fees {usdt(t.fees)})",
+        f"the trade, {parts} parts: net PnL <b>{pnl(event.total)}</b>",
+    ]
 
 
 def reduced_text(event: PositionReduced) -> str:

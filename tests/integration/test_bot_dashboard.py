@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
-from storage.codec import TRADE_INSERT, trade_values
 from storage.repositories import SqliteRepositories
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.support import AppFactory, Chat, open_from_chat
+from tests.unit.storage_support import store_trades
 from trader.clock import ManualClock
 from trader.models import ClosedTrade, CloseReason, Side
 
@@ -65,8 +65,7 @@ async def store(workdir: Path, trades: list[ClosedTrade]) -> None:
     """The trades in the database the bot opens (paper mode), before it starts."""
     repo = await SqliteRepositories.open(workdir / "data" / "paper.db")
     try:
-        async with repo.database.transaction() as conn:
-            await conn.executemany(TRADE_INSERT, [trade_values(None, t) for t in trades])
+        await store_trades(repo, trades)
     finally:
         await repo.close()
 

@@ -125,6 +125,9 @@ async def test_tp1_and_tp2(
     records = live_bybit.closed_pnl[-2:]
     assert first.net_pnl + second.net_pnl == sum(r.closed_pnl for r in records)
     assert runtime.engine.open_positions() == []
+    assert closed.total == first.net_pnl + second.net_pnl  # the trade: its parts' sum
+    stats = await runtime.engine.stats()
+    assert (stats.trades, stats.wins, stats.net_pnl) == (1, 1, closed.total)
 
 
 async def test_a_restart_between_tp1_and_the_rest_sends_nothing_again(

@@ -91,6 +91,14 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     assert abs(rest.net_pnl) < Decimal("13.2") * Decimal("0.02")
     assert first.entry_fee + rest.entry_fee == whole.entry_fee  # the parts add up
     assert app.engine.open_positions() == []
+    # One trade, the sum of its parts: so the close note says, and so the stats count it.
+    total = first.net_pnl + rest.net_pnl
+    assert f"the trade, 2 parts: net PnL {total:+.2f} USDT" in closed.plain
+    assert "✅ Closed" in closed.plain  # a win overall, though the last part made ~0
+    stats = await app.engine.stats()
+    assert (stats.trades, stats.wins, stats.net_pnl) == (1, 1, total)
+    profit = await chat.ask("/profit", "Closed trades")
+    assert "Closed trades: 1 · won 1" in profit.plain
 
 
 async def test_tp1_and_tp2_in_one_update(

@@ -13,13 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.render.values import count, percent, pnl, usdt
-from storage.codec import TRADE_INSERT, trade_values
 from storage.export import append_trade
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram.validation import render as visible
 from tests.integration.support import CHAT, AppFactory, Chat, settings_for
+from tests.unit.storage_support import store_trades
 from trader.models import ClosedTrade, CloseReason, Side
 from trader.pnl import CURVE_POINTS, Stats, trade_stats
 from trader.runtime import build_runtime
@@ -61,8 +61,7 @@ def history(count_: int, *, seed: int = 7) -> list[ClosedTrade]:
 async def store(db_path: Path, trades: Sequence[ClosedTrade]) -> None:
     repo = await SqliteRepositories.open(db_path)
     try:
-        async with repo.database.transaction() as conn:
-            await conn.executemany(TRADE_INSERT, [trade_values(None, t) for t in trades])
+        await store_trades(repo, trades)
     finally:
         await repo.close()
 

@@ -8,7 +8,7 @@ repo``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from storage.codec import TRADE_INSERT, trade_values
 from storage.repositories import SqliteRepositories
 from trader.models import ClosedTrade, CloseReason, Position, Side, Signal
 
@@ -105,3 +106,18 @@ def raw(repo: SqliteRepositories, sql: str) -> list[tuple[Any, ...]]:
     """Rows as another process sees them: a separate connection, committed data only."""
     with sqlite3.connect(repo.database.path) as conn:
         return conn.execute(sql).fetchall()
+
+
+async def store_trades(repo: SqliteRepositories, trades: Sequence[ClosedTrade]) -> None:
+    """Book ``trades`` in this order as history, fast (one statement): each a whole position,
+    or a part of one (``part``: no position id), as the engine books them. The positions are
+    given ids below 0, so none is one the engine gives a position it opens later."""
+    async with repo.database.transaction() as conn:
+        async with conn.execute("SELECT min(0, coalesce(min(position_id), 0)) FROM trades") as cur:
+            row = await cur.fetchone()
+        lowest = 0 if row is None else int(row[0])
+        rows = [
+            trade_values(None if trade.part else lowest - n, trade)
+            for n, trade in enumerate(trades, start=1)
+        ]
+        await conn.executemany(TRADE_INSERT, rows)

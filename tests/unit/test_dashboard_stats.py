@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.codec import TRADE_INSERT, trade_values
 from storage.repositories import SqliteRepositories
+from tests.unit.storage_support import store_trades
 from trader import pnl
 from trader.book import Book
 from trader.clock import ManualClock
@@ -279,11 +279,6 @@ def read_models(repo: SqliteRepositories, now: datetime) -> ReadModels:
     return ReadModels(parts, exits=cast(Exits, none))
 
 
-async def store(repo: SqliteRepositories, closed: Sequence[ClosedTrade]) -> None:
-    async with repo.database.transaction() as conn:
-        await conn.executemany(TRADE_INSERT, [trade_values(None, t) for t in closed])
-
-
 def test_read_models_count_trades_booked_since_and_recount_for_a_late_one() -> None:
     now = T0 + timedelta(days=3)
     first = [trade(SYMBOLS[i % 3], T0 + timedelta(hours=7 * i), Decimal(i - 4)) for i in range(9)]
@@ -291,10 +286,10 @@ def test_read_models_count_trades_booked_since_and_recount_for_a_late_one() -> N
 
     async def scenario(repo: SqliteRepositories) -> None:
         reader = read_models(repo, now)
-        await store(repo, first)
+        await store_trades(repo, first)
         assert (await reader.profit(DUBAI)).stats == pnl.trade_stats(first, ZERO)
-        await store(repo, [trade("SOLUSDT", now, Decimal(3))])
-        await store(repo, [booked_late])
+        await store_trades(repo, [trade("SOLUSDT", now, Decimal(3))])
+        await store_trades(repo, [booked_late])
         every = in_close_order(await repo.all_trades())
         assert (await reader.profit(DUBAI)).stats == pnl.trade_stats(every, ZERO)
         daily = await reader.daily(DUBAI, 4)

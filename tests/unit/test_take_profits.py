@@ -195,7 +195,8 @@ def test_the_breakeven_exit_nets_zero_or_just_above(
     price = breakeven_price(side, entry, fee_rate=fee_rate, tick=tick)
     assert price % tick == 0
     assert net(price) >= 0
-    assert net(price) < qty * tick  # less than one tick's worth above flat
+    # Less than one tick's worth above flat: a tick moves a short's exit fee too.
+    assert net(price) < qty * tick * (1 + fee_rate)
 
 
 def test_a_two_target_plan_with_breakeven() -> None:

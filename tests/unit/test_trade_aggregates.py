@@ -17,8 +17,8 @@ from typing import Any, cast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.codec import TRADE_INSERT, trade_values
 from storage.repositories import SqliteRepositories
+from tests.unit.storage_support import store_trades
 from trader import pnl
 from trader.book import Book
 from trader.clock import ManualClock
@@ -114,11 +114,6 @@ def closed_trades(draw: st.DrawFn) -> ClosedTrade:
     )
 
 
-async def store(repo: SqliteRepositories, trades: Sequence[ClosedTrade]) -> None:
-    async with repo.database.transaction() as conn:
-        await conn.executemany(TRADE_INSERT, [trade_values(None, t) for t in trades])
-
-
 def read_models(repo: SqliteRepositories, starting_balance: Decimal = START) -> ReadModels:
     strategy = Strategy(paper_balance_usdt=starting_balance)
     book = Book(repo=repo, clock=ManualClock(T0), strategy=strategy)
@@ -167,10 +162,10 @@ def test_report_stats_equal_trade_stats_over_every_stored_trade(
 
     async def scenario(repo: SqliteRepositories) -> None:
         reader = read_models(repo)
-        await store(repo, first)
+        await store_trades(repo, first)
         before = await reader.performance()
         assert exact(before.stats) == exact(stats_as_before(await repo.all_trades(), START))
-        await store(repo, later)
+        await store_trades(repo, later)
         after = await reader.performance()
         every = await repo.all_trades()
         assert exact(after.stats) == exact(stats_as_before(every, START))
@@ -186,10 +181,10 @@ def test_a_trade_booked_late_that_closed_earlier_is_counted_in_close_order() -> 
 
     async def scenario(repo: SqliteRepositories) -> None:
         reader = read_models(repo, Decimal(100))
-        await store(repo, [trade(0, "50"), trade(10, "-30")])
+        await store_trades(repo, [trade(0, "50"), trade(10, "-30")])
         assert (await reader.performance()).stats.max_drawdown == Decimal(30)
         # Booked after them (a lost exit found by reconciliation), closed between them.
-        await store(repo, [trade(5, "-40")])
+        await store_trades(repo, [trade(5, "-40")])
         performance = await reader.performance()
         assert performance.stats.max_drawdown == Decimal(70)  # 150 → 110 → 80
         assert [e for _, e in performance.curve] == [Decimal(150), Decimal(110), Decimal(80)]
@@ -200,7 +195,9 @@ def test_a_trade_booked_late_that_closed_earlier_is_counted_in_close_order() -> 
 def test_only_the_trades_booked_since_are_read_again() -> None:
     async def scenario(repo: SqliteRepositories) -> None:
         reader = read_models(repo)
-        await store(repo, [closed_trade(T0 + timedelta(minutes=i), Decimal(i)) for i in range(5)])
+        await store_trades(
+            repo, [closed_trade(T0 + timedelta(minutes=i), Decimal(i)) for i in range(5)]
+        )
         await reader.performance()
         read: list[int] = []
         fold = repo.fold_trades
@@ -210,7 +207,7 @@ def test_only_the_trades_booked_since_are_read_again() -> None:
             return await fold(folder, after_id)
 
         repo.fold_trades = counting_fold  # type: ignore[method-assign]
-        await store(repo, [closed_trade(T0 + timedelta(hours=1), Decimal(1))])
+        await store_trades(repo, [closed_trade(T0 + timedelta(hours=1), Decimal(1))])
         assert (await reader.performance()).stats.trades == 6
         assert read == [5]  # after the fifth trade: one trade read, not six
 
@@ -219,7 +216,7 @@ def test_only_the_trades_booked_since_are_read_again() -> None:
 
 def test_whole_history_is_folded_off_the_event_loop() -> None:
     async def scenario(repo: SqliteRepositories) -> None:
-        await store(repo, [closed_trade(T0, Decimal(1))])
+        await store_trades(repo, [closed_trade(T0, Decimal(1))])
         loop_thread: list[bool] = []
 
         def fold(points: Any) -> TradeHistory:

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from storage.codec import TRADE_INSERT, trade_values
 from storage.export import append_trade, mirror_matches, rewrite_trades
 from storage.repositories import SqliteRepositories
-from tests.unit.storage_support import repo
+from tests.unit.storage_support import repo, store_trades
 from trader.models import ClosedTrade, CloseReason, Side
 
 __all__ = ["repo"]  # the fixture, used by name
@@ -104,8 +103,7 @@ async def test_export_rewrites_the_mirror_in_booking_order(
 ) -> None:
     # Booked in this order, closed in another: the mirror follows the booking, as appends do.
     trades = [make_trade(0, minute=9), make_trade(1, minute=3), make_trade(2, minute=6)]
-    async with repo.database.transaction() as conn:
-        await conn.executemany(TRADE_INSERT, [trade_values(None, t) for t in trades])
+    await store_trades(repo, trades)
     path = tmp_path / "trades_log.csv"
     path.write_text("stale\n")
     await repo.export_trades(path)
