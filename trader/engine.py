@@ -2,9 +2,9 @@
 
 seen → filtered / rejected / failed / opened → closed (SL, TP, TTL, manual, daily loss).
 Commands from the bot arrive as method calls; what happened leaves as events on ``bus``.
-Its parts, each named for what it is: the book (``book``), entries (``entries``), exits
-(``exits``), reconciliation with the venue (``reconciler``) and the read side
-(``read_models``).
+Its parts, each named for what it is: the book (``book``), the signal intake (``intake``),
+entries (``entries``), exits (``exits``), reconciliation with the venue (``reconciler``) and the
+read side (``read_models``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from trader import rules, sizing
 from trader.balance_marks import BalanceMarks
 from trader.book import Book
 from trader.clock import Clock
 from trader.coins import Coins
-from trader.confirmation import Confirmations, Decision, Verdict
+from trader.confirmation import Confirmations, Decision
 from trader.drawdown import DrawdownGuard
 from trader.entries import Entries
 from trader.errors import ExchangeError
@@ -29,7 +28,6 @@ from trader.events import (
     EngineStarted,
     EngineStopped,
     EventBus,
-    SignalSkipped,
     TradingToggled,
     VenueBanLifted,
     VenueBanned,
@@ -52,6 +50,7 @@ from trader.ports import Repositories
 from trader.read_models import Performance, ReadModels, Status
 from trader.reconciler import Reconciler
 from trader.rules import Limits
+from trader.signal_intake import SignalIntake
 from trader.signal_watch import SignalWatch
 from trader.strategy import Strategy
 from trader.tasks import Tasks, cancel_loop
@@ -112,6 +111,13 @@ class Engine:
         )
         silence = strategy.signal_silence_minutes
         self.signal_watch = SignalWatch(self.bus, silence_minutes=silence, started=clock.now())
+        self.intake = SignalIntake(
+            parts,
+            entries=self.entries,
+            confirmations=self.confirmations,
+            coins=self.coins,
+            signal_watch=self.signal_watch,
+        )
 
     @property
     def limits(self) -> Limits:
@@ -184,116 +190,18 @@ class Engine:
     # --- a signal's life -------------------------------------------------------------------
 
     async def handle_record(self, record: Signal | InvalidSignal) -> None:
-        """First sight of a row: decide it, and store it once, with its first decision.
-
-        The entry itself runs as a task so a slow venue never holds up the next signal; the
-        risk check and the slot it reserves happen here, with no await in between. An entry
-        stores its signal with its pending order in one transaction, just before the order.
-        """
-        if self.entries.unsettled(record.id):
-            return  # the same row read again while its entry is under way
-        now = self.clock.now()
-        await self.signal_watch.heard(record, now)
-        if isinstance(record, InvalidSignal):
-            outcome = f"invalid:{record.reason}"
-            if await self.repo.record_decided([(record, outcome)], now):
-                log.warning("invalid signal row %s: %s", record.id, record.reason)
-                await self.bus.publish(SignalSkipped(record.id, "", outcome, now))
-            return  # else acted on already (this run or a previous one)
-        signal = record
-        reason = rules.screen(
-            signal,
-            now=now,
-            strategy=self.strategy,
-            limits=self.limits,
-            open_symbols=self.book.held_symbols(),
-            coins=self.coins.lists,
-            cooling=self.book.cooling(),
-        )
-        if reason is not None:
-            await self.entries.skip(signal, f"filtered:{reason}", seen_at=now)
-            return
-        await self.book.refresh_day()
-        margin = sizing.entry_margin(self.strategy, self.limits)
-        reason = rules.risk_reason(margin, self.book.risk_state(), self.limits)
-        if reason is not None:
-            await self.entries.skip(signal, f"rejected:{reason}", seen_at=now)
-            return
-        if self._tasks.stopping:
-            return  # not stored: read again, and decided anew, at the next start
-        if self.confirmations.enabled:
-            # The question carries the entry's figures, which may take a call to the venue:
-            # a task, like an entry. Risk is checked again at the press; asking about a trade
-            # that cannot be made now would only be noise.
-            self.entries.begin(signal.id)
-            question = self.entries.ask(signal, margin, now, self.confirmations.ask)
-            self._tasks.spawn(question, f"ask-{signal.symbol}")
-            return
-        if signal.symbol in self.book.held_symbols():
-            # Taken while we awaited (the backlog and the follower both hand rows in):
-            # one position per symbol.
-            await self.entries.skip(signal, "filtered:already_open", seen_at=now)
-            return
-        self.book.in_flight[signal.symbol] = signal.id  # the slot is taken before any await
-        self.entries.begin(signal.id)
-        entry = self.entries.enter(signal, margin, seen_at=now)
-        self._tasks.spawn(entry, f"enter-{signal.symbol}")
+        """First sight of a row: decide it, and store it once, with its first decision."""
+        await self.intake.handle_record(record)
 
     async def record_backlog(self, records: Sequence[Signal | InvalidSignal]) -> Counter[str]:
-        """Rows that were in the log before we followed it: those decided on sight are stored
-        in one transaction with no event each (a year of log is 300k of them); the others are
-        handled like appended rows. Returns the outcomes given, ``"handled"`` for the others."""
-        now = self.clock.now()
-        decided: list[tuple[Signal | InvalidSignal, str]] = []
-        fresh: list[Signal] = []
-        for record in records:
-            self.signal_watch.written(record)
-            if self.entries.unsettled(record.id):
-                continue  # being entered as an appended row: stored with its order
-            outcome = rules.outcome_on_sight(record, now, self.strategy)
-            if outcome is not None:
-                decided.append((record, outcome))
-            else:
-                assert isinstance(record, Signal)
-                fresh.append(record)
-        await self.repo.record_decided(decided, now)
-        tally = Counter(outcome for _, outcome in decided)
-        for signal in fresh:
-            await self.handle_record(signal)
-        tally["handled"] += len(fresh)
-        return tally
+        """Rows that were in the log before we followed it, decided in bulk."""
+        return await self.intake.record_backlog(records)
 
     async def decide(
         self, ref: str, approve: bool, origin: tuple[int, int] | None = None
     ) -> Decision:
-        """The trader's answer to a confirmation question (``ref``), asked in the message
-        ``origin`` (chat id, message id). An approval runs the risk checks now."""
-        if self._tasks.stopping:
-            return Decision(Verdict.UNAVAILABLE)
-        decision, signal = await self.confirmations.resolve(ref, approve, origin)
-        if signal is None:
-            return decision
-        await self.book.refresh_day()
-        margin = sizing.entry_margin(self.strategy, self.limits)
-        reason = rules.coin_reason(signal.symbol, self.coins.lists)  # edited since the question?
-        quoted = self.confirmations.quoted(signal.id)
-        if reason is None and quoted is not None and quoted != (margin, self.limits.leverage):
-            reason = "limits_changed"  # approved at other figures than these
-        if reason is None and signal.symbol in self.book.held_symbols():
-            reason = "already_open"
-        if reason is None and signal.symbol in self.book.cooling():
-            reason = "cooldown"  # a loss on it since the question
-        reason = reason or rules.risk_reason(margin, self.book.risk_state(), self.limits)
-        if reason is None and self._tasks.stopping:
-            reason = "shutting_down"
-        if reason is not None:
-            await self.confirmations.announce(signal.id, signal, "approved", f"rejected:{reason}")
-            await self.entries.skip(signal, f"rejected:{reason}")
-            return Decision(Verdict.REJECTED, signal.symbol, reason)
-        self.book.in_flight[signal.symbol] = signal.id  # no await since the check above
-        self._tasks.spawn(self.entries.enter(signal, margin), f"enter-{signal.symbol}")
-        await self.confirmations.announce(signal.id, signal, "approved")
-        return decision
+        """The trader's answer to a confirmation question; an approval runs the risk checks."""
+        return await self.intake.decide(ref, approve, origin)
 
     async def set_confirm_mode(self, enabled: bool) -> None:
         await self.confirmations.set_enabled(enabled)

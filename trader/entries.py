@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from trader import orders, rules, sizing, take_profits, trailing
+from trader import orders, plans, rules, sizing, take_profits
 from trader.errors import ExchangeError, NotTradable
 from trader.events import OrderFailed, PositionOpened, SignalSkipped
 from trader.models import CloseReason, EntryOrder, ExitOrder, Position, Quote, Signal
@@ -258,12 +258,11 @@ class Entries:
                 take_profit=quote.take_profit,
                 expires_at=signal.timestamp + rules.signal_ttl(signal, self._strategy),
             )
-            # The strategy's trailing stop, on the venue before the position is stored: what
-            # is stored (and said) is what the venue holds.
-            position, trailing_unset = await trailing.place(
-                self._exchange, self._strategy, position, quote.tick_size
+            # The strategy's trailing stop and take-profits, on the venue before the position
+            # is stored: what is stored (and said) is what the venue holds.
+            position, unset = await plans.place(
+                self._exchange, self._strategy, position, signal, quote.tick_size
             )
-            position, tps_unset = await self._take_profits(signal, position)
             # Its chat notes are booked with the entry: a crash keeps both or neither.
             short_fill = order.qty if fill.qty < order.qty else None
             capped_from = quote.asked_leverage if quote.leverage < quote.asked_leverage else None
@@ -282,35 +281,9 @@ class Entries:
                 return
             book.positions[signal.symbol] = stored
         await self._bus.publish(replace(opened, position=stored, noted=bool(notes)))
-        for unset in (trailing_unset, tps_unset):  # the position stands: said after it
-            if unset is not None:
-                now = self._clock.now()
-                await self._bus.publish(OrderFailed(signal.id, signal.symbol, unset, now))
-
-    async def _take_profits(
-        self, signal: Signal, position: Position
-    ) -> tuple[Position, str | None]:
-        """The strategy's several take-profits, on the venue before the position is stored
-        (planned from the fill): the position as it stands, and why not all were set."""
-        if not take_profits.uses_plan(self._strategy):
-            return position, None
-        try:
-            instrument = await self._exchange.instrument(position.symbol)
-        except Exception as exc:
-            why = short(str(exc) or type(exc).__name__)
-            # None is on the venue: none is shown, nor adopted by paper after a restart.
-            bare = replace(position, take_profit=Decimal(0))
-            return bare, f"take-profits not set ({why}); the position keeps its stop-loss"
-        plan = take_profits.make_plan(
-            self._strategy,
-            position.side,
-            position.entry_price,
-            position.qty,
-            leverage=position.leverage,
-            instrument=instrument,
-            signal=signal,
-        )
-        return await take_profits.place(self._exchange, plan, position)
+        for why in unset:  # the position stands: said after it
+            now = self._clock.now()
+            await self._bus.publish(OrderFailed(signal.id, signal.symbol, why, now))
 
     async def _abandon(self, signal: Signal, position: Position, exc: Exception) -> None:
         """A fill the database would not take: a position we could not track is closed at

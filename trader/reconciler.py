@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from trader import reconcile, take_profits
+from trader import plans, reconcile
 from trader.errors import ExchangeError
 from trader.events import PositionOpened, Reconciled
 from trader.exchange.base import VenuePosition
@@ -164,14 +164,20 @@ class Reconciler:
                 )
             signal = await self._repo.load_signal(signal_id)
             instrument = await self._exchange.instrument(fill.symbol)
+            found = venue.get(fill.symbol)
             position = reconcile.recovered_entry(
                 signal_id,
                 fill,
                 signal=signal,
-                venue=venue.get(fill.symbol),
+                venue=found,
                 strategy=self._strategy,
                 limits=book.limits,
                 tick=instrument.tick_size,
+            )
+            # Its trailing stop and take-profits: adopted where the entry set them before the
+            # crash, placed where it had not (never twice), before it is stored, as an entry.
+            position, unset = await plans.restore(
+                self._exchange, self._strategy, position, signal, found, instrument.tick_size
             )
             opened = PositionOpened(position, self._clock.now(), instrument.tick_size)
             notes = self._bus.notes_for(opened)  # booked with the entry
@@ -181,14 +187,7 @@ class Reconciler:
         await self._bus.publish(
             PositionOpened(stored, opened.at, opened.tick_size, noted=bool(notes))
         )
-        said = reconcile.said_recovered(stored)
-        if take_profits.uses_plan(self._strategy) or self._strategy.trailing_stop_pct:
-            # Placed after a fill this entry's record never saw: not known here.
-            said += (
-                "; its take-profits or trailing stop from the strategy are not tracked for it: "
-                "check them on Bybit"
-            )
-        return said
+        return "; ".join([reconcile.said_recovered(stored), *unset])
 
     # --- positions that differ ---------------------------------------------------------------
 

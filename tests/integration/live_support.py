@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pybit.unified_trading import HTTP
 
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
@@ -26,8 +27,9 @@ from trader.events import PositionOpened, Reconciled
 from trader.exchange.bybit import BybitExchange
 from trader.exchange.market import BybitMarketData
 from trader.exchange.venue_gate import VenueGate
-from trader.models import EntryOrder, Side
+from trader.models import EntryOrder, Side, Signal
 from trader.orders import entry_link_id
+from trader.ports import OrderRecord, OrderStatus
 from trader.runtime import Runtime, build_runtime
 from trader.settings import Settings
 from trader.strategy import load_strategy
@@ -138,3 +140,47 @@ async def live_engine(
     events = Events()
     engine.bus.subscribe(events)
     return engine, exchange, repo, events
+
+
+async def record_pending_entry(
+    workdir: Path, fake: FakeBybit, clock: ManualClock, signal_id: str
+) -> None:
+    """What the engine stores before it sends an entry: the signal and a pending order."""
+    repo = await SqliteRepositories.open(workdir / "data" / "live.db")
+    try:
+        signal = Signal(signal_id, clock.now(), "SOLUSDT", "BUY", Decimal("0.8"), ttl_minutes=15)
+        await repo.record_signal(signal, clock.now())
+        await repo.add_order(
+            OrderRecord(
+                link_id=entry_link_id(signal_id),
+                signal_id=signal_id,
+                symbol="SOLUSDT",
+                side=Side.BUY,
+                qty=Decimal("26.3"),
+                reduce_only=False,
+                status=OrderStatus.PENDING,
+                created_at=clock.now(),
+            )
+        )
+    finally:
+        await repo.close()
+
+
+def place_directly(fake: FakeBybit, link: str, take_profit: str | None = "192.86") -> None:
+    """The order as the engine sends it, placed by a separate pybit client (``take_profit``
+    None: as with several take-profits, set after the fill instead)."""
+    http = HTTP(testnet=False, api_key=LIVE_KEY, api_secret=LIVE_SECRET)
+    http.endpoint = fake.url
+    http.place_order(
+        category="linear",
+        symbol="SOLUSDT",
+        side="Buy",
+        orderType="Market",
+        qty="26.3",
+        positionIdx=0,
+        orderLinkId=link,
+        stopLoss="188.49",
+        tpslMode="Full",
+        **({} if take_profit is None else {"takeProfit": take_profit}),
+    )
+    fake.requests.clear()  # the bot's requests are what the test counts

@@ -9,23 +9,22 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from pybit.unified_trading import HTTP
-
-from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit
 from tests.integration.live_support import (
     CREATE,
     StartLive,
     open_sol,
+    place_directly,
     reconciled,
+    record_pending_entry,
     start_live,
 )
-from tests.integration.support import LIVE_KEY, LIVE_SECRET, append_signal, edit_strategy
+from tests.integration.support import append_signal
 from trader.clock import ManualClock
 from trader.events import PositionClosed, PositionOpened
-from trader.models import CloseReason, Side, Signal
+from trader.models import CloseReason
 from trader.orders import entry_link_id
-from trader.ports import OrderRecord, OrderStatus
+from trader.ports import OrderStatus
 
 __all__ = ["start_live"]  # fixtures
 
@@ -70,8 +69,8 @@ async def test_an_entry_filled_while_the_bot_was_down_is_recovered_by_its_link_i
     # The "crash", as the database and Bybit are left by it: the engine recorded the order
     # as pending and sent it; Bybit filled it; the fill never reached the database.
     link = entry_link_id("crash-1")
-    await _record_pending_entry(workdir, live_bybit, clock, "crash-1")
-    await asyncio.to_thread(_place_directly, live_bybit, link)
+    await record_pending_entry(workdir, live_bybit, clock, "crash-1")
+    await asyncio.to_thread(place_directly, live_bybit, link)
 
     runtime, events = await start_live()
     opened = await events.next(PositionOpened)
@@ -136,64 +135,3 @@ async def test_an_unknown_position_on_bybit_is_adopted_and_reported(
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-async def _record_pending_entry(
-    workdir: Path, fake: FakeBybit, clock: ManualClock, signal_id: str
-) -> None:
-    """What the engine stores before it sends an entry: the signal and a pending order."""
-    repo = await SqliteRepositories.open(workdir / "data" / "live.db")
-    try:
-        signal = Signal(signal_id, clock.now(), "SOLUSDT", "BUY", Decimal("0.8"), ttl_minutes=15)
-        await repo.record_signal(signal, clock.now())
-        await repo.add_order(
-            OrderRecord(
-                link_id=entry_link_id(signal_id),
-                signal_id=signal_id,
-                symbol="SOLUSDT",
-                side=Side.BUY,
-                qty=Decimal("26.3"),
-                reduce_only=False,
-                status=OrderStatus.PENDING,
-                created_at=clock.now(),
-            )
-        )
-    finally:
-        await repo.close()
-
-
-def _place_directly(fake: FakeBybit, link: str) -> None:
-    """The order as the engine sends it, placed by a separate pybit client."""
-    http = HTTP(testnet=False, api_key=LIVE_KEY, api_secret=LIVE_SECRET)
-    http.endpoint = fake.url
-    http.place_order(
-        category="linear",
-        symbol="SOLUSDT",
-        side="Buy",
-        orderType="Market",
-        qty="26.3",
-        positionIdx=0,
-        orderLinkId=link,
-        stopLoss="188.49",
-        takeProfit="192.86",
-        tpslMode="Full",
-    )
-    fake.requests.clear()  # the bot's requests are what the test counts
-
-
-async def test_a_recovered_entry_says_its_plan_is_not_tracked(
-    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
-) -> None:
-    """With a trailing stop or take-profits in the strategy, a recovered entry's plan (set
-    after a fill the bot never saw) is not known to it: chat is told to check Bybit."""
-    runtime, _ = await start_live()
-    await live_bybit.set_ticker("SOLUSDT", last="190.00", bid="189.99", ask="190.01")
-    await runtime.stop()
-    edit_strategy(workdir, trailing_stop_pct=20)
-    await _record_pending_entry(workdir, live_bybit, clock, "crash-2")
-    await asyncio.to_thread(_place_directly, live_bybit, entry_link_id("crash-2"))
-
-    runtime, events = await start_live()
-    await events.next(PositionOpened)
-    [finding] = reconciled(events)
-    assert "not tracked for it: check them on Bybit" in finding

@@ -246,9 +246,10 @@ def order(
     })  # fmt: skip
 
 
-def stop_order(order_id: str, link_id: str, stop: str) -> OrderUpdate:
+def stop_order(order_id: str, link_id: str, stop: str, trigger: str) -> OrderUpdate:
     return order(order_id, "Untriggered", "0", "Market", "0.500", link_id=link_id,
-                 reject_reason="", reduce_only=True, stop_order_type=stop)  # fmt: skip
+                 reject_reason="", reduce_only=True, stop_order_type=stop, qty=D("0.500"),
+                 trigger_price=D(trigger))  # fmt: skip
 
 
 def held(symbol: str, side: Side | None, qty: str, entry: str, leverage: str,
@@ -331,34 +332,39 @@ CASES: dict[str, tuple[str, Check]] = {
         "parse_order: two Filled market orders, a reduce-only Sell and a Buy",
         rows(parse_order,
              order("f5f2d355-9a11-4af3-9b83-aa1d6ab6ddfe", "Filled", "0.001", "Market", "0",
-                   reduce_only=True, avg_price=D("122529.9"), cum_exec_fee=D("0.06739145")),
+                   reduce_only=True, avg_price=D("122529.9"), cum_exec_fee=D("0.06739145"),
+                   qty=D("0.001")),
              order("aee7453a-a100-465f-857a-3db780e9329a", "Filled", "0.001", "Market", "0",
-                   avg_price=D("123498"), cum_exec_fee=D("0.0679239")))),
+                   avg_price=D("123498"), cum_exec_fee=D("0.0679239"), qty=D("0.001")))),
     "ccxt_order-realtime_linear-open_response.json": (
         "parse_order: a New limit order, avgPrice '' as None",
         rows(parse_order,
-             order("3606515b-e4d7-4ea4-b096-bb247d0661ae", "New", "0", "Limit", "0.001"))),
+             order("3606515b-e4d7-4ea4-b096-bb247d0661ae", "New", "0", "Limit", "0.001",
+                   qty=D("0.001")))),
     "docs_order-history_response.json": (
         "parse_order: Cancelled with nothing filled (a rejection, not a partial fill)",
         rows(parse_order,
              order("14bad3a1-6454-43d8-bcf2-5345896cf74d", "Cancelled", "0.000", "Limit",
                    "0.000", link_id="YLxaWKMiHU", create_type="", stop_order_type="UNKNOWN",
+                   qty=D("0.003"),
                    reject_reason="EC_PostOnlyWillTakeLiquidity"))),
     "docs_order-realtime_response.json": (
         "parse_order: a New limit order, avgPrice '0' as None",
         rows(parse_order,
              order("fd4300ae-7847-404e-b947-b46980a4d140", "New", "0.00", "Limit", "0.10",
                    link_id="test-000005", symbol="ETHUSDT", create_type="",
-                   stop_order_type="UNKNOWN"))),
+                   stop_order_type="UNKNOWN", qty=D("0.10")))),
     "docs_ws-private-order_push.json": (
         "parse_order: ignored, category option", pushed(parse_order, None)),
     "nautilus_ws-order_stop-loss-untriggered_push.json": (
         "parse_order: an Untriggered reduce-only StopLoss",
-        pushed(parse_order, stop_order("test-stop-loss-001", "test-client-sl-001", "StopLoss"))),
+        pushed(parse_order,
+               stop_order("test-stop-loss-001", "test-client-sl-001", "StopLoss", "48000.00"))),
     "nautilus_ws-order_take-profit-untriggered_push.json": (
         "parse_order: an Untriggered reduce-only TakeProfit",
         pushed(parse_order,
-               stop_order("test-take-profit-001", "test-client-tp-001", "TakeProfit"))),
+               stop_order("test-take-profit-001", "test-client-tp-001", "TakeProfit",
+                          "55000.00"))),
     "quanta_ws-order_empty-data_push.json": ("parse_order: nothing, data []", pushed(parse_order)),
     "quanta_ws-order_spot-rejected_push.json": (
         "parse_order: ignored, category spot", pushed(parse_order, None)),

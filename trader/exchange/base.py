@@ -27,6 +27,7 @@ from trader.models import (
     Instrument,
     Position,
     Side,
+    TakeProfitLevel,
     Ticker,
     TrailingStop,
 )
@@ -82,6 +83,7 @@ class VenuePosition:
     # When a position on this symbol was first ever created (Bybit's createdTime): older
     # than ``opened_at`` once the symbol has been traded before; never the open time.
     first_created_at: datetime | None = None
+    trailing_stop: Decimal | None = None  # the trailing stop's distance; None: there is none
 
 
 CONNECTED, RECONNECTING, IDLE = "connected", "reconnecting", "idle"
@@ -209,6 +211,11 @@ class Exchange(Protocol):
     async def set_take_profit(self, symbol: str, price: Decimal, qty: Decimal) -> None:
         """Add a partial take-profit to the position: it closes ``qty`` of it at the market
         once the price reaches ``price`` (one of several; the stop-loss covers the rest)."""
+        ...
+
+    async def take_profit_orders(self, symbol: str) -> list[TakeProfitLevel]:
+        """The partial take-profits the venue holds for ``symbol``'s position, not filled
+        yet, in price order (for an entry recovered after a crash)."""
         ...
 
     async def open(self, order: EntryOrder) -> Fill:

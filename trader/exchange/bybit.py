@@ -66,6 +66,7 @@ from trader.models import (
     Fill,
     Instrument,
     Position,
+    TakeProfitLevel,
     Ticker,
     TrailingStop,
 )
@@ -387,6 +388,9 @@ class BybitExchange:
 
     async def find_order(self, link_id: str) -> Fill | None:
         return await self._orders.find(link_id)
+
+    async def take_profit_orders(self, symbol: str) -> list[TakeProfitLevel]:
+        return await self._orders.take_profits(symbol)
 
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
         return await self._exits.exits(symbol, since)

@@ -121,6 +121,8 @@ class OrderUpdate:
     leaves_qty: Decimal | None = None  # what is still to fill; None when Bybit sends ""
     avg_price: Decimal | None = None  # of what filled; None before anything did
     cum_exec_fee: Decimal | None = None
+    qty: Decimal | None = None  # what the order is for
+    trigger_price: Decimal | None = None  # a conditional order's; None for a plain one
 
     @property
     def terminal(self) -> bool:
@@ -213,6 +215,8 @@ def parse_order(row: Mapping[str, Any]) -> OrderUpdate | None:
             # Bybit sends avgPrice "" or "0" while nothing has filled.
             avg_price=_price_or_none(row.get("avgPrice"), "avgPrice"),
             cum_exec_fee=_optional_decimal(row.get("cumExecFee"), "cumExecFee"),
+            qty=_optional_decimal(row.get("qty"), "qty"),
+            trigger_price=_price_or_none(row.get("triggerPrice"), "triggerPrice"),
         )
     except KeyError as exc:
         raise ExchangeError(f"Bybit sent an order without {exc!s:.40}") from None
@@ -243,6 +247,7 @@ def parse_position(row: Mapping[str, Any]) -> VenuePosition | None:
             opened_at=_optional_ms(row.get("openTime"), "openTime"),
             updated_at=_optional_ms(row.get("updatedTime"), "updatedTime"),
             first_created_at=_optional_ms(row.get("createdTime"), "createdTime"),
+            trailing_stop=_price_or_none(row.get("trailingStop"), "trailingStop"),
         )
     except KeyError as exc:
         raise ExchangeError(f"Bybit sent a position without {exc!s:.40}") from None

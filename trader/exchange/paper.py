@@ -220,6 +220,10 @@ class PaperExchange:
     async def find_order(self, link_id: str) -> Fill | None:
         return None
 
+    async def take_profit_orders(self, symbol: str) -> list[TakeProfitLevel]:
+        held = [entry.partial_tps for entry in self._book.values() if entry.symbol == symbol]
+        return sorted((tp for tps in held for tp in tps), key=lambda tp: tp.price)
+
     async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
         """As Bybit: refused (10001) where the last price has passed it already (below it
         for a long's stop, above for a short's)."""

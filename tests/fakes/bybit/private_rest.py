@@ -193,6 +193,13 @@ class PrivateRest:
 
     @staticmethod
     def _order_matches(order: FakeOrder, params: Mapping[str, Any]) -> bool:
+        # orderFilter (linear): "Order" plain orders only, "StopOrder" conditional ones
+        # (stop-loss, take-profit, trailing: a stopOrderType); absent: both.
+        kind = params.get("orderFilter")
+        if kind == "StopOrder" and not order.stop_order_type:
+            return False
+        if kind == "Order" and order.stop_order_type:
+            return False
         # Bybit's priority: orderId > orderLinkId > symbol.
         if params.get("orderId"):
             return order.order_id == str(params["orderId"])
