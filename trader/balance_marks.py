@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from trader.equity_curve import EquityCurve
 from trader.errors import ExchangeError
 from trader.events import Event, PositionClosed, PositionOpened, PositionReduced
 from trader.parts import Parts
-from trader.pnl import EquityCurve
 from trader.ports import BalanceMark
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ def equity_png(
     zone: tzinfo = UTC,
 ) -> bytes:
     """The equity curve (the balance after closed trades, in close order; for a long history
-    the bounded series of ``pnl.EquityCurve``) as PNG bytes. With ``now``, the time axis
+    the bounded series of ``equity_curve.EquityCurve``) as PNG bytes. With ``now``, the time axis
     never runs past it. Times on the axis are in ``zone``, which labels it.
 
     Built on a ``Figure`` object, not pyplot, so no global state is shared between threads.

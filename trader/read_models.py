@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo
 
 from trader import rules
 from trader.balance_marks import balance_curve
+from trader.equity_curve import EquityCurve
 from trader.errors import ExchangeError
 from trader.exits import Exits
 from trader.models import ClosedTrade, Position
 from trader.parts import Parts
-from trader.pnl import EquityCurve, Stats, StatsTally, unrealised_pnl
+from trader.pnl import Stats, StatsTally, unrealised_pnl
 from trader.ports import StoredSignal, TradePoint
 from trader.rules import Limits
 from trader.trade_views import DailyView, ProfitView, SymbolStats, TradeViews
@@ -57,7 +58,7 @@ class Status:
 class Performance:
     stats: Stats
     # The balance after the closed trades, in close order: every one of them up to a few
-    # hundred, then at most ``pnl.CURVE_POINTS``, the extremes and the largest drawdown kept.
+    # hundred, then at most ``equity_curve.CURVE_POINTS``, the extremes and the largest drawdown kept.
     curve: list[tuple[datetime, Decimal]]
     # The balance the curve starts from: the paper starting balance, or in live mode the
     # account's just before the first trade with a balance mark (``trader.balance_marks``).

@@ -20,8 +20,9 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram.validation import render as visible
 from tests.integration.support import CHAT, AppFactory, Chat, settings_for
 from tests.unit.storage_support import store_trades
+from trader.equity_curve import CURVE_POINTS
 from trader.models import ClosedTrade, CloseReason, Side
-from trader.pnl import CURVE_POINTS, Stats, trade_stats
+from trader.pnl import Stats, trade_stats
 from trader.runtime import build_runtime
 
 HISTORY = 3000

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader.pnl import CURVE_POINTS, EquityCurve
+from trader.equity_curve import CURVE_POINTS, EquityCurve
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 START = Decimal(1000)
