@@ -58,7 +58,8 @@ class Status:
 class Performance:
     stats: Stats
     # The balance after the closed trades, in close order: every one of them up to a few
-    # hundred, then at most ``equity_curve.CURVE_POINTS``, the extremes and the largest drawdown kept.
+    # hundred, then at most ``equity_curve.CURVE_POINTS``, the extremes and the largest
+    # drawdown kept.
     curve: list[tuple[datetime, Decimal]]
     # The balance the curve starts from: the paper starting balance, or in live mode the
     # account's just before the first trade with a balance mark (``trader.balance_marks``).

@@ -64,8 +64,11 @@ async def close(
     elif notify.mode(Kind.CLOSED) is Mode.OFF:  # no note (/notify closed off): a reply
         tick = await engine.exits.tick_size(target)
         rest = engine.book.positions.get(target)
-        if rest is None:
-            await message.answer(render.closed_text(PositionClosed(trade, tick)))
+        if rest is None:  # the last part: the note says the trade's total too
+            parts = await engine.repo.signal_trades(trade.signal_id)
+            earlier = tuple(part.net_pnl for part in parts if part.id != trade.id)
+            closed = PositionClosed(trade, tick, earlier=earlier)
+            await message.answer(render.closed_text(closed))
         else:  # a part filled: the rest stays open, and the reply says so
             await message.answer(render.reduced_text(PositionReduced(trade, rest, tick)))
     # Else the close's own note (PositionClosed, or PositionReduced for a part) is the one

@@ -11,6 +11,7 @@ SL 188.49; breakeven after TP1 at 190.01 × 1.00055 ÷ 0.99945 = 190.2191… →
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -99,6 +100,35 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     assert (stats.trades, stats.wins, stats.net_pnl) == (1, 1, total)
     profit = await chat.ask("/profit", "Closed trades")
     assert "Closed trades: 1 · won 1" in profit.plain
+
+
+async def test_closing_the_rest_by_command_says_the_trades_total_with_notes_off(
+    apps: AppFactory,
+    fake_telegram: FakeTelegram,
+    fake_bybit: FakeBybit,
+    workdir: Path,
+    clock: ManualClock,
+) -> None:
+    """With the close notes off, /close answers itself: for the last part, with the total."""
+    await with_plan(workdir, fake_bybit)
+    app = await apps()
+    chat = Chat(fake_telegram)
+    await chat.ask("/notify closed off", "closed: on → off")
+    await open_sol(chat, fake_bybit, workdir, clock)
+    await fake_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")
+
+    def tp1_filled() -> bool:
+        return [p.qty for p in app.engine.open_positions()] == [Decimal("13.2")]
+
+    for _ in range(500):  # up to 5 s; TP1's note is off too (a "closed" note)
+        if tp1_filled():
+            break
+        await asyncio.sleep(0.01)
+    assert tp1_filled()
+    reply = await chat.ask("/close sol", "Closed SOLUSDT")
+    rest, first = await app.engine.recent_trades(2)
+    total = first.net_pnl + rest.net_pnl
+    assert f"the trade, 2 parts: net PnL {total:+.2f} USDT" in reply.plain
 
 
 async def test_tp1_and_tp2_in_one_update(
