@@ -86,6 +86,7 @@ class Engine:
         self._sweeper: asyncio.Task[None] | None = None
         self._checker: asyncio.Task[None] | None = None
         self._started = False
+        self._loaded = False  # the book read from the database (start's first step)
         self.book = Book(repo=repo, clock=clock, strategy=strategy)
         self._tasks = Tasks()
         parts = Parts(self.book, repo, exchange, clock, self.bus, strategy, self._tasks)
@@ -128,6 +129,12 @@ class Engine:
         return self.book.trading_enabled
 
     @property
+    def loaded(self) -> bool:
+        """The book (positions, switches, limits) read from the database: what /status
+        shows is the bot's state, not the empty book it starts from."""
+        return self._loaded
+
+    @property
     def running(self) -> bool:
         """Started and not stopped: taking signals, watching positions."""
         return self._started
@@ -147,13 +154,15 @@ class Engine:
         await self.book.load_cooldowns()  # of the positions closed, not of these
         await self.drawdown.load()
         await self.book.refresh_day()
+        self._loaded = True
         await self.exchange.start(self._on_exchange_event)
         await self.exchange.adopt(positions)
         await self.balances.refresh()
         await self.exchange.prepare(sorted(self.coins.lists.whitelist), self.limits.leverage)
         await self.reconcile("start-up", startup=True)
         for symbol in list(self.book.positions):  # a breakeven move a crash left undone
-            self._tasks.spawn(self.exits.move_to_breakeven(symbol), "breakeven")
+            move = self.exits.move_to_breakeven(symbol, ask_venue=True)
+            self._tasks.spawn(move, "breakeven")
         await self._fail_undecided()
         self._sweeper = asyncio.create_task(self._sweep_ttl(), name="ttl-sweeper")
         if self.exchange.mode == "live":

@@ -226,11 +226,13 @@ class Exits:
         await self.check_profit_target()
         return trade
 
-    async def move_to_breakeven(self, symbol: str) -> None:
+    async def move_to_breakeven(self, symbol: str, *, ask_venue: bool = False) -> None:
         """Move the stop-loss of ``symbol``'s position to its breakeven price when due: the
         venue first, then stored. A failure is tried again each minute
         (``due_breakeven_moves``) and said once the retry fails too; a position gone
-        meanwhile (its next part closed it) needs no move and no word."""
+        meanwhile (its next part closed it) needs no move and no word. ``ask_venue`` (at
+        start-up): a stop the venue holds at the breakeven price already is stored as moved,
+        not sent again."""
         book = self._book
         position = book.positions.get(symbol)
         retry_at = book.breakeven_retry_at.get(symbol)
@@ -242,17 +244,31 @@ class Exits:
             return
         book.moving.add(symbol)  # one move at a time: the venue is asked once
         try:
-            tell = await self._breakeven(position, retry_at)
+            held = await self._held_stop(symbol) if ask_venue else None
+            tell = await self._breakeven(position, retry_at, held)
         finally:
             book.moving.discard(symbol)
         if tell is not None:
             failed = OrderFailed(position.signal_id, symbol, tell, self._clock.now())
             await self._bus.publish(failed)
 
-    async def _breakeven(self, position: Position, retry_at: datetime | None) -> str | None:
+    async def _held_stop(self, symbol: str) -> Decimal | None:
+        """The stop-loss the venue holds on ``symbol``; None when unknown (it is asked)."""
+        try:
+            found = [p for p in await self._exchange.positions() if p.symbol == symbol]
+        except ExchangeError as exc:
+            log.warning("%s: the stop-loss on the venue is unknown: %s", symbol, exc)
+            return None
+        return found[0].stop_loss if found else None
+
+    async def _breakeven(
+        self, position: Position, retry_at: datetime | None, held_stop: Decimal | None = None
+    ) -> str | None:
         """The move itself, and what chat must be told of it (None: nothing)."""
         book, symbol = self._book, position.symbol
-        moved, problem = await take_profits.move_to_breakeven(self._exchange, position)
+        moved, problem = await take_profits.move_to_breakeven(
+            self._exchange, position, held_stop=held_stop
+        )
         async with book.lock(symbol):
             current = book.positions.get(symbol)
             if current is None or current.qty != position.qty:

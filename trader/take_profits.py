@@ -303,15 +303,19 @@ def breakeven_due(position: Position) -> Decimal | None:
     return plan.breakeven_price
 
 
-async def move_to_breakeven(exchange: Exchange, position: Position) -> tuple[Position, str | None]:
+async def move_to_breakeven(
+    exchange: Exchange, position: Position, *, held_stop: Decimal | None = None
+) -> tuple[Position, str | None]:
     """Move the stop-loss of ``position`` to its breakeven price when due (the venue first:
     what is stored is what it holds): the position as it is now, and why the move failed
-    (it keeps its stop-loss)."""
+    (it keeps its stop-loss). ``held_stop``: the stop-loss the venue holds, where known; at
+    the breakeven price already (a crash between the move and storing it), none is sent."""
     price = breakeven_due(position)
     if price is None or position.take_profits is None:
         return position, None
     try:
-        await exchange.set_stop_loss(position.symbol, price)
+        if held_stop != price:
+            await exchange.set_stop_loss(position.symbol, price)
     except Exception as exc:
         log.warning("moving the stop-loss of %s to breakeven failed: %s", position.symbol, exc)
         why = short(str(exc) or type(exc).__name__)

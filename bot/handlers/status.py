@@ -19,6 +19,9 @@ MAX_SIGNALS = 50
 
 
 async def show_status(message: Message, engine: Engine, settings: Settings) -> None:
+    if not engine.loaded:  # the first moments of a start: the book is not read yet
+        await reply(message, render.starting_text())
+        return
     await reply(message, render.status_text(await engine.status(), settings.timezone))
 
 

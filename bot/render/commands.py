@@ -111,6 +111,10 @@ def ago(age: timedelta) -> str:
     return f"{hours} h ago" if hours < 48 else f"{hours // 24} days ago"
 
 
+def starting_text() -> str:
+    return "⏳ Starting: reading the saved positions and settings. Ask again in a moment."
+
+
 def status_text(status: Status, zone: ZoneInfo) -> str:
     """``zone``: the trader's (``TIMEZONE``); risk's day stays the UTC day, said where the
     zone differs."""
