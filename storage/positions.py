@@ -210,13 +210,19 @@ class PositionTables(Tables):
         return replace(trade, id=trade_id)
 
     async def set_stop_and_plan(self, position: Position) -> bool:
-        """Store a position's stop-loss and take-profit plan (the breakeven move); False if it
-        is no longer open."""
+        """Store a position's stop-loss and take-profits (the breakeven move, a take-profit
+        gone from the venue); False if it is no longer open."""
         if position.id is None:
             raise ValueError("only a stored position can be changed")
         changed = await self._write(
-            "UPDATE positions SET stop_loss = ?, take_profit_plan = ? WHERE id = ?",
-            (to_db_decimal(position.stop_loss), plan_to_db(position.take_profits), position.id),
+            "UPDATE positions SET stop_loss = ?, take_profit = ?, take_profit_plan = ?"
+            " WHERE id = ?",
+            (
+                to_db_decimal(position.stop_loss),
+                to_db_decimal(position.take_profit),
+                plan_to_db(position.take_profits),
+                position.id,
+            ),
         )
         return changed == 1
 

@@ -8,13 +8,13 @@ it under its symbol locks. Every difference becomes one plain line for the chat 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from trader import rules, sizing
 from trader.exchange.base import VenuePosition
-from trader.models import ClosedTrade, Fill, Position, Signal
+from trader.models import ClosedTrade, Fill, Position, Signal, TakeProfitLevel
 from trader.pnl import notional, open_position
 from trader.rules import Limits
 from trader.strategy import Strategy
@@ -220,3 +220,50 @@ def said_mismatched(position: Position, found: VenuePosition) -> str:
         f"{position.symbol}: the bot recorded {_what(position)}, Bybit holds {_what(found)}; "
         "left as it is, check it on Bybit"
     )
+
+
+def without_gone_take_profits(
+    position: Position, held: Sequence[TakeProfitLevel]
+) -> tuple[Position, list[tuple[int, TakeProfitLevel]]]:
+    """``position`` with the take-profits of its plan that have not filled and the venue no
+    longer holds (cancelled there by hand) left out, and those gone, each with its number.
+    Only unfilled levels go: the count of those filled is unchanged. A breakeven rule whose
+    TP is gone goes with it; one after a TP still there keeps following that TP."""
+    plan = position.take_profits
+    if plan is None:
+        return position, []
+    done = plan.filled()
+    gone = [
+        (number, level)
+        for number, level in enumerate(plan.levels, 1)
+        if number > done and level not in held
+    ]
+    if not gone:
+        return position, []
+    numbers = {number for number, _ in gone}
+    levels = tuple(lvl for n, lvl in enumerate(plan.levels, 1) if n not in numbers)
+    after = plan.breakeven_after
+    if after is not None and not plan.breakeven_moved:
+        after = None if after in numbers else after - sum(1 for n in numbers if n < after)
+        if after is None:
+            plan = replace(plan, breakeven_after=None, breakeven_price=None)
+        else:
+            plan = replace(plan, breakeven_after=after)
+    if not levels:  # none left: a position with its stop-loss only
+        return replace(position, take_profits=None, take_profit=Decimal(0)), gone
+    return replace(
+        position, take_profits=replace(plan, levels=levels), take_profit=levels[-1].price
+    ), gone
+
+
+def said_take_profits_gone(
+    position: Position, gone: Sequence[tuple[int, TakeProfitLevel]], *, breakeven_dropped: bool
+) -> str:
+    which = ", ".join(f"TP{number} {level.price} × {level.qty}" for number, level in gone)
+    verb = "is" if len(gone) == 1 else "are"
+    said = (
+        f"{_what(position)}: {which} {verb} no longer on Bybit (cancelled there?); not placed again"
+    )
+    if breakeven_dropped:
+        said += ", and the stop-loss will not move to breakeven"
+    return said

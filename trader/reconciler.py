@@ -73,6 +73,8 @@ class Reconciler:
                 log.error("reconciling (%s) failed: %s", trigger, exc)
                 findings.append(reconcile.said_unreachable(short(str(exc), 120)))
             findings += await self._guard_stops(venue)  # those adopted below are said so
+            if not periodic:  # after a restart or a gap: what may have happened unseen
+                findings += await self._guard_take_profits()
             for position in found.vanished:
                 findings.append(await self._settle_vanished(position))
             for venue_position in found.unknown:
@@ -257,6 +259,43 @@ class Reconciler:
         return reconcile.said_adopted(stored)
 
     # --- the stop watchdog -------------------------------------------------------------------
+
+    async def _guard_take_profits(self) -> list[str]:
+        """The take-profits of each position's plan that have not filled are still on the
+        venue; one gone (cancelled there by hand) leaves the plan, and is said, not placed
+        again (the trader took it away)."""
+        findings = []
+        for symbol, position in list(self._book.positions.items()):
+            if position.take_profits is None or symbol in self._book.busy():
+                continue
+            try:
+                findings.append(await self._check_take_profits(position))
+            except ExchangeError as exc:
+                log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
+        return findings
+
+    async def _check_take_profits(self, position: Position) -> str:
+        book, symbol = self._book, position.symbol
+        async with book.lock(symbol):
+            # The orders first, then the size: a take-profit that fills between the two
+            # reads shows as a smaller size (booked from its fill), never as a gone order.
+            held = await self._exchange.take_profit_orders(symbol)
+            found = (await self._venue()).get(symbol)
+            if book.positions.get(symbol) is not position or found is None:
+                return ""  # changed meanwhile: the next check looks again
+            if found.qty != position.qty:
+                return ""  # a part not booked yet: the size check books it first
+            kept, gone = reconcile.without_gone_take_profits(position, held)
+            if not gone or not await self._repo.set_stop_and_plan(kept):
+                return ""
+            book.positions[symbol] = kept
+        before = position.take_profits
+        dropped = (
+            before is not None
+            and before.breakeven_after is not None
+            and (kept.take_profits is None or kept.take_profits.breakeven_after is None)
+        )
+        return reconcile.said_take_profits_gone(position, gone, breakeven_dropped=dropped)
 
     async def _guard_stops(self, venue: Venue) -> list[str]:
         """Every position we manage has its stop-loss on the venue; one found without it

@@ -159,6 +159,11 @@ class AccountControls:
         self.account.remove_stop_loss(symbol)
         await self._flush_account()
 
+    async def cancel_take_profit(self, symbol: str, price: str | Decimal) -> None:
+        """The trader cancels one partial take-profit by hand in Bybit's app."""
+        self.account.cancel_partial(symbol, Decimal(price))
+        await self._flush_account()
+
     async def liquidate(
         self,
         symbol: str,

@@ -328,6 +328,15 @@ class TradingStops(Exits):
                     order.qty, order.updated_ms = order.qty - cut, self._clock()
                     self._push_order(order)
 
+    def cancel_partial(self, symbol: str, price: Decimal) -> None:
+        """A partial take-profit cancelled by hand in Bybit's app: its order Deactivated
+        (order push, cancelType CancelByUser); the position itself is unchanged."""
+        for order in self.partial_orders(symbol, "PartialTakeProfit"):
+            if order.trigger_price == price:
+                self._deactivate(order, "CancelByUser")
+                return
+        raise KeyError(f"no partial take-profit of {symbol} at {price}")
+
     def _deactivate(self, order: FakeOrder, cancel_type: str) -> None:
         order.status, order.updated_ms, order.cancel_type = (
             "Deactivated",

@@ -1,0 +1,76 @@
+"""``reconcile.without_gone_take_profits``: the take-profits of a plan that have not filled and
+the venue no longer holds leave it; those filled stay (their count is what breakeven and
+/status read); a breakeven rule follows its TP, renumbered, or goes with it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from trader.models import Position, Side, TakeProfitLevel, TakeProfitPlan
+from trader.reconcile import said_take_profits_gone, without_gone_take_profits
+
+WHEN = datetime(2025, 10, 19, tzinfo=UTC)
+TP1, TP2, TP3 = (TakeProfitLevel(Decimal(p), Decimal("0.5")) for p in (102, 104, 106))
+
+
+def position(*, filled: str = "0", after: int | None = 2, moved: bool = False) -> Position:
+    plan = TakeProfitPlan(
+        (TP1, TP2, TP3),
+        qty=Decimal("1.5"),
+        breakeven_after=after,
+        breakeven_price=None if after is None else Decimal("100.12"),
+        breakeven_moved=moved,
+        tp_filled_qty=Decimal(filled),
+    )
+    qty = Decimal("1.5") - Decimal(filled)
+    return Position(
+        "s", "SOLUSDT", Side.BUY, qty, Decimal(100), 10, Decimal(15), Decimal(98),
+        TP3.price, Decimal("0.08"), WHEN, WHEN, take_profits=plan,
+    )  # fmt: skip
+
+
+def test_all_held_changes_nothing() -> None:
+    whole = position()
+    assert without_gone_take_profits(whole, [TP1, TP2, TP3]) == (whole, [])
+
+
+def test_a_filled_take_profit_is_not_gone() -> None:
+    after_tp1 = position(filled="0.5")
+    assert without_gone_take_profits(after_tp1, [TP2, TP3]) == (after_tp1, [])
+
+
+def test_one_gone_before_the_breakeven_tp_renumbers_the_rule() -> None:
+    kept, gone = without_gone_take_profits(position(after=2), [TP2, TP3])
+    assert gone == [(1, TP1)]
+    assert kept.take_profits is not None
+    assert kept.take_profits.levels == (TP2, TP3)
+    assert kept.take_profits.breakeven_after == 1  # still after the TP at 104
+    assert kept.take_profit == TP3.price
+
+
+def test_the_breakeven_tp_gone_takes_the_rule_with_it() -> None:
+    kept, gone = without_gone_take_profits(position(after=2), [TP1, TP3])
+    assert gone == [(2, TP2)]
+    assert kept.take_profits is not None
+    assert (kept.take_profits.breakeven_after, kept.take_profits.breakeven_price) == (None, None)
+    said = said_take_profits_gone(kept, gone, breakeven_dropped=True)
+    assert "TP2 104 × 0.5 is no longer on Bybit" in said
+    assert said.endswith("the stop-loss will not move to breakeven")
+
+
+def test_a_breakeven_move_made_already_stays() -> None:
+    kept, gone = without_gone_take_profits(position(filled="1.0", after=2, moved=True), [])
+    assert gone == [(3, TP3)]
+    assert kept.take_profits is not None
+    assert kept.take_profits.levels == (TP1, TP2)
+    assert kept.take_profits.filled() == 2
+    assert kept.take_profits.breakeven_moved
+
+
+def test_every_take_profit_gone_leaves_the_stop_loss_alone() -> None:
+    kept, gone = without_gone_take_profits(position(after=None), [])
+    assert [number for number, _ in gone] == [1, 2, 3]
+    assert (kept.take_profits, kept.take_profit) == (None, Decimal(0))
+    said = said_take_profits_gone(kept, gone, breakeven_dropped=False)
+    assert "TP1 102 × 0.5, TP2 104 × 0.5, TP3 106 × 0.5 are no longer on Bybit" in said
