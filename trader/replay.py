@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from trader import rules, sizing, take_profits, trailing
+from trader import replay_plans, rules, sizing, take_profits, trailing
 from trader.clock import utc_day_start
 from trader.cooldowns import Cooldowns
 from trader.errors import ConfigError
@@ -107,7 +107,7 @@ class _Open:
     exit_at: datetime
     exit_price: Decimal
     reason: CloseReason
-    parts: tuple[take_profits.Part, ...] = ()  # several take-profits: its exits, in order
+    parts: tuple[replay_plans.Part, ...] = ()  # several take-profits: its exits, in order
 
 
 class _Book:
@@ -160,7 +160,7 @@ class _Book:
             )
             if item.parts:  # one trade, the sum of its parts
                 fee_rate, at = self.fee_rate, item.exit_at
-                trade = take_profits.book_parts(position, item.parts, fee_rate=fee_rate, at=at)
+                trade = replay_plans.book_parts(position, item.parts, fee_rate=fee_rate, at=at)
             else:
                 trade = close_trade(position, fill, item.reason)
             self.wallet += trade.gross_pnl - trade.exit_fee
@@ -204,33 +204,6 @@ class ReplayResult:
     rules: tuple[str, ...] = ()  # the worst-case exit rules applied beyond SL / TP / TTL
 
 
-def exit_rules(strategy: Strategy) -> tuple[str, ...]:
-    """The worst-case rules replay applies for ``strategy``'s plan, as the report says them."""
-    distance = strategy.trailing_stop_pct
-    if take_profits.uses_plan(strategy):
-        return (take_profits.replay_rule(strategy),)
-    if distance is None:
-        return ()
-    activation = strategy.trailing_activation_pct
-    head = f"trailing stop {_of_margin(distance, strategy)}"
-    never_worse = "never worse than the worst price reached"
-    if activation is None:
-        return (
-            f"{head}, active at once; worst case: a position whose SL was not reached exits "
-            f"at the entry less the trailing distance ({never_worse})",
-        )
-    return (
-        f"{head}, active from {_of_margin(activation, strategy)}; worst case: a position "
-        "whose activation level was reached before its TP's, and its SL not, exits at the "
-        f"activation level less the trailing distance ({never_worse})",
-    )
-
-
-def _of_margin(pct: Decimal, strategy: Strategy) -> str:
-    move = pct / strategy.leverage
-    return f"{pct.normalize():f}% of margin ({move.normalize():f}% price move)"
-
-
 def replay(
     records: Iterable[Signal | InvalidSignal],
     paths: Mapping[OutcomeKey, PricePath],
@@ -271,7 +244,7 @@ def replay(
         outcomes=outcomes,
         trades=trades,
         stats=trade_stats(trades, strategy.paper_balance_usdt),
-        rules=exit_rules(strategy),
+        rules=replay_plans.exit_rules(strategy),
     )
 
 
@@ -358,10 +331,10 @@ def _enter(
     tps = take_profits.make_plan(
         strategy, side, price, order.qty, leverage=leverage, instrument=instrument, signal=signal
     )
-    parts: tuple[take_profits.Part, ...] = ()
+    parts: tuple[replay_plans.Part, ...] = ()
     if tps is not None:
         path = {"high": price_path.high, "low": price_path.low, "final": price_path.final}
-        parts = tuple(take_profits.path_parts(side, tps, stop=stop, trailing=plan, **path))
+        parts = tuple(replay_plans.path_parts(side, tps, stop=stop, trailing=plan, **path))
         exit_reason, exit_price = parts[-1][2], parts[-1][1]
         take = tps.levels[-1].price
     position = open_position(

@@ -24,8 +24,9 @@ from trader.models import (
 )
 from trader.pnl import gross_pnl, taker_fee
 from trader.replay import PricePath, load_instruments, load_outcomes, load_signals, replay
+from trader.replay_plans import path_parts
 from trader.strategy import Strategy, load_strategy
-from trader.take_profits import Share, path_parts
+from trader.take_profits import Share
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WHEN = datetime(2025, 10, 19, 5, 25, 3, tzinfo=UTC)
