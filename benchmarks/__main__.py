@@ -33,10 +33,10 @@ from benchmarks.common import (
     spread,
     store_trades,
     trading,
+    whole_trade_row,
 )
 from benchmarks.round_trips import order_round_trips
 from bot.app import build_app
-from storage.codec import trade_values
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.telegram import FakeTelegram
 from trader.models import ClosedTrade, CloseReason, Side
@@ -108,7 +108,7 @@ async def status_latency(samples: int = 200, trades: int = 10_000) -> list[float
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scratch(work, {"parameters": {"leverage": 10}})
-        rows = [trade_values(i + 1, t) for i, t in enumerate(closed_trades(trades))]
+        rows = [whole_trade_row(t, i + 1) for i, t in enumerate(closed_trades(trades))]
         await store_trades(work / "data" / "paper.db", rows)
         async with FakeBybit() as bybit, FakeTelegram() as telegram:
             settings = bench_settings(work, bybit, telegram=telegram, report_interval_minutes=0)

@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from storage.codec import TRADE_INSERT
+from storage.codec import TRADE_INSERT, trade_values
 from storage.repositories import SqliteRepositories
 from tests.fakes.bybit import FakeBybit, RecordedRequest
 from trader.events import Event, PositionOpened
+from trader.models import ClosedTrade
 from trader.runtime import Runtime, build_runtime
 from trader.settings import Settings, load_settings
 
@@ -206,8 +207,16 @@ async def answer_ms(telegram: FakeTelegram, text: str, method: str, timeout: flo
     return (telegram.calls(method)[before].at - pushed) * 1000
 
 
+def whole_trade_row(trade: ClosedTrade, number: int) -> tuple[Any, ...]:
+    """The ``trade_values`` row of ``trade`` as a whole position's one trade (a part has no
+    position id; stats count a trade at the row that has one), under a made-up position id
+    below 0, so none is one the engine gives a position it opens."""
+    return trade_values(-number, trade)
+
+
 async def store_trades(db_path: Path, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Closed trades (``trade_values`` rows) into the database, ``BATCH`` a transaction."""
+    """Closed trades (``whole_trade_row`` rows) into the database, ``BATCH`` a
+    transaction."""
     repo = await SqliteRepositories.open(db_path)
     try:
         batch: list[tuple[Any, ...]] = []

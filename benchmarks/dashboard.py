@@ -21,10 +21,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from benchmarks.common import bench_settings, percentile, scratch, spread, store_trades
+from benchmarks.common import (
+    bench_settings,
+    percentile,
+    scratch,
+    spread,
+    store_trades,
+    whole_trade_row,
+)
 from benchmarks.reports import history
 from bot import render
-from storage.codec import TRADE_INSERT, trade_values
+from storage.codec import TRADE_INSERT
 from tests.fakes.bybit import FakeBybit
 from trader.models import ClosedTrade
 from trader.read_models import ReadModels
@@ -92,7 +99,7 @@ async def measure(work: Path, samples: int) -> tuple[float, float, dict[str, lis
             for i in range(samples):
                 booked = _closing(next(history(1, now, seed=i)), now + timedelta(seconds=i))
                 async with runtime.repo.database.transaction() as conn:
-                    await conn.execute(TRADE_INSERT, trade_values(None, booked))
+                    await conn.execute(TRADE_INSERT, whole_trade_row(booked, TRADES + 1 + i))
                 for name, reply in COMMANDS:
                     started = time.perf_counter()
                     text = await reply(engine.read_models, zone)
@@ -102,7 +109,7 @@ async def measure(work: Path, samples: int) -> tuple[float, float, dict[str, lis
             # reconciliation): the next command counts the whole history again.
             late = _closing(next(history(1, now, seed=-1)), now - timedelta(days=1))
             async with runtime.repo.database.transaction() as conn:
-                await conn.execute(TRADE_INSERT, trade_values(None, late))
+                await conn.execute(TRADE_INSERT, whole_trade_row(late, TRADES + 1 + samples))
             started = time.perf_counter()
             await _profit(engine.read_models, zone)
             recount_ms = (time.perf_counter() - started) * 1000
@@ -121,7 +128,7 @@ def main() -> int:
         work = Path(tmp)
         scratch(work, {"parameters": {"leverage": 10, "sl": 20, "tp": 40}})
         now = datetime.now(UTC).replace(microsecond=0)
-        rows = (trade_values(None, t) for t in history(TRADES, now))
+        rows = (whole_trade_row(t, n) for n, t in enumerate(history(TRADES, now), 1))
         asyncio.run(store_trades(work / "data" / "paper.db", rows))
         first_ms, recount_ms, figures = asyncio.run(measure(work, SAMPLES))
     print(

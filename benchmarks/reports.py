@@ -39,8 +39,8 @@ from benchmarks.common import (
     scratch,
     store_trades,
     watch_opened,
+    whole_trade_row,
 )
-from storage.codec import trade_values
 from storage.export import rewrite_trades
 from trader.models import ClosedTrade, CloseReason, Side
 
@@ -81,7 +81,9 @@ def history(count: int, now: datetime, *, seed: int = 11) -> Iterator[ClosedTrad
 async def store_history(data_dir: Path, count: int) -> None:
     """The trades in the database, and ``trades_log.csv`` matching it (as a bot leaves it)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    await store_trades(data_dir / "paper.db", (trade_values(None, t) for t in history(count, now)))
+    await store_trades(
+        data_dir / "paper.db", (whole_trade_row(t, n) for n, t in enumerate(history(count, now), 1))
+    )
     rewrite_trades(data_dir / "trades_log.csv", history(count, now))
 
 

@@ -102,18 +102,16 @@ def _trade_points(conn: sqlite3.Connection, after_id: int) -> Iterator[TradePoin
     rows = conn.execute(
         f"SELECT {POINT_COLUMNS} FROM trades WHERE id > ? ORDER BY +closed_at, id", (after_id,)
     )
+    zero = Decimal(0)
     for ident, closed_at, net, entry_fee, exit_fee, symbol, opened_at, ends, parts in rows:
-        earlier = (
-            sum((Decimal(part) for part in parts.split()), Decimal(0)) if parts else Decimal(0)
-        )
         yield TradePoint(
-            id=ident,
-            closed_at=from_db_time(closed_at),
-            net_pnl=Decimal(net),
+            ident,
+            from_db_time(closed_at),
+            Decimal(net),
             # As ClosedTrade.fees adds them, so that the sums come out the same.
-            fees=Decimal(entry_fee) + Decimal(exit_fee),
-            symbol=symbol,
-            opened_at=from_db_time(opened_at),
-            ends=bool(ends),
-            earlier=earlier,
+            Decimal(entry_fee) + Decimal(exit_fee),
+            symbol,
+            from_db_time(opened_at),
+            ends == 1,
+            sum((Decimal(part) for part in parts.split()), zero) if parts else zero,
         )

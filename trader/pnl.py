@@ -238,7 +238,6 @@ class StatsTally:
         net_pnl: Decimal,
         fees: Decimal,
         held: timedelta | None = None,
-        *,
         ends: bool = True,
         earlier: Decimal = Decimal(0),
     ) -> Decimal:
@@ -249,10 +248,23 @@ class StatsTally:
         self.moves += 1
         self.net_pnl += net_pnl
         self.fees += fees
-        if ends:
-            self._count(earlier + net_pnl, held)
-        # Comparisons, not max()/min(): the same figures (a tie keeps the one there), and
-        # this runs once a trade over the whole history.
+        if ends:  # counted here, not in a helper: this runs once a trade over the history
+            result = earlier + net_pnl if earlier else net_pnl
+            self.trades += 1
+            if result > 0:
+                self.wins += 1
+                self.gross_profit += result
+            else:
+                self.losses += 1
+                self.gross_loss += result
+            if self.best is None or result > self.best:
+                self.best = result
+            if self.worst is None or result < self.worst:
+                self.worst = result
+            if held is not None:
+                self.held += held
+                self.timed += 1
+        # Comparisons, not max()/min(): the same figures (a tie keeps the one there).
         equity = self.equity = self.equity + net_pnl
         if self.moves == 1 or equity < self.trough:
             self.trough = equity
@@ -262,22 +274,6 @@ class StatsTally:
         if drawdown > self.max_drawdown:
             self.max_drawdown = drawdown
         return equity
-
-    def _count(self, result: Decimal, held: timedelta | None) -> None:
-        self.trades += 1
-        if result > 0:
-            self.wins += 1
-            self.gross_profit += result
-        else:
-            self.losses += 1
-            self.gross_loss += result
-        if self.best is None or result > self.best:
-            self.best = result
-        if self.worst is None or result < self.worst:
-            self.worst = result
-        if held is not None:
-            self.held += held
-            self.timed += 1
 
     def merge(self, later: StatsTally) -> None:
         """Count the trades of ``later`` as closing after these, in its order: the same
