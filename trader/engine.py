@@ -40,6 +40,7 @@ from trader.exchange.base import (
     PositionExited,
     PriceUpdated,
     StopLossMissing,
+    TakeProfitCancelled,
 )
 from trader.exits import Exits
 from trader.limit_settings import LimitSettings
@@ -228,6 +229,9 @@ class Engine:
             spawn(self.exits.venue_closed(event), f"exchange-closed-{event.symbol}")
         elif isinstance(event, StopLossMissing):
             spawn(self.reconciler.stop_loss_missing(event.symbol), f"stop-watch-{event.symbol}")
+        elif isinstance(event, TakeProfitCancelled):
+            check = self.reconciler.take_profit_cancelled(event.symbol)
+            spawn(check, f"take-profits-{event.symbol}")
         elif isinstance(
             event, VenueBanned | VenueBanLifted | ClockSkewed | VenueUnreachable | VenueReachable
         ):

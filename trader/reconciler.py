@@ -329,6 +329,22 @@ class Reconciler:
         log.warning("%s had no stop-loss on the venue; restored", position.symbol)
         return reconcile.said_stop_restored(position)
 
+    async def take_profit_cancelled(self, symbol: str) -> None:
+        """The venue pushed a partial take-profit of ours cancelled by hand: the plan is
+        checked against the venue now, not at the next restart or gap."""
+        async with self._running:
+            position = self._book.positions.get(symbol)
+            if position is None or position.take_profits is None or symbol in self._book.busy():
+                return
+            try:
+                finding = await self._check_take_profits(position)
+            except ExchangeError as exc:
+                log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
+                return
+        if finding:
+            said = Reconciled("a take-profit was cancelled on Bybit", (finding,), self._clock.now())
+            await self._bus.publish(said)
+
     async def stop_loss_missing(self, symbol: str) -> None:
         """The venue pushed a position of ours without a stop-loss: checked by REST (a push
         can be a passing state) and restored at once, not at the next periodic check."""

@@ -61,6 +61,13 @@ class StopLossMissing:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeProfitCancelled:
+    """The venue says a partial take-profit of ours was cancelled by hand (in its app)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
 class StreamRestored:
     """The venue's push stream is back after a gap: what happened meanwhile may have been
     missed, so the engine reconciles."""
@@ -107,6 +114,7 @@ ExchangeEvent = (
     | PositionExited
     | StreamRestored
     | StopLossMissing
+    | TakeProfitCancelled
     | VenueBanned
     | VenueBanLifted
     | VenueUnreachable

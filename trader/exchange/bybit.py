@@ -31,6 +31,7 @@ from trader.exchange.base import (
     PriceUpdated,
     StreamHealth,
     StreamRestored,
+    TakeProfitCancelled,
     VenuePosition,
 )
 from trader.exchange.bybit_clock import measure_offset
@@ -39,6 +40,7 @@ from trader.exchange.bybit_fills import Pushes
 from trader.exchange.bybit_messages import (
     CATEGORY,
     SETTLE_COIN,
+    OrderUpdate,
     parse_execution,
     parse_order,
     parse_permissions,
@@ -405,6 +407,8 @@ class BybitExchange:
         elif topic == "order":
             for update in parse_rows(rows, parse_order):
                 self._pushes.add_order(update)
+                if _cancelled_by_hand(update) and self._listener is not None:
+                    self._listener(TakeProfitCancelled(update.symbol))
         elif topic == "position":
             for position in parse_rows(rows, parse_position):
                 self._exits.on_position(position)
@@ -412,3 +416,13 @@ class BybitExchange:
     def _on_restored(self) -> None:
         if self._listener is not None:
             self._listener(StreamRestored())
+
+
+def _cancelled_by_hand(update: OrderUpdate) -> bool:
+    """A partial take-profit the trader cancelled (Bybit deactivates the conditional order;
+    those it cancels itself, when the position closes, carry another cancelType)."""
+    return (
+        update.stop_order_type == "PartialTakeProfit"
+        and update.status == "Deactivated"
+        and update.cancel_type == "CancelByUser"
+    )
