@@ -230,7 +230,7 @@ class Engine:
         elif isinstance(event, StopLossMissing):
             spawn(self.reconciler.stop_loss_missing(event.symbol), f"stop-watch-{event.symbol}")
         elif isinstance(event, TakeProfitCancelled):
-            check = self.reconciler.take_profit_cancelled(event.symbol)
+            check = self.reconciler.take_profit_cancelled(event.symbol, event.price)
             spawn(check, f"take-profits-{event.symbol}")
         elif isinstance(
             event, VenueBanned | VenueBanLifted | ClockSkewed | VenueUnreachable | VenueReachable

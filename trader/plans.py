@@ -42,6 +42,14 @@ async def restore(
     """The plan of a recovered entry: what the venue holds of it is adopted, what it lacks is
     placed. What the venue holds and the plan does not have (set by hand on Bybit, or for
     another signal) is left alone and said, with nothing placed beside it."""
+    if venue is None or venue.qty != position.qty:
+        # Not the position the fill made any more (a take-profit or the stop-loss filled
+        # while the bot was down): a plan made for the fill could sell a share twice.
+        now = "none" if venue is None else str(venue.qty)
+        return position, [
+            f"Bybit holds {now} of the {position.qty} filled: its trailing stop and "
+            "take-profits from the strategy are not placed; check them on Bybit"
+        ]
     said: list[str] = []
     wanted = trailing.plan(
         strategy, position.side, position.entry_price, leverage=position.leverage, tick=tick
@@ -95,16 +103,25 @@ async def _take_profits(
     )
     if plan is None or not held:
         return await take_profits.place(exchange, plan, position)
-    if not set(held) <= set(plan.levels):
+    planned = {level.price for level in plan.levels}
+    if any(level.price not in planned for level in held):
         levels = ", ".join(f"{level.price} × {level.qty}" for level in held)
         return position, f"Bybit holds take-profits the bot did not plan ({levels}): check them"
-    missing = tuple(level for level in plan.levels if level not in held)
+    there = {level.price for level in held}
+    missing = tuple(level for level in plan.levels if level.price not in there)
     placed, unset = await take_profits.place(exchange, replace(plan, levels=missing), position)
-    done = set(held) | set(() if placed.take_profits is None else placed.take_profits.levels)
-    kept = tuple(level for level in plan.levels if level in done)
-    if plan.breakeven_after is not None and plan.breakeven_after > len(kept):
-        # As ``take_profits.place``: TP N not on the venue cannot fill.
-        plan = replace(plan, breakeven_after=None, breakeven_price=None)
+    if placed.take_profits is not None:
+        there |= {level.price for level in placed.take_profits.levels}
+    kept = tuple(level for level in plan.levels if level.price in there)
+    after = plan.breakeven_after
+    if after is not None:
+        # It follows its own TP, renumbered among those kept; gone with it if not placed.
+        trigger = plan.levels[after - 1]
+        plan = (
+            replace(plan, breakeven_after=kept.index(trigger) + 1)
+            if trigger in kept
+            else replace(plan, breakeven_after=None, breakeven_price=None)
+        )
     log.info("%s: %d take-profits were on the venue already", position.symbol, len(held))
     adopted = replace(plan, levels=kept)
     return replace(position, take_profits=adopted, take_profit=kept[-1].price), unset

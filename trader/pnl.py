@@ -140,6 +140,9 @@ class Stats:
     worst: Decimal | None = None  # the worst trade's net PnL
     held: timedelta = timedelta(0)  # the trades' time open, added up (those whose open is known)
     timed: int = 0  # how many trades ``held`` counts
+    # The trades and parts of trades counted: a part of a position still open (a take-profit)
+    # moves the PnL and fees but ends no trade; a trade counts at its last part.
+    moves: int = 0
 
     @property
     def average_holding(self) -> timedelta | None:
@@ -327,4 +330,5 @@ class StatsTally:
             worst=self.worst,
             held=self.held,
             timed=self.timed,
+            moves=self.moves,
         )

@@ -223,20 +223,24 @@ def said_mismatched(position: Position, found: VenuePosition) -> str:
 
 
 def without_gone_take_profits(
-    position: Position, held: Sequence[TakeProfitLevel]
+    position: Position, held: Sequence[TakeProfitLevel], *, only: Decimal | None = None
 ) -> tuple[Position, list[tuple[int, TakeProfitLevel]]]:
     """``position`` with the take-profits of its plan that have not filled and the venue no
     longer holds (cancelled there by hand) left out, and those gone, each with its number.
-    Only unfilled levels go: the count of those filled is unchanged. A breakeven rule whose
-    TP is gone goes with it; one after a TP still there keeps following that TP."""
+    A level is held when the venue has a take-profit at its price, whatever its size (the
+    venue cuts a TP's size when the position shrinks otherwise). ``only``: the price of the
+    one take-profit the venue said was cancelled; no other can go. Only unfilled levels go:
+    the count of those filled is unchanged. A breakeven rule whose TP is gone goes with it;
+    one after a TP still there keeps following that TP."""
     plan = position.take_profits
     if plan is None:
         return position, []
     done = plan.filled()
+    prices = {level.price for level in held}
     gone = [
         (number, level)
         for number, level in enumerate(plan.levels, 1)
-        if number > done and level not in held
+        if number > done and level.price not in prices and (only is None or level.price == only)
     ]
     if not gone:
         return position, []

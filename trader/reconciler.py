@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 
 from trader import plans, reconcile
 from trader.errors import ExchangeError
@@ -274,18 +275,23 @@ class Reconciler:
                 log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
         return findings
 
-    async def _check_take_profits(self, position: Position) -> str:
+    async def _check_take_profits(self, position: Position, only: Decimal | None = None) -> str:
         book, symbol = self._book, position.symbol
         async with book.lock(symbol):
-            # The orders first, then the size: a take-profit that fills between the two
-            # reads shows as a smaller size (booked from its fill), never as a gone order.
-            held = await self._exchange.take_profit_orders(symbol)
-            found = (await self._venue()).get(symbol)
-            if book.positions.get(symbol) is not position or found is None:
+            # The orders, the size, the orders and the size again: a take-profit leaves the
+            # open orders as it triggers, a moment before its fill shrinks the position. One
+            # missing from both reads of the orders while the size stood still over all four
+            # (round trips apart) was cancelled, not filled; one that filled meanwhile shows
+            # as a smaller size, which the size check books from its fill.
+            held = list(await self._exchange.take_profit_orders(symbol))
+            first = (await self._venue()).get(symbol)
+            held += await self._exchange.take_profit_orders(symbol)
+            second = (await self._venue()).get(symbol)
+            if book.positions.get(symbol) is not position or first is None or second is None:
                 return ""  # changed meanwhile: the next check looks again
-            if found.qty != position.qty:
+            if not first.qty == second.qty == position.qty:
                 return ""  # a part not booked yet: the size check books it first
-            kept, gone = reconcile.without_gone_take_profits(position, held)
+            kept, gone = reconcile.without_gone_take_profits(position, held, only=only)
             if not gone or not await self._repo.set_stop_and_plan(kept):
                 return ""
             book.positions[symbol] = kept
@@ -329,15 +335,16 @@ class Reconciler:
         log.warning("%s had no stop-loss on the venue; restored", position.symbol)
         return reconcile.said_stop_restored(position)
 
-    async def take_profit_cancelled(self, symbol: str) -> None:
-        """The venue pushed a partial take-profit of ours cancelled by hand: the plan is
-        checked against the venue now, not at the next restart or gap."""
+    async def take_profit_cancelled(self, symbol: str, price: Decimal | None) -> None:
+        """The venue pushed a partial take-profit of ours (at ``price``, where it said)
+        cancelled by hand: the plan is checked against the venue now, not at the next
+        restart or gap, for that take-profit only."""
         async with self._running:
             position = self._book.positions.get(symbol)
             if position is None or position.take_profits is None or symbol in self._book.busy():
                 return
             try:
-                finding = await self._check_take_profits(position)
+                finding = await self._check_take_profits(position, price)
             except ExchangeError as exc:
                 log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
                 return

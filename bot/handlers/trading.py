@@ -64,13 +64,13 @@ async def close(
     elif notify.mode(Kind.CLOSED) is Mode.OFF:  # no note (/notify closed off): a reply
         tick = await engine.exits.tick_size(target)
         rest = engine.book.positions.get(target)
-        if rest is None:  # the last part: the note says the trade's total too
+        if trade.part and rest is not None:  # a part filled: the rest stays open, said so
+            await message.answer(render.reduced_text(PositionReduced(trade, rest, tick)))
+        else:  # the position's last part: the reply says the trade's total too
             parts = await engine.repo.signal_trades(trade.signal_id)
-            earlier = tuple(part.net_pnl for part in parts if part.id != trade.id)
+            earlier = tuple(p.net_pnl for p in parts if p.part and p.id != trade.id)
             closed = PositionClosed(trade, tick, earlier=earlier)
             await message.answer(render.closed_text(closed))
-        else:  # a part filled: the rest stays open, and the reply says so
-            await message.answer(render.reduced_text(PositionReduced(trade, rest, tick)))
     # Else the close's own note (PositionClosed, or PositionReduced for a part) is the one
     # reply: it goes to every allowed chat with the trade's figures at the venue's tick.
 

@@ -24,8 +24,13 @@ def profit_text(view: ProfitView) -> str:
         header = f"<b>Profit</b> · today ({_date(view.since)}, {esc(zone)})"
     else:
         header = f"<b>Profit</b> · last {view.days:,} days (since {_date(view.since)}, {esc(zone)})"
-    if stats.trades == 0:
+    if stats.moves == 0:
         return f"{header}\nNo trades closed in this time."
+    if stats.trades == 0:  # only parts (take-profits) of positions that end later
+        return (
+            f"{header}\nNo trade ended in this time; parts of positions closed: "
+            f"net PnL {pnl(stats.net_pnl)} · fees {usdt(stats.fees)}"
+        )
     lines = [
         header,
         f"Closed trades: {stats.trades:,} · won {stats.wins:,} · win rate "

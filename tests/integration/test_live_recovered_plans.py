@@ -153,3 +153,48 @@ async def test_take_profits_on_bybit_the_bot_did_not_plan_are_left_and_said(
     assert "Bybit holds take-profits the bot did not plan (195.000 × 5.0): check them" in finding
     assert held_take_profits(live_bybit) == [other]  # nothing placed beside it
     assert live_bybit.requests_to(TRADING_STOP) == []
+
+
+async def test_a_take_profit_that_filled_while_the_bot_was_down_is_not_placed_again(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """The crash came after both TPs were set, and TP1 filled before the restart: Bybit holds
+    less than the fill. A plan made for the fill would sell TP1's share twice: nothing is
+    placed, and the trader is told to check."""
+    edit_strategy(workdir, trailing_stop_pct=20, **PLAN)
+    await crash_after_the_fill(start_live, live_bybit, workdir, clock, "crash-6")
+    await asyncio.to_thread(add_take_profit, live_bybit, TP1)
+    await asyncio.to_thread(add_take_profit, live_bybit, TP2)
+    await live_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")  # TP1 fills
+    venue = live_bybit.position("SOLUSDT")
+    assert venue is not None
+    assert venue.size == Decimal("13.2")
+
+    _, events = await start_live()
+    await events.next(PositionOpened)
+    findings = reconciled(events)
+    said = "Bybit holds 13.2 of the 26.3 filled: its trailing stop and take-profits"
+    assert any(said in finding for finding in findings), findings
+    assert live_bybit.requests_to(TRADING_STOP) == []  # nothing sent: TP1 not again
+    assert held_take_profits(live_bybit) == [TP2]
+
+
+async def test_the_breakeven_rule_follows_its_own_take_profit_or_goes(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """TP2 was set before the crash; TP1, placed at the restart, is refused: the breakeven
+    rule after TP1 cannot follow TP2 instead, so it goes."""
+    edit_strategy(workdir, breakeven_after_tp=1, **PLAN)
+    await crash_after_the_fill(start_live, live_bybit, workdir, clock, "crash-7")
+    await asyncio.to_thread(add_take_profit, live_bybit, TP2)
+    live_bybit.fail_next(TRADING_STOP, ret_code=10001, ret_msg="fake: take-profit refused")
+
+    _, events = await start_live()
+    opened = await events.next(PositionOpened)
+    assert isinstance(opened, PositionOpened)
+    plan = opened.position.take_profits
+    assert plan is not None
+    assert plan.levels == (TP2,)
+    assert (plan.breakeven_after, plan.breakeven_price) == (None, None)
+    [finding] = reconciled(events)
+    assert "take-profit 1 not set (Bybit refused the take-profit: fake: take-profit" in finding

@@ -74,3 +74,18 @@ def test_every_take_profit_gone_leaves_the_stop_loss_alone() -> None:
     assert (kept.take_profits, kept.take_profit) == (None, Decimal(0))
     said = said_take_profits_gone(kept, gone, breakeven_dropped=False)
     assert "TP1 102 × 0.5, TP2 104 × 0.5, TP3 106 × 0.5 are no longer on Bybit" in said
+
+
+def test_a_take_profit_the_venue_cut_in_size_is_still_held() -> None:
+    # After a shrink that was no TP (auto-deleveraging), Bybit cuts TP1's size: still there.
+    cut = TakeProfitLevel(TP1.price, Decimal("0.2"))
+    whole = position()
+    assert without_gone_take_profits(whole, [cut, TP2, TP3]) == (whole, [])
+
+
+def test_only_the_take_profit_the_venue_named_can_go() -> None:
+    # The push named TP3; TP1 missing from a read (triggering as it was read) stays.
+    kept, gone = without_gone_take_profits(position(after=None), [TP2], only=TP3.price)
+    assert gone == [(3, TP3)]
+    assert kept.take_profits is not None
+    assert kept.take_profits.levels == (TP1, TP2)

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.render.dashboard import profit_text
 from storage.repositories import SqliteRepositories
 from tests.unit.storage_support import store_trades
 from tests.unit.test_trade_aggregates import START, T0, amounts, read_models, run_with_repo
 from trader import pnl
 from trader.models import ClosedTrade, CloseReason, Side
+from trader.trade_views import ProfitView
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -72,8 +74,19 @@ def test_parts_that_lose_overall_are_one_losing_trade_beside_a_whole_one() -> No
 
 def test_a_position_still_open_after_a_part_counts_its_money_not_a_trade() -> None:
     stats = pnl.trade_stats([part("a", 1, "4")], START)
-    assert (stats.trades, stats.net_pnl, stats.fees) == (0, Decimal(4), Decimal("0.2"))
+    assert (stats.trades, stats.moves, stats.net_pnl, stats.fees) == (
+        0,
+        1,
+        Decimal(4),
+        Decimal("0.2"),
+    )
     assert stats.win_rate is None
+    # /profit says the money, not "no trades".
+    view = ProfitView(stats, None, None, UTC_ZONE)
+    assert profit_text(view).endswith(
+        "No trade ended in this time; parts of positions closed: net PnL +4.00 USDT"
+        " · fees 0.20 USDT"
+    )
 
 
 def positions_in_parts() -> st.SearchStrategy[list[ClosedTrade]]:

@@ -62,9 +62,11 @@ class StopLossMissing:
 
 @dataclass(frozen=True, slots=True)
 class TakeProfitCancelled:
-    """The venue says a partial take-profit of ours was cancelled by hand (in its app)."""
+    """The venue says a partial take-profit of ours was cancelled by hand (in its app), at
+    ``price`` (None: it did not say)."""
 
     symbol: str
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

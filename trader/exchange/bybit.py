@@ -408,7 +408,7 @@ class BybitExchange:
             for update in parse_rows(rows, parse_order):
                 self._pushes.add_order(update)
                 if _cancelled_by_hand(update) and self._listener is not None:
-                    self._listener(TakeProfitCancelled(update.symbol))
+                    self._listener(TakeProfitCancelled(update.symbol, update.trigger_price))
         elif topic == "position":
             for position in parse_rows(rows, parse_position):
                 self._exits.on_position(position)
