@@ -180,6 +180,11 @@ class Exits:
         if rest is not None and reason is CloseReason.TAKE_PROFIT and rest.take_profits:
             # Counted from take-profit fills alone: any other shrink is no TP.
             rest = replace(rest, take_profits=rest.take_profits.took(trade.qty))
+        elif rest is not None and rest.take_profits:
+            # Any other shrink: the venue cuts the take-profits to what is left.
+            plan = take_profits.shrunk(rest.take_profits, rest.qty)
+            last = plan.levels[-1].price if plan.levels else Decimal(0)
+            rest = replace(rest, take_profits=plan if plan.levels else None, take_profit=last)
         tick = await self.tick_size(position.symbol)
         earlier: tuple[Decimal, ...] = ()
         if rest is None:  # the last part: the trade is the sum of its parts

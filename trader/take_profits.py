@@ -285,6 +285,33 @@ async def place(
     return replace(position, take_profits=kept, take_profit=placed[-1].price), problem
 
 
+def shrunk(plan: TakeProfitPlan, remaining: Decimal) -> TakeProfitPlan:
+    """The plan after the position shrank to ``remaining`` otherwise than by a take-profit
+    (auto-deleveraging, a partial liquidation, a part closed in Bybit's app), as Bybit cuts
+    partial take-profits that cover more than the position: the earliest unfilled first, one
+    cut to nothing gone. Those filled are left as they were (their count is unchanged); a
+    breakeven rule whose TP is gone goes with it, one after a TP kept follows it."""
+    done = plan.filled()
+    excess = sum((level.qty for level in plan.levels[done:]), Decimal(0)) - remaining
+    if excess <= 0:
+        return plan
+    levels = list(plan.levels[:done])
+    trigger = None if plan.breakeven_after is None else plan.levels[plan.breakeven_after - 1]
+    after = None
+    for level in plan.levels[done:]:
+        cut = min(excess, level.qty)
+        excess -= cut
+        if cut < level.qty:
+            levels.append(TakeProfitLevel(level.price, level.qty - cut))
+            if level is trigger:
+                after = len(levels)
+    if trigger is not None and plan.breakeven_after is not None and plan.breakeven_after <= done:
+        after = plan.breakeven_after  # its TP filled already: nothing to follow
+    if after is None:
+        return replace(plan, levels=tuple(levels), breakeven_after=None, breakeven_price=None)
+    return replace(plan, levels=tuple(levels), breakeven_after=after)
+
+
 def breakeven_due(position: Position) -> Decimal | None:
     """The breakeven price the stop-loss of ``position`` must move to now (its TP N has
     filled and it has not moved yet); None otherwise."""

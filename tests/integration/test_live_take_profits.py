@@ -254,3 +254,30 @@ async def test_a_refused_breakeven_move_is_tried_again_and_said_when_the_retry_f
     assert position.stop_loss == BREAKEVEN
     said = [e for e in events.seen[mark:] if isinstance(e, OrderFailed)]
     assert len(said) == 1  # once
+
+
+async def test_a_shrink_that_is_no_take_profit_cuts_the_plan_as_bybit_cuts_the_orders(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    """Auto-deleveraging takes 5.0 of 26.3: Bybit cuts the earliest take-profit to fit
+    (TP1 13.1 → 8.1). The plan follows, so TP1's smaller fill still counts as TP1 and the
+    stop-loss moves to breakeven after it, not after TP2."""
+    with_plan(workdir)
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    mark = len(events.seen)
+    await live_bybit.auto_deleverage("SOLUSDT", qty="5.0", price="190.00")
+    await events.next(PositionReduced, after=mark)
+    [position] = runtime.engine.open_positions()
+    assert position.take_profits is not None
+    cut = (TakeProfitLevel(LEVELS[0].price, Decimal("8.1")), LEVELS[1])
+    assert position.take_profits.levels == cut
+    held = live_bybit.partial_orders("SOLUSDT", "PartialTakeProfit")
+    assert [(o.trigger_price, o.qty) for o in held] == [(lv.price, lv.qty) for lv in cut]
+
+    mark = len(events.seen)
+    await live_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")
+    await events.next(PositionReduced, after=mark)
+    await runtime.engine.wait_idle()  # the move follows the part
+    [position] = runtime.engine.open_positions()
+    assert (position.qty, position.stop_loss) == (Decimal("13.2"), BREAKEVEN)

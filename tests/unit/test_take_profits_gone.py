@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from trader.models import Position, Side, TakeProfitLevel, TakeProfitPlan
 from trader.reconcile import said_take_profits_gone, without_gone_take_profits
+from trader.take_profits import shrunk
 
 WHEN = datetime(2025, 10, 19, tzinfo=UTC)
 TP1, TP2, TP3 = (TakeProfitLevel(Decimal(p), Decimal("0.5")) for p in (102, 104, 106))
@@ -89,3 +90,38 @@ def test_only_the_take_profit_the_venue_named_can_go() -> None:
     assert gone == [(3, TP3)]
     assert kept.take_profits is not None
     assert kept.take_profits.levels == (TP1, TP2)
+
+
+# --- take_profits.shrunk: a shrink that is no take-profit cuts the plan as Bybit cuts TPs ---
+
+
+def plan_of(filled: str = "0", after: int | None = 2) -> TakeProfitPlan:
+    plan = position(filled=filled, after=after).take_profits
+    assert plan is not None
+    return plan
+
+
+def test_a_shrink_within_what_the_tps_leave_changes_nothing() -> None:
+    assert shrunk(plan_of(), Decimal("1.5")) == plan_of()
+
+
+def test_the_earliest_unfilled_take_profit_is_cut_first() -> None:
+    plan = shrunk(plan_of(), Decimal("1.2"))  # 0.3 too much: TP1 0.5 → 0.2
+    assert plan.levels == (TakeProfitLevel(TP1.price, Decimal("0.2")), TP2, TP3)
+    assert plan.breakeven_after == 2
+
+
+def test_a_take_profit_cut_to_nothing_goes_and_the_rule_follows_its_own() -> None:
+    plan = shrunk(plan_of(), Decimal("0.8"))  # 0.7 too much: TP1 gone, TP2 0.5 → 0.3
+    assert plan.levels == (TakeProfitLevel(TP2.price, Decimal("0.3")), TP3)
+    assert plan.breakeven_after == 1  # still after the TP at 104
+    gone_with_it = shrunk(plan_of(), Decimal("0.4"))  # TP1 and TP2 gone
+    assert gone_with_it.levels == (TakeProfitLevel(TP3.price, Decimal("0.4")),)
+    assert (gone_with_it.breakeven_after, gone_with_it.breakeven_price) == (None, None)
+
+
+def test_filled_take_profits_are_left_as_they_were() -> None:
+    plan = shrunk(plan_of(filled="0.5", after=1), Decimal("0.6"))  # TP2 0.5 → 0.1
+    assert plan.levels == (TP1, TakeProfitLevel(TP2.price, Decimal("0.1")), TP3)
+    assert plan.filled() == 1
+    assert plan.breakeven_after == 1  # its TP filled already
