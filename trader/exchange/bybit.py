@@ -51,10 +51,10 @@ from trader.exchange.bybit_messages import (
 )
 from trader.exchange.bybit_orders import BybitOrders, wire
 from trader.exchange.bybit_private import PrivateStream
+from trader.exchange.bybit_stops import BybitStops
 from trader.exchange.bybit_symbols import PreparedSymbols
 from trader.exchange.bybit_wire import (
     POSITION_MODE_NOT_MODIFIED,
-    TPSL_NOT_MODIFIED,
     call_pybit,
     make_http,
     read_pages,
@@ -143,6 +143,7 @@ class BybitExchange:
             fill_timeout=fill_timeout,
             stream_healthy=lambda: self.stream_healthy,
         )
+        self._stops = BybitStops(self._http)
         self._exits = ExchangeExits(
             pushes,
             self._orders,
@@ -262,54 +263,13 @@ class BybitExchange:
         return await self._symbols.prepare_entry(symbol, leverage)
 
     async def set_stop_loss(self, symbol: str, price: Decimal) -> None:
-        """The stop-loss of the whole position, through ``/v5/position/trading-stop``;
-        Bybit's "not modified" (34040) means it is there already."""
-        await call_pybit(
-            "stop-loss",
-            self._http.set_trading_stop,
-            unchanged=TPSL_NOT_MODIFIED,
-            category=CATEGORY,
-            symbol=symbol,
-            stopLoss=wire(price),
-            tpslMode="Full",
-            slTriggerBy="LastPrice",
-            positionIdx=0,
-        )
+        await self._stops.set_stop_loss(symbol, price)
 
     async def set_trailing_stop(self, symbol: str, trailing: TrailingStop) -> None:
-        """The position's trailing stop (Full: all of it), through trading-stop; Bybit holds it
-        and its state from then on. Its "not modified" (34040) means it is there already."""
-        params: dict[str, Any] = {"trailingStop": wire(trailing.distance)}
-        if trailing.active_price is not None:
-            params["activePrice"] = wire(trailing.active_price)
-        await call_pybit(
-            "trailing stop",
-            self._http.set_trading_stop,
-            unchanged=TPSL_NOT_MODIFIED,
-            category=CATEGORY,
-            symbol=symbol,
-            tpslMode="Full",
-            positionIdx=0,
-            **params,
-        )
+        await self._stops.set_trailing_stop(symbol, trailing)
 
     async def set_take_profit(self, symbol: str, price: Decimal, qty: Decimal) -> None:
-        """One partial take-profit (``tpslMode=Partial``: a PartialTakeProfit order of
-        ``qty``), through trading-stop; each call adds one, up to 20. Like an order, a call
-        without an answer is not re-sent (``OutcomeUnknown``): a second would add another."""
-        await call_pybit(
-            "take-profit",
-            self._http.set_trading_stop,
-            order=True,
-            category=CATEGORY,
-            symbol=symbol,
-            tpslMode="Partial",
-            takeProfit=wire(price),
-            tpSize=wire(qty),
-            tpTriggerBy="LastPrice",
-            tpOrderType="Market",
-            positionIdx=0,
-        )
+        await self._stops.add_take_profit(symbol, price, qty)
 
     async def open(self, order: EntryOrder) -> Fill:
         # Nothing before the order: prepare_entry() has readied the symbol (bybit_symbols).
@@ -392,7 +352,7 @@ class BybitExchange:
         return await self._orders.find(link_id)
 
     async def take_profit_orders(self, symbol: str) -> list[TakeProfitLevel]:
-        return await self._orders.take_profits(symbol)
+        return await self._stops.take_profits(symbol)
 
     async def exits_since(self, symbol: str, since: datetime) -> list[tuple[Fill, CloseReason]]:
         return await self._exits.exits(symbol, since)

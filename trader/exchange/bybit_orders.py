@@ -30,7 +30,7 @@ from trader.exchange.bybit_messages import (
     rows_of,
 )
 from trader.exchange.bybit_wire import call_pybit, read_pages
-from trader.models import CloseReason, Fill, TakeProfitLevel
+from trader.models import CloseReason, Fill
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ REST_POLL = 0.25  # seconds between REST reads of an order's fill
 # Page sizes: Bybit's maxima, so that a list is read in as few round trips as it allows.
 EXECUTION_PAGE = 100
 CLOSED_PNL_PAGE = 100
-ORDER_PAGE = 50
 CLOSED_PNL_PAGES = 5
 LIST_WINDOW = timedelta(days=7)  # Bybit's longest startTime..endTime of a history list
 
@@ -94,27 +93,6 @@ class BybitOrders:
 
     def order_id(self, link_id: str) -> str | None:
         return self._pushes.by_link.get(link_id)
-
-    async def take_profits(self, symbol: str) -> list[TakeProfitLevel]:
-        """The partial take-profits Bybit holds for ``symbol``: its open conditional orders
-        (``orderFilter=StopOrder``) of type ``PartialTakeProfit``, in price order."""
-        rows = await read_pages(
-            "take-profit orders",
-            self._http.get_open_orders,
-            limit=ORDER_PAGE,
-            category=CATEGORY,
-            symbol=symbol,
-            orderFilter="StopOrder",
-        )
-        orders: list[OrderUpdate] = parse_rows(rows, parse_order)
-        held = [
-            TakeProfitLevel(order.trigger_price, order.qty)
-            for order in orders
-            if order.stop_order_type == "PartialTakeProfit"
-            and order.trigger_price is not None
-            and order.qty is not None
-        ]
-        return sorted(held, key=lambda level: level.price)
 
     async def find(self, link_id: str) -> Fill | None:
         """The fill of the order sent as ``link_id``; None if Bybit has no such order or it

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,6 +22,7 @@ from trader.exchange.base import (
     StreamHealth,
     VenuePosition,
 )
+from trader.exchange.paper_position import PARAMS_ERROR, PaperPosition, check_protection
 from trader.exchange.reachability import until_answered
 from trader.models import (
     CloseReason,
@@ -31,7 +31,6 @@ from trader.models import (
     Fill,
     Instrument,
     Position,
-    Side,
     TakeProfitLevel,
     Ticker,
     TrailingStop,
@@ -45,30 +44,8 @@ log = logging.getLogger(__name__)
 
 # Bybit's codes, so paper and live report the same failures the same way.
 INSUFFICIENT_BALANCE = 110007
-PARAMS_ERROR = 10001
 DUPLICATE_LINK_ID = 110072
 STREAM_WAIT = 3.0  # seconds start-up waits for the first tickers of the whitelisted symbols
-
-
-@dataclass(slots=True)
-class _BookEntry:
-    """A simulated position on the paper venue."""
-
-    link_id: str
-    symbol: str
-    side: Side
-    qty: Decimal
-    entry_price: Decimal
-    leverage: int
-    stop_loss: Decimal
-    take_profit: Decimal | None  # None: several take-profits (``partial_tps``) instead
-    trailing: TrailingStop | None = None
-    best: Decimal | None = None  # the trailing stop's best price since it activated
-    partial_tps: list[TakeProfitLevel] = field(default_factory=list)  # not filled yet
-
-    @property
-    def margin(self) -> Decimal:
-        return self.qty * self.entry_price / self.leverage
 
 
 class PaperExchange:
@@ -93,7 +70,7 @@ class PaperExchange:
         self._fee_rate = fee_rate
         self._wallet = wallet
         self._clock = clock
-        self._book: dict[str, _BookEntry] = {}
+        self._book: dict[str, PaperPosition] = {}
         self._link_ids: set[str] = set()
         self._listener: Listener | None = None
 
@@ -120,7 +97,7 @@ class PaperExchange:
         bests = await self._bests.load() if trailing else {}
         for position in positions:
             plan = position.take_profits
-            self._book[position.symbol] = _BookEntry(
+            self._book[position.symbol] = PaperPosition(
                 link_id=position.link_id,
                 symbol=position.symbol,
                 side=position.side,
@@ -283,7 +260,7 @@ class PaperExchange:
         await self._market.watch(order.symbol)
         ticker = await self._market.ticker(order.symbol)
         price = ticker.fill_price(order.side)
-        _check_protection(order.side, price, order.stop_loss, order.take_profit)
+        check_protection(order.side, price, order.stop_loss, order.take_profit)
         fee = taker_fee(order.qty, price, self._fee_rate)
         margin = order.qty * price / order.leverage
         if balance_reason(margin + fee, self.available()) is not None:
@@ -293,7 +270,7 @@ class PaperExchange:
                 code=INSUFFICIENT_BALANCE,
             )
         self._link_ids.add(order.link_id)
-        self._book[order.symbol] = _BookEntry(
+        self._book[order.symbol] = PaperPosition(
             link_id=order.link_id,
             symbol=order.symbol,
             side=order.side,
@@ -327,7 +304,7 @@ class PaperExchange:
             raise NoPosition(f"{order.symbol} position already closed", code=PARAMS_ERROR)
         return self._exit(entry, ticker)
 
-    def _exit(self, entry: _BookEntry, ticker: Ticker, qty: Decimal | None = None) -> Fill:
+    def _exit(self, entry: PaperPosition, ticker: Ticker, qty: Decimal | None = None) -> Fill:
         """Close ``qty`` of the position (None: all of it) at the book."""
         qty = entry.qty if qty is None else min(qty, entry.qty)
         entry.qty -= qty
@@ -365,7 +342,7 @@ class PaperExchange:
                 self._take_profits(entry, ticker)
         self._emit(PriceUpdated(ticker))
 
-    def _take_profits(self, entry: _BookEntry, ticker: Ticker) -> None:
+    def _take_profits(self, entry: PaperPosition, ticker: Ticker) -> None:
         """The partial take-profits the last price reached, nearest first, each filling its
         qty at the book (the stop-loss was checked first: it wins when both are crossed)."""
         while entry.partial_tps and entry.qty > 0:
@@ -378,7 +355,7 @@ class PaperExchange:
             reason = CloseReason.TAKE_PROFIT
             self._emit(PositionExited(symbol=ticker.symbol, fill=fill, reason=reason, flat=flat))
 
-    def _trail(self, entry: _BookEntry, last: Decimal) -> Decimal | None:
+    def _trail(self, entry: PaperPosition, last: Decimal) -> Decimal | None:
         """Follow ``last`` with the position's trailing stop: where it stands now, or None
         (none, or not active yet)."""
         if entry.trailing is None:
@@ -398,15 +375,3 @@ class PaperExchange:
             self._listener(event)
         except Exception:
             log.exception("exchange listener failed on %s", type(event).__name__)
-
-
-def _check_protection(side: Side, price: Decimal, stop: Decimal, take: Decimal | None) -> None:
-    """Bybit refuses SL/TP on the wrong side of the current price (10001); so do we."""
-    if take is None:  # several take-profits follow the fill
-        take = Decimal("Infinity") * side.sign
-    ok = stop < price < take if side is Side.BUY else take < price < stop
-    if not ok:
-        raise OrderRejected(
-            f"stop-loss {stop} / take-profit {take} are on the wrong side of the price {price}",
-            code=PARAMS_ERROR,
-        )
