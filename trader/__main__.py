@@ -12,6 +12,7 @@ from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from trader import take_profits
 from trader.charts import equity_png, write_equity_png
 from trader.errors import ConfigError
 from trader.pnl import equity_curve
@@ -135,6 +136,7 @@ def format_report(
     rows = [
         ("Trades", f"{stats.trades}"),
         ("Exits", ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())) or "none"),
+        *_tp_rows(result, strategy),
         ("Wins", f"{stats.wins}"),
         ("Win rate", _pct(stats.win_rate)),
         ("Profit factor", "n/a" if pf is None else f"{pf:.2f}"),
@@ -146,6 +148,15 @@ def format_report(
     ]
     lines += ["", *(f"  {name:<24} {value}" for name, value in rows)]
     return "\n".join(lines)
+
+
+def _tp_rows(result: ReplayResult, strategy: Strategy) -> list[tuple[str, str]]:
+    """With several take-profits: how many positions filled each (the "Exits" line names
+    the last part's exit only)."""
+    if not take_profits.uses_plan(strategy):
+        return []
+    fills = ", ".join(f"TP{n} {count}" for n, count in enumerate(result.tp_fills, 1))
+    return [("Take-profits filled", f"{fills or 'none'} (positions)")]
 
 
 if __name__ == "__main__":

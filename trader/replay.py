@@ -132,6 +132,7 @@ class _Book:
         self._tallied = 0  # closed trades already weighed for ``_day_net_pnl``
         self._used: Decimal | None = Decimal(0)  # margin of open positions; None: to re-sum
         self.cooldowns = Cooldowns()  # as the engine's book keeps them
+        self.tp_fills: list[int] = []  # how many positions filled TP1, TP2, ... (plans)
 
     def open(self, item: _Open) -> None:
         position = item.position
@@ -159,6 +160,10 @@ class _Book:
                 at=item.exit_at,
             )
             if item.parts:  # one trade, the sum of its parts
+                filled = sum(1 for _, _, why in item.parts if why is CloseReason.TAKE_PROFIT)
+                self.tp_fills += [0] * (filled - len(self.tp_fills))
+                for number in range(filled):
+                    self.tp_fills[number] += 1
                 fee_rate, at = self.fee_rate, item.exit_at
                 trade = replay_plans.book_parts(position, item.parts, fee_rate=fee_rate, at=at)
             else:
@@ -202,6 +207,7 @@ class ReplayResult:
     trades: list[ClosedTrade]  # in close order
     stats: Stats
     rules: tuple[str, ...] = ()  # the worst-case exit rules applied beyond SL / TP / TTL
+    tp_fills: tuple[int, ...] = ()  # with several take-profits: positions that filled TP1, ...
 
 
 def replay(
@@ -245,6 +251,7 @@ def replay(
         trades=trades,
         stats=trade_stats(trades, strategy.paper_balance_usdt),
         rules=replay_plans.exit_rules(strategy),
+        tp_fills=tuple(book.tp_fills),
     )
 
 

@@ -158,6 +158,12 @@ def test_the_report_says_the_rule_and_counts_one_trade_per_position() -> None:
         "reached: all at the SL; else each TP reached fills its share and the rest exits at "
         "the final price, or the breakeven price once TP1 was reached"
     ) in report
+    # How many positions filled each TP: the "Exits" line names only the last part's exit.
+    fills = result.tp_fills
+    assert len(fills) == 2
+    assert fills[0] >= fills[1] >= 1  # TP2 fills only after TP1 did
+    assert f"Take-profits filled      TP1 {fills[0]}, TP2 {fills[1]} (positions)" in report
+    assert "Take-profits filled" not in format_report(plain, strategy, Path("s.csv"))
 
 
 def test_with_a_trailing_stop_the_rest_exits_at_the_level_the_price_meets_first() -> None:
