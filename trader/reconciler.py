@@ -35,6 +35,9 @@ class Reconciler:
         self._exits = exits
         self._running = asyncio.Lock()
         self._last_check: tuple[str, ...] = ()  # what the last periodic check reported
+        # Take-profits Bybit said were cancelled, not checked yet (the position was busy or
+        # moving, or Bybit did not answer): the price named (None: any), tried every minute.
+        self._tp_pending: dict[str, Decimal | None] = {}
 
     async def check_every(self, seconds: float) -> None:
         """Reconcile every ``seconds`` even while the stream looks healthy: a push lost on a
@@ -74,8 +77,9 @@ class Reconciler:
                 log.error("reconciling (%s) failed: %s", trigger, exc)
                 findings.append(reconcile.said_unreachable(short(str(exc), 120)))
             findings += await self._guard_stops(venue)  # those adopted below are said so
-            if not periodic:  # after a restart or a gap: what may have happened unseen
-                findings += await self._guard_take_profits()
+            # After a restart or a gap: what may have happened unseen; every minute: the
+            # cancels Bybit pushed that could not be checked then.
+            findings += await self._guard_take_profits(pending_only=periodic)
             for position in found.vanished:
                 findings.append(await self._settle_vanished(position))
             for venue_position in found.unknown:
@@ -261,21 +265,35 @@ class Reconciler:
 
     # --- the stop watchdog -------------------------------------------------------------------
 
-    async def _guard_take_profits(self) -> list[str]:
+    async def _guard_take_profits(self, *, pending_only: bool = False) -> list[str]:
         """The take-profits of each position's plan that have not filled are still on the
         venue; one gone (cancelled there by hand) leaves the plan, and is said, not placed
-        again (the trader took it away)."""
-        findings = []
-        for symbol, position in list(self._book.positions.items()):
-            if position.take_profits is None or symbol in self._book.busy():
+        again (the trader took it away). ``pending_only``: only those Bybit said were
+        cancelled and that could not be checked then."""
+        book, findings = self._book, []
+        for symbol in [s for s in self._tp_pending if s not in book.positions]:
+            del self._tp_pending[symbol]  # closed meanwhile: nothing left to check
+        for symbol, position in list(book.positions.items()):
+            if position.take_profits is None or symbol in book.busy():
                 continue
+            if pending_only and symbol not in self._tp_pending:
+                continue
+            only = self._tp_pending.get(symbol) if pending_only else None
             try:
-                findings.append(await self._check_take_profits(position))
+                finding = await self._check_take_profits(position, only)
             except ExchangeError as exc:
                 log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
+                continue
+            if finding is not None:
+                self._tp_pending.pop(symbol, None)
+                findings.append(finding)
         return findings
 
-    async def _check_take_profits(self, position: Position, only: Decimal | None = None) -> str:
+    async def _check_take_profits(
+        self, position: Position, only: Decimal | None = None
+    ) -> str | None:
+        """What was found gone, said ("" nothing); None when it could not be told (the
+        position changed or its size moved meanwhile): to be checked again."""
         book, symbol = self._book, position.symbol
         async with book.lock(symbol):
             # The orders, the size, the orders and the size again: a take-profit leaves the
@@ -288,9 +306,9 @@ class Reconciler:
             held += await self._exchange.take_profit_orders(symbol)
             second = (await self._venue()).get(symbol)
             if book.positions.get(symbol) is not position or first is None or second is None:
-                return ""  # changed meanwhile: the next check looks again
+                return None  # changed meanwhile: the next check looks again
             if not first.qty == second.qty == position.qty:
-                return ""  # a part not booked yet: the size check books it first
+                return None  # a part not booked yet: the size check books it first
             kept, gone = reconcile.without_gone_take_profits(position, held, only=only)
             if not gone or not await self._repo.set_stop_and_plan(kept):
                 return ""
@@ -339,15 +357,22 @@ class Reconciler:
         """The venue pushed a partial take-profit of ours (at ``price``, where it said)
         cancelled by hand: the plan is checked against the venue now, not at the next
         restart or gap, for that take-profit only."""
+        # Until checked: a second cancel before then widens the check to any take-profit.
+        self._tp_pending[symbol] = price if symbol not in self._tp_pending else None
         async with self._running:
             position = self._book.positions.get(symbol)
-            if position is None or position.take_profits is None or symbol in self._book.busy():
+            if position is None or position.take_profits is None:
+                self._tp_pending.pop(symbol, None)
                 return
+            if symbol in self._book.busy():
+                return  # the minute's check tries again
             try:
-                finding = await self._check_take_profits(position, price)
+                finding = await self._check_take_profits(position, self._tp_pending.get(symbol))
             except ExchangeError as exc:
                 log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
                 return
+            if finding is not None:
+                self._tp_pending.pop(symbol, None)
         if finding:
             said = Reconciled("a take-profit was cancelled on Bybit", (finding,), self._clock.now())
             await self._bus.publish(said)

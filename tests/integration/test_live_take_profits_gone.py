@@ -17,6 +17,7 @@ from trader.events import PositionReduced, Reconciled
 __all__ = ["start_live"]  # the fixture, by name
 
 TP1, TP2 = LEVELS
+OPEN_ORDERS = "/v5/order/realtime"
 
 
 async def test_a_take_profit_cancelled_while_the_bot_was_down_is_found_at_start_up(
@@ -98,3 +99,30 @@ async def test_the_cancel_pushed_by_bybit_is_acted_on_at_once(
     [position] = runtime.engine.open_positions()
     assert position.take_profits is not None
     assert position.take_profits.levels == (TP1,)
+
+
+async def test_a_cancel_that_could_not_be_checked_then_is_checked_the_next_minute(
+    start_live: StartLive, live_bybit: FakeBybit, workdir: Path, clock: ManualClock
+) -> None:
+    with_plan(workdir)
+    runtime, events = await start_live()
+    await open_sol(runtime, events, live_bybit, workdir, clock)
+    # Bybit refuses the read of the orders the push sets off: the check cannot be made.
+    live_bybit.fail_next(OPEN_ORDERS, ret_code=10001, ret_msg="fake: refused")
+    reads = len(live_bybit.requests_to(OPEN_ORDERS))
+    await live_bybit.cancel_take_profit("SOLUSDT", TP2.price)
+    await live_bybit.wait_until(lambda: len(live_bybit.requests_to(OPEN_ORDERS)) > reads, 5.0)
+    await runtime.engine.wait_idle()
+    [position] = runtime.engine.open_positions()
+    assert position.take_profits is not None
+    assert position.take_profits.levels == LEVELS  # not known yet
+
+    # The minute's check tries again, for that take-profit; then it is done with it.
+    [finding] = await runtime.engine.reconcile("periodic check", periodic=True)
+    assert "TP2 192.860 × 13.2 is no longer on Bybit" in finding
+    [position] = runtime.engine.open_positions()
+    assert position.take_profits is not None
+    assert position.take_profits.levels == (TP1,)
+    reads = len(live_bybit.requests_to(OPEN_ORDERS))
+    assert await runtime.engine.reconcile("periodic check", periodic=True) == []
+    assert len(live_bybit.requests_to(OPEN_ORDERS)) == reads  # nothing pending: no reads

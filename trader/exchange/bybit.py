@@ -379,10 +379,12 @@ class BybitExchange:
 
 
 def _cancelled_by_hand(update: OrderUpdate) -> bool:
-    """A partial take-profit the trader cancelled (Bybit deactivates the conditional order;
-    those it cancels itself, when the position closes, carry another cancelType)."""
+    """A partial take-profit of ours that ended unfilled while its position stays: cancelled
+    by hand (CancelByUser), or by Bybit before a liquidation or auto-deleveraging. Those it
+    ends with the position (CancelByTpSlTsClear) need no look; the check that follows is by
+    the order's price and against two reads of the orders, so any other is harmless."""
     return (
         update.stop_order_type == "PartialTakeProfit"
         and update.status == "Deactivated"
-        and update.cancel_type == "CancelByUser"
+        and update.cancel_type != "CancelByTpSlTsClear"
     )
