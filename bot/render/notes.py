@@ -109,10 +109,14 @@ def _net_lines(event: PositionClosed) -> list[str]:
 def reduced_text(event: PositionReduced) -> str:
     t, rest, tick = event.trade, event.remaining, event.tick_size
     icon = "✅" if t.net_pnl > 0 else "🔴"
+    why = f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})"
+    plan = rest.take_profits
+    if t.reason is CloseReason.TAKE_PROFIT and plan is not None and plan.filled():
+        # Which of the plan's take-profits this was: the last one counted as filled.
+        why = f"TP{plan.filled()} of {len(plan.levels)} (take-profit)"
     return "\n".join(
         [
-            f"{icon} Partly closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
-            f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
+            f"{icon} Partly closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · {why}",
             f"closed {qty(t.qty)} @ {price(t.exit_price, tick)} · entry "
             f"{price(t.entry_price, tick)}",
             f"net PnL of the part <b>{pnl(t.net_pnl)}</b> (fees {usdt(t.fees)})",

@@ -64,6 +64,7 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     mark = chat.mark()
     await fake_bybit.set_ticker("SOLUSDT", "191.60", bid="191.59", ask="191.61")
     part = await chat.expect("Partly closed SOLUSDT", after=mark)
+    assert "Partly closed SOLUSDT long · TP1 of 2 (take-profit)" in part.plain
     assert "closed 13.1 @ 191.59" in part.plain
     assert "still open: 13.2, SL 188.49 · moving to breakeven 190.22" in part.plain
     await app.engine.wait_idle()  # the move follows the part, off the booking's path
