@@ -124,6 +124,7 @@ class PositionClosed:
     noted: bool = False  # its chat notes were stored with the close
     # A position closed in parts: the net PnL of each part booked before ``trade``, its last.
     earlier: tuple[Decimal, ...] = ()
+    at_breakeven: bool = False  # its stop-loss, moved to breakeven after a take-profit
 
     @property
     def total(self) -> Decimal:

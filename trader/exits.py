@@ -182,15 +182,17 @@ class Exits:
             rest = replace(rest, take_profits=rest.take_profits.took(trade.qty))
         elif rest is not None and rest.take_profits:
             # Any other shrink: the venue cuts the take-profits to what is left.
-            plan = take_profits.shrunk(rest.take_profits, rest.qty)
-            last = plan.levels[-1].price if plan.levels else Decimal(0)
-            rest = replace(rest, take_profits=plan if plan.levels else None, take_profit=last)
+            cut = take_profits.shrunk(rest.take_profits, rest.qty)
+            last = cut.levels[-1].price if cut.levels else Decimal(0)
+            rest = replace(rest, take_profits=cut if cut.levels else None, take_profit=last)
         tick = await self.tick_size(position.symbol)
         earlier: tuple[Decimal, ...] = ()
         if rest is None:  # the last part: the trade is the sum of its parts
             parts = await self._repo.signal_trades(position.signal_id)
             earlier = tuple(part.net_pnl for part in parts)
-        closed = PositionClosed(trade, tick, earlier=earlier)
+        held = position.take_profits
+        moved = held is not None and held.breakeven_moved and reason is CloseReason.STOP_LOSS
+        closed = PositionClosed(trade, tick, earlier=earlier, at_breakeven=moved)
         # Its chat notes are booked with the exit: a crash keeps both or neither.
         notes = self._bus.notes_for(closed if rest is None else PositionReduced(trade, rest, tick))
         try:

@@ -85,10 +85,11 @@ def opened_text(event: PositionOpened) -> str:
 def closed_text(event: PositionClosed) -> str:
     t, tick = event.trade, event.tick_size
     icon = "✅" if event.total > 0 else "🔴"
+    why = REASON_TEXT[t.reason] + (" at breakeven" if event.at_breakeven else "")
     return "\n".join(
         [
             f"{icon} Closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · "
-            f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})",
+            f"{esc(t.reason.value)} ({why})",
             f"exit {price(t.exit_price, tick)} · entry {price(t.entry_price, tick)}",
             *_net_lines(event),
         ]

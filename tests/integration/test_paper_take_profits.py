@@ -77,7 +77,7 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     mark = chat.mark()
     await fake_bybit.set_ticker("SOLUSDT", "190.21", bid="190.20", ask="190.22")
     closed = await chat.expect("Closed SOLUSDT", after=mark)
-    assert "SL (stop-loss)" in closed.plain
+    assert "SL (stop-loss at breakeven)" in closed.plain
     rest, first = await app.engine.recent_trades(2)
     assert (first.reason, first.qty, first.exit_price) == (
         CloseReason.TAKE_PROFIT,
