@@ -179,7 +179,8 @@ class Exits:
         trade, rest = close_part(position, fill, reason, closes_all=closes_all)
         if rest is not None and reason is CloseReason.TAKE_PROFIT and rest.take_profits:
             # Counted from take-profit fills alone: any other shrink is no TP.
-            rest = replace(rest, take_profits=rest.take_profits.took(trade.qty))
+            plan = rest.take_profits.took(trade.qty, fill.trigger_price)
+            rest = replace(rest, take_profits=plan)
         elif rest is not None and rest.take_profits:
             # Any other shrink: the venue cuts the take-profits to what is left.
             cut = take_profits.shrunk(rest.take_profits, rest.qty)

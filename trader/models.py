@@ -170,6 +170,8 @@ class Fill:
     # The venue's own net PnL of what this fill closed (Bybit's closedPnl); None when the
     # venue does not say (paper, replay, entries): the PnL is then computed from prices.
     closed_pnl: Decimal | None = None
+    # A take-profit's fill: the level that set it off (its order's trigger price), where known.
+    trigger_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,20 +207,28 @@ class TakeProfitPlan:
     # What take-profit fills took so far: counted from them alone, so that a position shrunk
     # otherwise (a close that filled in part, auto-deleveraging, a hand on Bybit) is no TP.
     tp_filled_qty: Decimal = Decimal(0)
+    # The levels whose fills said their trigger price: counted filled by price, whatever
+    # their size became (the venue cuts TPs when the position shrinks otherwise).
+    filled_prices: tuple[Decimal, ...] = ()
 
     def filled(self) -> int:
-        """How many TPs have filled."""
+        """How many TPs have filled: by the trigger prices fills named, else (or if more) by
+        the take-profit fills' sizes against the levels, nearest first."""
         done, count = Decimal(0), 0
         for level in self.levels:
             done += level.qty
             if done > self.tp_filled_qty:
                 break
             count += 1
-        return count
+        named = sum(1 for level in self.levels if level.price in self.filled_prices)
+        return max(count, named)
 
-    def took(self, qty: Decimal) -> TakeProfitPlan:
-        """The plan after a take-profit fill of ``qty``."""
-        return replace(self, tp_filled_qty=self.tp_filled_qty + qty)
+    def took(self, qty: Decimal, trigger: Decimal | None = None) -> TakeProfitPlan:
+        """The plan after a take-profit fill of ``qty``, set off at ``trigger`` (if known)."""
+        prices = self.filled_prices
+        if trigger is not None and trigger not in prices:
+            prices = (*prices, trigger)
+        return replace(self, tp_filled_qty=self.tp_filled_qty + qty, filled_prices=prices)
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,9 @@ async def test_tp1_then_breakeven_then_the_rest_at_the_entry(
     assert rest.take_profits.breakeven_moved
     [stored] = await runtime.repo.open_positions()
     assert stored.stop_loss == BREAKEVEN  # stored, for a restart to find
+    # The part is known as TP1 by its order's trigger price, whatever its size.
+    assert stored.take_profits is not None
+    assert stored.take_profits.filled_prices == (LEVELS[0].price,)
     moved = bodies(live_bybit, TRADING_STOP)[2:]
     assert [(b["tpslMode"], b["stopLoss"]) for b in moved] == [("Full", "190.22")]
     on_bybit = live_bybit.position("SOLUSDT")

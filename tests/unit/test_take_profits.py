@@ -305,6 +305,9 @@ def test_how_many_have_filled_counts_take_profit_fills_only() -> None:
     position = replace(shrunk, take_profits=plan.took(Decimal("0.7")))  # TP1 filled
     assert breakeven_due(position) == Decimal("100.12")
     assert plan_from_db(plan_to_db(position.take_profits)) == position.take_profits
+    named = plan.took(Decimal("0.7"), Decimal(102))  # with its level's trigger price
+    assert plan_from_db(plan_to_db(named)) == named
+    assert named.filled_prices == (Decimal(102),)
     lines = plan_lines(position, Decimal("0.01"))
     assert lines == [
         "SL 98.00 · moving to breakeven 100.12",

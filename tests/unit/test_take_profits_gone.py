@@ -125,3 +125,12 @@ def test_filled_take_profits_are_left_as_they_were() -> None:
     assert plan.levels == (TP1, TakeProfitLevel(TP2.price, Decimal("0.1")), TP3)
     assert plan.filled() == 1
     assert plan.breakeven_after == 1  # its TP filled already
+
+
+def test_a_fill_that_names_its_level_counts_it_whatever_its_size() -> None:
+    # The plan's TP1 is 0.5; Bybit cut it otherwise than the plan guessed and filled 0.2.
+    plan = plan_of(after=1)
+    assert plan.took(Decimal("0.2")).filled() == 0  # by size: not TP1 yet
+    named = plan.took(Decimal("0.2"), TP1.price)
+    assert named.filled() == 1
+    assert named.took(Decimal("0.2"), TP1.price).filled_prices == (TP1.price,)  # once

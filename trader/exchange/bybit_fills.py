@@ -74,7 +74,10 @@ class Pushes:
             raise OrderRejected(f"Bybit ended the order {update.status}: {reason}")
         if sum((e.qty for e in executions), Decimal(0)) < update.cum_exec_qty:
             return None  # executions still on their way
-        return fill_from(executions, update.link_id, update.closed_pnl)
+        fill = fill_from(executions, update.link_id, update.closed_pnl)
+        if fill is None or update.trigger_price is None:
+            return fill
+        return replace(fill, trigger_price=update.trigger_price)  # a TP/SL: its level
 
     def closes_since(
         self, symbol: str, since: datetime, booked: Set[str], *, orderless: bool

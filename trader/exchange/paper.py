@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -350,7 +351,7 @@ class PaperExchange:
             if entry.side.sign * (ticker.last - tp.price) < 0:
                 return
             entry.partial_tps.pop(0)
-            fill = self._exit(entry, ticker, tp.qty)
+            fill = replace(self._exit(entry, ticker, tp.qty), trigger_price=tp.price)
             flat = entry.qty <= 0
             reason = CloseReason.TAKE_PROFIT
             self._emit(PositionExited(symbol=ticker.symbol, fill=fill, reason=reason, flat=flat))
