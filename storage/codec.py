@@ -164,6 +164,7 @@ def plan_to_db(plan: TakeProfitPlan | None) -> str | None:
             "breakeven_moved": plan.breakeven_moved,
             "tp_filled_qty": to_db_decimal(plan.tp_filled_qty),
             "filled_prices": [to_db_decimal(price) for price in plan.filled_prices],
+            "triggered_qty": to_db_decimal(plan.triggered_qty),
         }
     )
 
@@ -182,6 +183,7 @@ def plan_from_db(text: str | None) -> TakeProfitPlan | None:
         # Plans stored before the count was kept: none is taken as filled.
         tp_filled_qty=Decimal(data.get("tp_filled_qty", "0")),
         filled_prices=tuple(Decimal(price) for price in data.get("filled_prices", ())),
+        triggered_qty=Decimal(data.get("triggered_qty", "0")),
     )
 
 

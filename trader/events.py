@@ -141,6 +141,7 @@ class PositionReduced:
     remaining: Position
     tick_size: Decimal | None = None
     noted: bool = False  # its chat notes were stored with the part's booking
+    take_profit: int | None = None  # a take-profit of the plan: its number (TP1 = 1)
 
 
 @dataclass(frozen=True, slots=True)

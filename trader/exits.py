@@ -192,10 +192,19 @@ class Exits:
             parts = await self._repo.signal_trades(position.signal_id)
             earlier = tuple(part.net_pnl for part in parts)
         held = position.take_profits
-        moved = held is not None and held.breakeven_moved and reason is CloseReason.STOP_LOSS
+        moved = (  # and the stop that filled is that one (not one moved by hand on Bybit)
+            held is not None
+            and held.breakeven_moved
+            and reason is CloseReason.STOP_LOSS
+            and fill.trigger_price in (None, held.breakeven_price)
+        )
         closed = PositionClosed(trade, tick, earlier=earlier, at_breakeven=moved)
         # Its chat notes are booked with the exit: a crash keeps both or neither.
-        notes = self._bus.notes_for(closed if rest is None else PositionReduced(trade, rest, tick))
+        level = take_profits.level_number(position.take_profits, fill.trigger_price)
+        reduced = (
+            PositionReduced(trade, rest, tick, take_profit=level) if rest is not None else None
+        )
+        notes = self._bus.notes_for(closed if reduced is None else reduced)
         try:
             if rest is None:
                 trade = await self._repo.close_position(position.id, trade, fill, notes=notes)
@@ -225,7 +234,8 @@ class Exits:
                 reason.value,
                 rest.qty,
             )
-            await self._bus.publish(PositionReduced(trade, rest, tick, noted=bool(notes)))
+            assert reduced is not None
+            await self._bus.publish(replace(reduced, trade=trade, noted=bool(notes)))
             if take_profits.breakeven_due(rest) is not None:
                 # After the part is stored (a fill booked twice moves nothing), and off this
                 # path: the next part may follow at once (Bybit flat: nothing to move).

@@ -207,28 +207,40 @@ class TakeProfitPlan:
     # What take-profit fills took so far: counted from them alone, so that a position shrunk
     # otherwise (a close that filled in part, auto-deleveraging, a hand on Bybit) is no TP.
     tp_filled_qty: Decimal = Decimal(0)
-    # The levels whose fills said their trigger price: counted filled by price, whatever
-    # their size became (the venue cuts TPs when the position shrinks otherwise).
+    # The fills that said their trigger price: the levels at those prices (counted filled
+    # whatever their size became: the venue cuts TPs when the position shrinks otherwise),
+    # and their qty, which the count by size leaves out.
     filled_prices: tuple[Decimal, ...] = ()
+    triggered_qty: Decimal = Decimal(0)
 
     def filled(self) -> int:
-        """How many TPs have filled: by the trigger prices fills named, else (or if more) by
-        the take-profit fills' sizes against the levels, nearest first."""
-        done, count = Decimal(0), 0
-        for level in self.levels:
+        """How many TPs have filled, nearest first: up to the furthest level a fill named by
+        its trigger price (TPs trigger in price order: the nearer ones went before), then by
+        the sizes of the fills that named none (stored before prices were kept), level by
+        level. A fill naming a price that is no level (one dropped) counts for none."""
+        named = 0
+        for number, level in enumerate(self.levels, 1):
+            if level.price in self.filled_prices:
+                named = number
+        unnamed, done = self.tp_filled_qty - self.triggered_qty, Decimal(0)
+        count = named
+        for level in self.levels[named:]:
             done += level.qty
-            if done > self.tp_filled_qty:
+            if done > unnamed:
                 break
             count += 1
-        named = sum(1 for level in self.levels if level.price in self.filled_prices)
-        return max(count, named)
+        return count
 
     def took(self, qty: Decimal, trigger: Decimal | None = None) -> TakeProfitPlan:
         """The plan after a take-profit fill of ``qty``, set off at ``trigger`` (if known)."""
+        total = self.tp_filled_qty + qty
+        if trigger is None:
+            return replace(self, tp_filled_qty=total)
         prices = self.filled_prices
-        if trigger is not None and trigger not in prices:
+        if trigger not in prices:
             prices = (*prices, trigger)
-        return replace(self, tp_filled_qty=self.tp_filled_qty + qty, filled_prices=prices)
+        triggered = self.triggered_qty + qty
+        return replace(self, tp_filled_qty=total, filled_prices=prices, triggered_qty=triggered)
 
 
 @dataclass(frozen=True, slots=True)

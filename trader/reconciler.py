@@ -357,9 +357,9 @@ class Reconciler:
         """The venue pushed a partial take-profit of ours (at ``price``, where it said)
         cancelled by hand: the plan is checked against the venue now, not at the next
         restart or gap, for that take-profit only."""
-        # Until checked: a second cancel before then widens the check to any take-profit.
-        self._tp_pending[symbol] = price if symbol not in self._tp_pending else None
-        async with self._running:
+        async with self._running:  # every reader of the pending cancels holds it too
+            # Until checked: a second cancel before then widens the check to any take-profit.
+            self._tp_pending[symbol] = price if symbol not in self._tp_pending else None
             position = self._book.positions.get(symbol)
             if position is None or position.take_profits is None:
                 self._tp_pending.pop(symbol, None)

@@ -285,6 +285,14 @@ async def place(
     return replace(position, take_profits=kept, take_profit=placed[-1].price), problem
 
 
+def level_number(plan: TakeProfitPlan | None, trigger: Decimal | None) -> int | None:
+    """Which of the plan's take-profits (1 = TP1) is at ``trigger``; None if none is."""
+    if plan is None or trigger is None:
+        return None
+    prices = [level.price for level in plan.levels]
+    return prices.index(trigger) + 1 if trigger in prices else None
+
+
 def shrunk(plan: TakeProfitPlan, remaining: Decimal) -> TakeProfitPlan:
     """The plan after the position shrank to ``remaining`` otherwise than by a take-profit
     (auto-deleveraging, a partial liquidation, a part closed in Bybit's app), as Bybit cuts

@@ -112,9 +112,8 @@ def reduced_text(event: PositionReduced) -> str:
     icon = "✅" if t.net_pnl > 0 else "🔴"
     why = f"{esc(t.reason.value)} ({REASON_TEXT[t.reason]})"
     plan = rest.take_profits
-    if t.reason is CloseReason.TAKE_PROFIT and plan is not None and plan.filled():
-        # Which of the plan's take-profits this was: the last one counted as filled.
-        why = f"TP{plan.filled()} of {len(plan.levels)} (take-profit)"
+    if event.take_profit is not None and plan is not None:  # which of the plan's TPs
+        why = f"TP{event.take_profit} of {len(plan.levels)} (take-profit)"
     return "\n".join(
         [
             f"{icon} Partly closed <b>{esc(t.symbol)}</b> {side_word(t.side)} · {why}",

@@ -4,6 +4,7 @@ the venue no longer holds leave it; those filled stay (their count is what break
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -134,3 +135,18 @@ def test_a_fill_that_names_its_level_counts_it_whatever_its_size() -> None:
     named = plan.took(Decimal("0.2"), TP1.price)
     assert named.filled() == 1
     assert named.took(Decimal("0.2"), TP1.price).filled_prices == (TP1.price,)  # once
+
+
+def test_the_furthest_level_named_counts_the_nearer_ones_filled_too() -> None:
+    # Only TP2's fill named its price (TP1's was booked before prices were kept, say):
+    # TPs trigger in price order, so TP1 has gone too, and nothing after TP2.
+    named = plan_of(after=None).took(Decimal("0.5"), TP2.price)
+    assert named.filled() == 2
+    assert shrunk(named, Decimal("0.3")).levels[:2] == (TP1, TP2)  # filled: never cut
+
+
+def test_a_named_price_that_is_no_level_counts_nothing_not_the_next_by_size() -> None:
+    # The plan dropped TP1 (guessing Bybit's cut) but Bybit cut TP3: its TP1 fills at 102.
+    plan = replace(plan_of(after=2), levels=(TP2, TP3), breakeven_after=1)
+    filled = plan.took(Decimal("0.5"), TP1.price)
+    assert filled.filled() == 0  # TP2 (the rule's TP now) has not filled: no early move
