@@ -183,9 +183,7 @@ class Exits:
             rest = replace(rest, take_profits=plan)
         elif rest is not None and rest.take_profits:
             # Any other shrink: the venue cuts the take-profits to what is left.
-            cut = take_profits.shrunk(rest.take_profits, rest.qty)
-            last = cut.levels[-1].price if cut.levels else Decimal(0)
-            rest = replace(rest, take_profits=cut if cut.levels else None, take_profit=last)
+            rest = take_profits.holding(rest, take_profits.shrunk(rest.take_profits, rest.qty))
         tick = await self.tick_size(position.symbol)
         earlier: tuple[Decimal, ...] = ()
         if rest is None:  # the last part: the trade is the sum of its parts

@@ -231,6 +231,18 @@ class TakeProfitPlan:
             count += 1
         return count
 
+    def with_levels(self, levels: tuple[TakeProfitLevel, ...]) -> TakeProfitPlan:
+        """This plan with ``levels`` instead (some dropped, some cut in size): a breakeven
+        rule follows its own TP, found by its price and renumbered, or goes with it."""
+        after = self.breakeven_after
+        if after is None:
+            return replace(self, levels=levels)
+        prices = [level.price for level in levels]
+        trigger = self.levels[after - 1].price
+        if trigger not in prices:
+            return replace(self, levels=levels, breakeven_after=None, breakeven_price=None)
+        return replace(self, levels=levels, breakeven_after=prices.index(trigger) + 1)
+
     def took(self, qty: Decimal, trigger: Decimal | None = None) -> TakeProfitPlan:
         """The plan after a take-profit fill of ``qty``, set off at ``trigger`` (if known)."""
         total = self.tp_filled_qty + qty

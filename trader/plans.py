@@ -113,15 +113,5 @@ async def _take_profits(
     if placed.take_profits is not None:
         there |= {level.price for level in placed.take_profits.levels}
     kept = tuple(level for level in plan.levels if level.price in there)
-    after = plan.breakeven_after
-    if after is not None:
-        # It follows its own TP, renumbered among those kept; gone with it if not placed.
-        trigger = plan.levels[after - 1]
-        plan = (
-            replace(plan, breakeven_after=kept.index(trigger) + 1)
-            if trigger in kept
-            else replace(plan, breakeven_after=None, breakeven_price=None)
-        )
     log.info("%s: %d take-profits were on the venue already", position.symbol, len(held))
-    adopted = replace(plan, levels=kept)
-    return replace(position, take_profits=adopted, take_profit=kept[-1].price), unset
+    return take_profits.holding(position, plan.with_levels(kept)), unset

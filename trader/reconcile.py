@@ -8,11 +8,11 @@ it under its symbol locks. Every difference becomes one plain line for the chat 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trader import rules, sizing
+from trader import rules, sizing, take_profits
 from trader.exchange.base import VenuePosition
 from trader.models import ClosedTrade, Fill, Position, Signal, TakeProfitLevel
 from trader.pnl import notional, open_position
@@ -246,18 +246,7 @@ def without_gone_take_profits(
         return position, []
     numbers = {number for number, _ in gone}
     levels = tuple(lvl for n, lvl in enumerate(plan.levels, 1) if n not in numbers)
-    after = plan.breakeven_after
-    if after is not None and not plan.breakeven_moved:
-        after = None if after in numbers else after - sum(1 for n in numbers if n < after)
-        if after is None:
-            plan = replace(plan, breakeven_after=None, breakeven_price=None)
-        else:
-            plan = replace(plan, breakeven_after=after)
-    if not levels:  # none left: a position with its stop-loss only
-        return replace(position, take_profits=None, take_profit=Decimal(0)), gone
-    return replace(
-        position, take_profits=replace(plan, levels=levels), take_profit=levels[-1].price
-    ), gone
+    return take_profits.holding(position, plan.with_levels(levels)), gone
 
 
 def said_take_profits_gone(

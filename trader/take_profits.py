@@ -274,15 +274,18 @@ async def place(
             problem = f"take-profit {number} not set ({why}); the position keeps its stop-loss"
             break
         placed.append(level)
-    if not placed:  # no take-profit at all on the venue: said as none
-        return replace(position, take_profit=Decimal(0)), problem
-    after = plan.breakeven_after
-    kept = replace(plan, levels=tuple(placed))
-    if after is not None and after > len(placed):
-        # TP N itself was not set: it cannot fill. Kept when TP N stands and only later
-        # ones were refused: their share is open with no TP, which is when it matters.
-        kept = replace(kept, breakeven_after=None, breakeven_price=None)
-    return replace(position, take_profits=kept, take_profit=placed[-1].price), problem
+    # TP N not set cannot fill: its breakeven rule goes. Kept when TP N stands and only later
+    # ones were refused: their share is open with no TP, which is when it matters. None set
+    # at all: said as none.
+    return holding(position, plan.with_levels(tuple(placed))), problem
+
+
+def holding(position: Position, plan: TakeProfitPlan | None) -> Position:
+    """``position`` with ``plan`` (None, or one with no level left: its stop-loss only) and
+    its take-profit shown at the furthest level."""
+    if plan is None or not plan.levels:
+        return replace(position, take_profits=None, take_profit=Decimal(0))
+    return replace(position, take_profits=plan, take_profit=plan.levels[-1].price)
 
 
 def level_number(plan: TakeProfitPlan | None, trigger: Decimal | None) -> int | None:
@@ -304,20 +307,12 @@ def shrunk(plan: TakeProfitPlan, remaining: Decimal) -> TakeProfitPlan:
     if excess <= 0:
         return plan
     levels = list(plan.levels[:done])
-    trigger = None if plan.breakeven_after is None else plan.levels[plan.breakeven_after - 1]
-    after = None
     for level in plan.levels[done:]:
         cut = min(excess, level.qty)
         excess -= cut
         if cut < level.qty:
             levels.append(TakeProfitLevel(level.price, level.qty - cut))
-            if level is trigger:
-                after = len(levels)
-    if trigger is not None and plan.breakeven_after is not None and plan.breakeven_after <= done:
-        after = plan.breakeven_after  # its TP filled already: nothing to follow
-    if after is None:
-        return replace(plan, levels=tuple(levels), breakeven_after=None, breakeven_price=None)
-    return replace(plan, levels=tuple(levels), breakeven_after=after)
+    return plan.with_levels(tuple(levels))
 
 
 def breakeven_due(position: Position) -> Decimal | None:
