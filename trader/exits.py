@@ -185,10 +185,8 @@ class Exits:
             # Any other shrink: the venue cuts the take-profits to what is left.
             rest = take_profits.holding(rest, take_profits.shrunk(rest.take_profits, rest.qty))
         tick = await self.tick_size(position.symbol)
-        earlier: tuple[Decimal, ...] = ()
-        if rest is None:  # the last part: the trade is the sum of its parts
-            parts = await self._repo.signal_trades(position.signal_id)
-            earlier = tuple(part.net_pnl for part in parts)
+        # The last part: the trade is the sum of its parts.
+        earlier = await self.earlier_parts(trade) if rest is None else ()
         held = position.take_profits
         moved = (  # and the stop that filled is that one (not one moved by hand on Bybit)
             held is not None
@@ -308,6 +306,12 @@ class Exits:
         for symbol, at in list(self._book.breakeven_retry_at.items()):
             if now >= at and symbol not in self._book.moving:
                 self._tasks.spawn(self.move_to_breakeven(symbol), "breakeven")
+
+    async def earlier_parts(self, trade: ClosedTrade) -> tuple[Decimal, ...]:
+        """The net PnL of the parts of ``trade``'s position booked before it (or beside it,
+        once it is stored), in the order they were booked."""
+        parts = await self._repo.signal_trades(trade.signal_id)
+        return tuple(part.net_pnl for part in parts if part.part and part.id != trade.id)
 
     async def tick_size(self, symbol: str) -> Decimal | None:
         """The symbol's tick size, for display; the adapter caches instruments."""

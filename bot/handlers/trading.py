@@ -67,8 +67,7 @@ async def close(
         if trade.part and rest is not None:  # a part filled: the rest stays open, said so
             await message.answer(render.reduced_text(PositionReduced(trade, rest, tick)))
         else:  # the position's last part: the reply says the trade's total too
-            parts = await engine.repo.signal_trades(trade.signal_id)
-            earlier = tuple(p.net_pnl for p in parts if p.part and p.id != trade.id)
+            earlier = await engine.exits.earlier_parts(trade)
             closed = PositionClosed(trade, tick, earlier=earlier)
             await message.answer(render.closed_text(closed))
     # Else the close's own note (PositionClosed, or PositionReduced for a part) is the one
