@@ -271,8 +271,10 @@ class Reconciler:
         again (the trader took it away). ``pending_only``: only those Bybit said were
         cancelled and that could not be checked then."""
         book, findings = self._book, []
-        for symbol in [s for s in self._tp_pending if s not in book.positions]:
-            del self._tp_pending[symbol]  # closed meanwhile: nothing left to check
+        for symbol in list(self._tp_pending):
+            position = book.positions.get(symbol)
+            if position is None or position.take_profits is None:
+                del self._tp_pending[symbol]  # closed, or no TP left: nothing to check
         for symbol, position in list(book.positions.items()):
             if position.take_profits is None or symbol in book.busy():
                 continue
@@ -358,23 +360,14 @@ class Reconciler:
         cancelled by hand: the plan is checked against the venue now, not at the next
         restart or gap, for that take-profit only."""
         async with self._running:  # every reader of the pending cancels holds it too
-            # Until checked: a second cancel before then widens the check to any take-profit.
+            # Until checked: a second cancel before then widens the check to any take-profit;
+            # one that cannot be checked now (busy, no answer) is tried the next minute.
             self._tp_pending[symbol] = price if symbol not in self._tp_pending else None
-            position = self._book.positions.get(symbol)
-            if position is None or position.take_profits is None:
-                self._tp_pending.pop(symbol, None)
-                return
-            if symbol in self._book.busy():
-                return  # the minute's check tries again
-            try:
-                finding = await self._check_take_profits(position, self._tp_pending.get(symbol))
-            except ExchangeError as exc:
-                log.warning("%s: take-profits on the venue not checked: %s", symbol, exc)
-                return
-            if finding is not None:
-                self._tp_pending.pop(symbol, None)
-        if finding:
-            said = Reconciled("a take-profit was cancelled on Bybit", (finding,), self._clock.now())
+            findings = [f for f in await self._guard_take_profits(pending_only=True) if f]
+        if findings:
+            said = Reconciled(
+                "a take-profit was cancelled on Bybit", tuple(findings), self._clock.now()
+            )
             await self._bus.publish(said)
 
     async def stop_loss_missing(self, symbol: str) -> None:
