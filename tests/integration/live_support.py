@@ -166,12 +166,18 @@ async def record_pending_entry(
         await repo.close()
 
 
+def direct_client(fake: FakeBybit) -> HTTP:
+    """A separate pybit client on the fake with the trade key: what the bot sent before a
+    crash, or a hand on Bybit, done beside the bot."""
+    http = HTTP(testnet=False, api_key=LIVE_KEY, api_secret=LIVE_SECRET)
+    http.endpoint = fake.url
+    return http
+
+
 def place_directly(fake: FakeBybit, link: str, take_profit: str | None = "192.86") -> None:
     """The order as the engine sends it, placed by a separate pybit client (``take_profit``
     None: as with several take-profits, set after the fill instead)."""
-    http = HTTP(testnet=False, api_key=LIVE_KEY, api_secret=LIVE_SECRET)
-    http.endpoint = fake.url
-    http.place_order(
+    direct_client(fake).place_order(
         category="linear",
         symbol="SOLUSDT",
         side="Buy",

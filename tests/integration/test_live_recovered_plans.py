@@ -10,18 +10,17 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from pybit.unified_trading import HTTP
-
 from tests.fakes.bybit import FakeBybit
 from tests.integration.live_support import (
     CREATE,
     StartLive,
+    direct_client,
     place_directly,
     reconciled,
     record_pending_entry,
     start_live,
 )
-from tests.integration.support import LIVE_KEY, LIVE_SECRET, edit_strategy
+from tests.integration.support import edit_strategy
 from trader.clock import ManualClock
 from trader.events import PositionOpened
 from trader.models import TakeProfitLevel
@@ -52,22 +51,16 @@ async def crash_after_the_fill(
     await asyncio.to_thread(place_directly, fake, entry_link_id(signal_id), None)
 
 
-def client(fake: FakeBybit) -> HTTP:
-    http = HTTP(testnet=False, api_key=LIVE_KEY, api_secret=LIVE_SECRET)
-    http.endpoint = fake.url
-    return http
-
-
 def set_leverage(fake: FakeBybit) -> None:
     """The strategy's leverage on the symbol, as the entry sets it before its order."""
-    client(fake).set_leverage(
+    direct_client(fake).set_leverage(
         category="linear", symbol="SOLUSDT", buyLeverage="50", sellLeverage="50"
     )
 
 
 def add_take_profit(fake: FakeBybit, level: TakeProfitLevel) -> None:
     """A partial take-profit as the entry sets it, sent before the crash."""
-    client(fake).set_trading_stop(
+    direct_client(fake).set_trading_stop(
         category="linear",
         symbol="SOLUSDT",
         positionIdx=0,
