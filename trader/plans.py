@@ -54,7 +54,7 @@ async def restore(
     wanted = trailing.plan(
         strategy, position.side, position.entry_price, leverage=position.leverage, tick=tick
     )
-    found = None if venue is None else venue.trailing_stop
+    found = venue.trailing_stop
     if wanted is not None and found is None:
         position, unset = await trailing.place(exchange, strategy, position, tick)
         said += [unset] if unset is not None else []
@@ -90,7 +90,7 @@ async def _take_profits(
     except Exception as exc:
         why = short(str(exc) or type(exc).__name__)
         # None is on the venue: none is shown, nor adopted by paper after a restart.
-        bare = replace(position, take_profit=Decimal(0))
+        bare = take_profits.holding(position, None)
         return bare, f"take-profits not set ({why}); the position keeps its stop-loss"
     plan = take_profits.make_plan(
         strategy,
